@@ -187,6 +187,7 @@ type OrderPaid struct {
 	OrderID        uuid.UUID `json:"orderId"`
 	SubscriptionID uuid.UUID `json:"subscriptionId"`
 	Quote          Quote     `json:"quote"`
+	Recipient      Recipient `json:"recipient"`
 	PaidCents      int64     `json:"paidCents"`
 	PaidAt         time.Time `json:"paidAt"`
 }

@@ -285,6 +285,7 @@ func registerPayment(cat *Catalogue, o Order, c RegisterPayment, now time.Time) 
 	if paid == o.Quote.TotalCents {
 		events = append(events, OrderPaid{
 			OrderID: o.ID, SubscriptionID: o.SubscriptionID, Quote: o.Quote, PaidCents: paid, PaidAt: now,
+			Recipient: Recipient{Name: o.Holder.Name, Email: o.Holder.Email, Language: o.Language},
 		})
 	}
 	return events, nil

@@ -1,0 +1,245 @@
+package jetstream_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+
+	"github.com/einvoice/spaceorders/eventstore"
+	"github.com/einvoice/spaceorders/eventstore/jetstream"
+	"github.com/einvoice/spaceorders/eventstore/storetest"
+)
+
+func startEmbedded(t testing.TB, dir string, relaxed bool) *jetstream.Embedded {
+	t.Helper()
+	e, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{Dir: dir, RelaxedSync: relaxed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func open(t testing.TB, nc *nats.Conn, opts jetstream.Options) *jetstream.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := jetstream.Open(ctx, nc, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// The suite runs with SyncAlways, as in production: relaxed sync would hide nothing the
+// suite checks, but the default is what must be right.
+func TestConformanceEmbedded(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Harness {
+		dir := t.TempDir()
+		e := startEmbedded(t, dir, false)
+		s := open(t, e.Conn, jetstream.Options{})
+		t.Cleanup(func() { s.Close(); e.Close() })
+		return storetest.Harness{
+			Store:    s,
+			Features: storetest.Features{Restart: true},
+			Restart: func(t *testing.T) eventstore.Store {
+				s.Close()
+				e.Close()
+				e = startEmbedded(t, dir, false)
+				s = open(t, e.Conn, jetstream.Options{})
+				return s
+			},
+		}
+	})
+}
+
+// TestConformanceExternal runs the suite on the server at NATS_URL, each subtest on its own
+// uniquely named stream, deleted afterwards. Restart reopens the Store on a new connection.
+func TestConformanceExternal(t *testing.T) {
+	url := os.Getenv("NATS_URL")
+	if url == "" {
+		t.Skip("NATS_URL not set")
+	}
+	run := uuid.NewString()[:8]
+	n := 0
+	storetest.Run(t, func(t *testing.T) storetest.Harness {
+		n++
+		opts := jetstream.Options{
+			Stream:        fmt.Sprintf("TEST_%s_%d", run, n),
+			SubjectPrefix: fmt.Sprintf("test_%s_%d", run, n),
+		}
+		connect := func(t *testing.T) *nats.Conn {
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			nc, err := jetstream.Connect(ctx, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return nc
+		}
+		nc := connect(t)
+		s := open(t, nc, opts)
+		t.Cleanup(func() {
+			s.Close()
+			deleteStream(t, nc, opts.Stream)
+			nc.Close()
+		})
+		return storetest.Harness{
+			Store:    s,
+			Features: storetest.Features{Restart: true},
+			Restart: func(t *testing.T) eventstore.Store {
+				s.Close()
+				old := nc
+				nc = connect(t)
+				old.Close()
+				s = open(t, nc, opts)
+				return s
+			},
+		}
+	})
+}
+
+func deleteStream(t *testing.T, nc *nats.Conn, name string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.DELETE."+name, nil); err != nil {
+		t.Logf("delete stream %s: %v", name, err)
+	}
+}
+
+func TestEmbeddedSyncsEveryWriteByDefault(t *testing.T) {
+	e := startEmbedded(t, t.TempDir(), false)
+	defer e.Close()
+	if !e.SyncAlways() || !e.Server.JetStreamConfig().SyncAlways {
+		t.Fatal("embedded server does not fsync every write by default")
+	}
+	if e.ClientURL() != "" {
+		t.Fatalf("embedded server listens on %s without being asked", e.ClientURL())
+	}
+	relaxed := startEmbedded(t, t.TempDir(), true)
+	defer relaxed.Close()
+	if relaxed.SyncAlways() {
+		t.Fatal("RelaxedSync did not turn SyncAlways off")
+	}
+}
+
+func TestEmbeddedListensForOtherProcesses(t *testing.T) {
+	e, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{Dir: t.TempDir(), Listen: "127.0.0.1:-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if e.ClientURL() == "" {
+		t.Fatal("no client URL")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	nc, err := jetstream.Connect(ctx, e.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	// A store opened over TCP and one opened in-process see the same log.
+	tcp := open(t, nc, jetstream.Options{})
+	local := open(t, e.Conn, jetstream.Options{})
+	stream := eventstore.StreamName("order", uuid.New())
+	ev := eventstore.EventData{ID: uuid.New(), Type: "Happened", SchemaVersion: 1, Payload: []byte(`{}`)}
+	r, err := tcp.Append(ctx, stream, eventstore.NoStream, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := local.ReadStream(ctx, stream, 0)
+	if err != nil || len(got) != 1 || got[0].Position != r.Position {
+		t.Fatalf("read over the other connection: %v %+v", err, got)
+	}
+}
+
+// The single-server pitfall: a retry of an append whose answer was lost meets a 10071
+// (the subject check runs before de-duplication). Store a sees the stream as empty, store b
+// writes the commit, then a "retries" it: the answer must be b's result, not a conflict.
+func TestRetryAfterLostAnswerIsANoOp(t *testing.T) {
+	e := startEmbedded(t, t.TempDir(), true)
+	defer e.Close()
+	a := open(t, e.Conn, jetstream.Options{})
+	b := open(t, e.Conn, jetstream.Options{})
+	ctx := t.Context()
+	stream := eventstore.StreamName("order", uuid.New())
+	other := eventstore.StreamName("order", uuid.New())
+	// a caches "stream is empty".
+	if _, err := a.Append(ctx, other, eventstore.NoStream, ev()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.ReadStream(ctx, stream, 0); !errors.Is(err, eventstore.ErrStreamNotFound) {
+		t.Fatal(err)
+	}
+	if _, err := a.Append(ctx, stream, eventstore.StreamExists, ev()); !eventstore.IsWrongVersion(err) {
+		t.Fatalf("append to a missing stream with StreamExists: %v", err)
+	}
+	commit := []eventstore.EventData{ev(), ev()}
+	want, err := b.Append(ctx, stream, eventstore.NoStream, commit...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := a.Append(ctx, stream, eventstore.NoStream, commit...)
+	if err != nil || got != want {
+		t.Fatalf("retry answered %+v, %v; want %+v", got, err, want)
+	}
+	// A different commit from a's stale view is a real conflict, with the actual version.
+	_, err = a.Append(ctx, stream, eventstore.Exact(0), ev())
+	var w *eventstore.WrongVersionError
+	if !errors.As(err, &w) || w.Actual != 1 || !w.Exists {
+		t.Fatalf("stale append: %v", err)
+	}
+}
+
+func ev() eventstore.EventData {
+	return eventstore.EventData{ID: uuid.New(), Type: "Happened", SchemaVersion: 1, Payload: []byte(`{"a":1}`)}
+}
+
+// An unreachable server must answer within the caller's deadline, never hang.
+func TestUnreachableServerAnswersWithinDeadline(t *testing.T) {
+	e := startEmbedded(t, t.TempDir(), true)
+	s := open(t, e.Conn, jetstream.Options{})
+	stream := eventstore.StreamName("order", uuid.New())
+	if _, err := s.Append(t.Context(), stream, eventstore.NoStream, ev()); err != nil {
+		t.Fatal(err)
+	}
+	e.Close() // the server goes away under the store
+
+	check := func(name string, f func(ctx context.Context) error) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		err := f(ctx)
+		if err == nil {
+			t.Errorf("%s succeeded on a stopped server", name)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("%s took %s with a 300ms deadline", name, d)
+		}
+	}
+	check("append", func(ctx context.Context) error {
+		_, err := s.Append(ctx, stream, eventstore.Any, ev())
+		return err
+	})
+	check("read stream", func(ctx context.Context) error { _, err := s.ReadStream(ctx, stream, 0); return err })
+	check("read all", func(ctx context.Context) error { _, err := s.ReadAll(ctx, 0, 10); return err })
+	check("head", func(ctx context.Context) error { _, err := s.Head(ctx); return err })
+	check("subscribe", func(ctx context.Context) error {
+		return s.Subscribe(ctx, 0, func(eventstore.Envelope) error { return nil })
+	})
+	check("connect", func(ctx context.Context) error {
+		nc, err := jetstream.Connect(ctx, "nats://127.0.0.1:1") // nothing listens there
+		if err == nil {
+			nc.Close()
+		}
+		return err
+	})
+	check("open", func(ctx context.Context) error { _, err := jetstream.Open(ctx, e.Conn, jetstream.Options{}); return err })
+}

@@ -1,0 +1,385 @@
+// Package jetstream is the default event store: eventstore.Store on a NATS JetStream
+// stream, embedded in the process or on an external server or cluster.
+package jetstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/einvoice/spaceorders/eventstore"
+)
+
+// Options configures a Store. The zero value is the product's default.
+type Options struct {
+	// Stream is the JetStream stream's name. Default "EVENTS".
+	Stream string
+	// SubjectPrefix is the first subject token; the stream holds "<prefix>.>". Default
+	// "events". Two stores on one server need different Stream and SubjectPrefix.
+	SubjectPrefix string
+	// Replicas of the stream on a cluster. Default 1.
+	Replicas int
+	// Timeout bounds a call whose context has no deadline, so that an unreachable server
+	// never blocks a caller forever. Default 5 s. Subscribe is not bounded.
+	Timeout time.Duration
+	// CacheSize bounds the streams whose last version Append remembers. Default 100,000.
+	CacheSize int
+	// Logger for the start-up report. Default: no logging.
+	Logger *zap.Logger
+}
+
+// Store is an eventstore.Store on one JetStream stream. Each commit is one message on the
+// subject "<prefix>.<category>.<uuid>", whose stream sequence is the commit's Position.
+type Store struct {
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	stream  jetstream.Stream
+	name    string
+	prefix  string
+	timeout time.Duration
+	log     *zap.Logger
+	// directGet is "$JS.API.DIRECT.GET.<stream>".
+	directGet string
+
+	mu        sync.Mutex
+	cache     map[string]streamState
+	cacheSize int
+}
+
+var _ eventstore.Store = (*Store)(nil)
+
+// Connect connects to a NATS server or cluster (comma-separated URLs) within ctx.
+func Connect(ctx context.Context, url string, opts ...nats.Option) (*nats.Conn, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		opts = append(opts, nats.Timeout(max(time.Until(dl), time.Millisecond)))
+	}
+	type result struct {
+		nc  *nats.Conn
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		nc, err := nats.Connect(url, opts...)
+		done <- result{nc, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			return nil, fmt.Errorf("jetstream: connect %s: %w", url, r.err)
+		}
+		return r.nc, nil
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.nc != nil {
+				r.nc.Close()
+			}
+		}()
+		return nil, fmt.Errorf("jetstream: connect %s: %w", url, ctx.Err())
+	}
+}
+
+// Open creates or updates the events stream on nc's server and returns a Store on it.
+// The Store does not own nc: closing the Store leaves nc open.
+func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
+	if opts.Stream == "" {
+		opts.Stream = "EVENTS"
+	}
+	if opts.SubjectPrefix == "" {
+		opts.SubjectPrefix = "events"
+	}
+	if opts.Replicas == 0 {
+		opts.Replicas = 1
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = 5 * time.Second
+	}
+	if opts.CacheSize == 0 {
+		opts.CacheSize = 100_000
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	s := &Store{
+		nc:        nc,
+		name:      opts.Stream,
+		prefix:    opts.SubjectPrefix,
+		timeout:   opts.Timeout,
+		log:       opts.Logger,
+		directGet: "$JS.API.DIRECT.GET." + opts.Stream,
+		cache:     make(map[string]streamState),
+		cacheSize: opts.CacheSize,
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: open %s: %w", opts.Stream, err)
+	}
+	s.js = js
+	s.stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        opts.Stream,
+		Description: "event log: one message per commit, one subject per event stream",
+		Subjects:    []string{opts.SubjectPrefix + ".>"},
+		Storage:     jetstream.FileStorage,
+		Replicas:    opts.Replicas,
+		Retention:   jetstream.LimitsPolicy,
+		MaxMsgs:     -1,
+		MaxBytes:    -1,
+		MaxAge:      0,
+		// ReadStream and ReadAll use direct gets, much faster than a consumer per read.
+		AllowDirect: true,
+		// An event log is append-only: the server refuses to delete or purge messages.
+		DenyDelete: true,
+		DenyPurge:  true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: create stream %s: %w", opts.Stream, err)
+	}
+	s.reportSync(ctx)
+	return s, nil
+}
+
+// reportSync logs whether the server fsyncs each write, when the connection may see it
+// (the system account answers VARZ; an ordinary account gets "no responders" at once).
+func (s *Store) reportSync(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	m, err := s.nc.RequestWithContext(ctx, "$SYS.REQ.SERVER.PING.VARZ", nil)
+	if err != nil {
+		s.log.Info("event store opened; the server's sync setting cannot be seen from this account: "+
+			"make sure it runs with jetstream { sync_interval: always }",
+			zap.String("stream", s.name), zap.Error(err))
+		return
+	}
+	var varz struct {
+		Data struct {
+			JetStream struct {
+				Config struct {
+					SyncInterval time.Duration `json:"sync_interval"`
+					SyncAlways   bool          `json:"sync_always"`
+				} `json:"config"`
+			} `json:"jetstream"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(m.Data, &varz); err != nil {
+		s.log.Warn("event store opened; unreadable VARZ answer", zap.String("stream", s.name), zap.Error(err))
+		return
+	}
+	c := varz.Data.JetStream.Config
+	if c.SyncAlways {
+		s.log.Info("event store opened; the server fsyncs every write", zap.String("stream", s.name))
+		return
+	}
+	s.log.Warn("event store opened on a server that does not fsync every write: acknowledged events "+
+		"can be lost on an OS crash or power failure (set jetstream { sync_interval: always })",
+		zap.String("stream", s.name), zap.Duration("sync_interval", c.SyncInterval))
+}
+
+// bound gives ctx the store's default timeout when it has no deadline.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// Close releases nothing but the cache: the connection belongs to the caller.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	s.cache = make(map[string]streamState)
+	s.mu.Unlock()
+	return nil
+}
+
+// Head is the stream's last sequence.
+func (s *Store) Head(ctx context.Context) (uint64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("jetstream: head of %s: %w", s.name, err)
+	}
+	return info.State.LastSeq, nil
+}
+
+// Append publishes the commit as one message, expecting the stream's subject to end at the
+// sequence Append believes is its last: the server refuses the message if another writer
+// got there first, so the cache is a guess the server checks, never a source of truth.
+func (s *Store) Append(ctx context.Context, stream string, expected eventstore.Expected, events ...eventstore.EventData) (eventstore.AppendResult, error) {
+	if err := eventstore.ValidateAppend(stream, events); err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	subject, err := s.subjectOf(stream)
+	if err != nil {
+		return eventstore.AppendResult{}, err
+	}
+	body, err := encodeCommit(events)
+	if err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
+	}
+	// Leave room for the subject and headers within the server's limit.
+	if limit := s.nc.MaxPayload() - 1024; int64(len(body)) > limit {
+		return eventstore.AppendResult{}, fmt.Errorf("%w: commit of %d bytes is over the server's limit of %d",
+			eventstore.ErrInvalidAppend, len(body), limit)
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	id := commitID(stream, events)
+
+	st, fromCache := s.cached(stream)
+	if !fromCache {
+		if st, err = s.refresh(ctx, stream, subject); err != nil {
+			return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
+		}
+	}
+	for {
+		if st.exists && st.msgID == id {
+			// The same commit is already the stream's latest: a retry, answer as before.
+			return st.result(), nil
+		}
+		if !expected.Check(st.version, st.exists) {
+			if fromCache {
+				// Another process may have moved the stream on: judge on the server's state.
+				fromCache = false
+				if st, err = s.refresh(ctx, stream, subject); err != nil {
+					return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
+				}
+				continue
+			}
+			return eventstore.AppendResult{}, &eventstore.WrongVersionError{
+				Stream: stream, Expected: expected, Actual: st.version, Exists: st.exists,
+			}
+		}
+		var first uint64
+		if st.exists {
+			first = st.version + 1
+		}
+		last := first + uint64(len(events)) - 1
+		msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
+		msg.Header.Set(hdrFirstVersion, strconv.FormatUint(first, 10))
+		msg.Header.Set(hdrLastVersion, strconv.FormatUint(last, 10))
+		msg.Header.Set(hdrCount, strconv.Itoa(len(events)))
+		ack, err := s.js.PublishMsg(ctx, msg,
+			jetstream.WithMsgID(id),
+			jetstream.WithExpectLastSequencePerSubject(st.seq))
+		switch {
+		case err == nil && ack.Duplicate:
+			// The server holds this commit already, though not as the stream's latest (it
+			// is within the de-duplication window): nothing was written, answer as before.
+			return s.resultAt(ctx, stream, ack.Sequence)
+		case err == nil:
+			s.remember(stream, streamState{exists: true, version: last, seq: ack.Sequence, msgID: id})
+			return eventstore.AppendResult{Version: last, Position: ack.Sequence}, nil
+		case isConflict(err):
+			// Someone else appended, or this very commit was written by an earlier attempt
+			// whose answer was lost (on a single server the subject check runs before
+			// de-duplication, so such a retry answers 10071): the loop tells which.
+			fromCache = false
+			if st, err = s.refresh(ctx, stream, subject); err != nil {
+				return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
+			}
+		default:
+			// The outcome is unknown (timeout, lost connection): the next append asks the server.
+			s.forget(stream)
+			return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
+		}
+		if err := ctx.Err(); err != nil {
+			return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
+		}
+	}
+}
+
+func isConflict(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
+}
+
+// resultAt answers the AppendResult of the commit stored at seq.
+func (s *Store) resultAt(ctx context.Context, stream string, seq uint64) (eventstore.AppendResult, error) {
+	m, err := s.direct(ctx, s.directGet, fmt.Appendf(nil, `{"seq":%d}`, seq))
+	if err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("append %s: read commit %d: %w", stream, seq, err)
+	}
+	if m == nil {
+		return eventstore.AppendResult{}, fmt.Errorf("append %s: commit %d is gone", stream, seq)
+	}
+	st, err := stateFromHeaders(m.Header)
+	if err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
+	}
+	return st.result(), nil
+}
+
+// refresh reads the stream's state from its last message and caches it.
+func (s *Store) refresh(ctx context.Context, stream, subject string) (streamState, error) {
+	m, err := s.direct(ctx, s.directGet+"."+subject, nil)
+	if err != nil {
+		return streamState{}, fmt.Errorf("read last commit: %w", err)
+	}
+	var st streamState
+	if m != nil {
+		if st, err = stateFromHeaders(m.Header); err != nil {
+			return streamState{}, fmt.Errorf("read last commit: %w", err)
+		}
+	}
+	s.remember(stream, st)
+	return st, nil
+}
+
+func (s *Store) cached(stream string) (streamState, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st, ok := s.cache[stream]
+	return st, ok
+}
+
+// remember caches a successful append, never moving a stream's state backwards when two
+// appends of this process finish out of order.
+func (s *Store) remember(stream string, st streamState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.cache[stream]; ok && old.seq > st.seq {
+		return
+	}
+	if len(s.cache) >= s.cacheSize {
+		for k := range s.cache { // drop an arbitrary entry: a miss costs one read
+			delete(s.cache, k)
+			break
+		}
+	}
+	s.cache[stream] = st
+}
+
+func (s *Store) forget(stream string) {
+	s.mu.Lock()
+	delete(s.cache, stream)
+	s.mu.Unlock()
+}
+
+// direct sends a single-message direct get; nil, nil means no such message.
+func (s *Store) direct(ctx context.Context, subject string, req []byte) (*nats.Msg, error) {
+	m, err := s.nc.RequestWithContext(ctx, subject, req)
+	if err != nil {
+		return nil, err
+	}
+	switch m.Header.Get("Status") {
+	case "":
+		return m, nil
+	case "404":
+		return nil, nil
+	default:
+		return nil, fmt.Errorf("direct get: status %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
+	}
+}

@@ -75,6 +75,19 @@ func Connect(ctx context.Context, url string, opts ...nats.Option) (*nats.Conn, 
 		if r.err != nil {
 			return nil, fmt.Errorf("jetstream: connect %s: %w", url, r.err)
 		}
+		// With nats.RetryOnFailedConnect, Connect answers before it is connected: wait,
+		// within ctx, so that the caller gets a usable connection or an error.
+		for !r.nc.IsConnected() {
+			select {
+			case <-ctx.Done():
+				r.nc.Close()
+				return nil, fmt.Errorf("jetstream: connect %s: %w", url, ctx.Err())
+			case <-time.After(10 * time.Millisecond):
+			}
+			if r.nc.IsClosed() {
+				return nil, fmt.Errorf("jetstream: connect %s: %w", url, nats.ErrConnectionClosed)
+			}
+		}
 		return r.nc, nil
 	case <-ctx.Done():
 		go func() {

@@ -1,0 +1,291 @@
+// Package command runs the domain's commands against the event store: load the aggregate
+// (from a cache kept honest by expected versions), decide, append, retry on a conflict.
+// It also holds the rules that span aggregates: the order slot, the purchase process
+// manager and the sweeper of unpaid orders.
+package command
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/einvoice/spaceorders/domain"
+	"github.com/einvoice/spaceorders/eventstore"
+)
+
+// Stream categories.
+const (
+	SubscriptionCategory = "subscription"
+	OrderCategory        = "order"
+)
+
+var (
+	// ErrConflict: the aggregate kept changing under the command; the caller may try again.
+	ErrConflict = errors.New("the order changed while the command ran: try again")
+	// ErrPreconditionFailed: the caller's If-Match version is not the aggregate's version.
+	ErrPreconditionFailed = errors.New("the version given is not the current one")
+)
+
+// Meta is who issued a command, from where, and as part of what.
+type Meta struct {
+	CorrelationID string
+	CausationID   string
+	Actor         string
+	Channel       string
+}
+
+// Result is where an accepted command's events landed.
+type Result struct {
+	// Version is the aggregate's version after the command.
+	Version uint64 `json:"version"`
+	// Position is the log position of the command's last event (or of the aggregate's last
+	// event when the command had already taken effect): what a read-your-writes query waits for.
+	Position uint64 `json:"position"`
+	// Appended is false when the command had already taken effect and nothing was written.
+	Appended bool `json:"-"`
+}
+
+// Options tune a Handler.
+type Options struct {
+	Catalogue *domain.Catalogue
+	Clock     func() time.Time
+	Logger    *zap.Logger
+	// Registerer receives the command metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// CacheSize bounds each aggregate cache (entries); 0 means 100,000.
+	CacheSize int
+	// MaxRetries bounds the reloads after a version conflict; 0 means 8.
+	MaxRetries int
+}
+
+// Handler executes commands. It is safe for concurrent use.
+type Handler struct {
+	store   eventstore.Store
+	codec   *eventstore.Codec
+	cat     *domain.Catalogue
+	now     func() time.Time
+	log     *zap.Logger
+	retries int
+	metrics *metrics
+	subs    *aggregate[domain.Subscription, domain.SubscriptionCommand]
+	orders  *aggregate[domain.Order, domain.OrderCommand]
+}
+
+// New builds a Handler over a store.
+func New(store eventstore.Store, opts Options) *Handler {
+	if opts.Catalogue == nil {
+		opts.Catalogue = domain.DefaultCatalogue()
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.CacheSize == 0 {
+		opts.CacheSize = 100_000
+	}
+	if opts.MaxRetries == 0 {
+		opts.MaxRetries = 8
+	}
+	h := &Handler{
+		store: store, codec: eventstore.DomainCodec(), cat: opts.Catalogue, now: opts.Clock,
+		log: opts.Logger, retries: opts.MaxRetries, metrics: newMetrics(opts.Registerer),
+	}
+	h.subs = &aggregate[domain.Subscription, domain.SubscriptionCommand]{
+		h: h, category: SubscriptionCategory, cache: newCache[domain.Subscription](opts.CacheSize),
+		decide: domain.DecideSubscription, evolve: domain.EvolveSubscription,
+	}
+	h.orders = &aggregate[domain.Order, domain.OrderCommand]{
+		h: h, category: OrderCategory, cache: newCache[domain.Order](opts.CacheSize),
+		decide: domain.DecideOrder, evolve: domain.EvolveOrder,
+	}
+	return h
+}
+
+// Catalogue is the catalogue the handler prices with.
+func (h *Handler) Catalogue() *domain.Catalogue { return h.cat }
+
+// Subscription loads a subscription; ok is false when it does not exist.
+func (h *Handler) Subscription(ctx context.Context, id uuid.UUID) (s domain.Subscription, version uint64, ok bool, err error) {
+	e, err := h.subs.load(ctx, id, false)
+	return e.state, e.ver, e.exists, err
+}
+
+// Order loads an order; ok is false when it does not exist.
+func (h *Handler) Order(ctx context.Context, id uuid.UUID) (o domain.Order, version uint64, ok bool, err error) {
+	e, err := h.orders.load(ctx, id, false)
+	return e.state, e.ver, e.exists, err
+}
+
+// ExecuteSubscription runs a command on a subscription. ifMatch, when not nil, is the
+// version the caller saw: any other version answers ErrPreconditionFailed.
+func (h *Handler) ExecuteSubscription(ctx context.Context, id uuid.UUID, cmd domain.SubscriptionCommand, meta Meta, ifMatch *uint64) (Result, domain.Subscription, error) {
+	return h.subs.execute(ctx, id, cmd, meta, ifMatch)
+}
+
+// ExecuteOrder runs a command on an order. RequestSpaceIncrease goes through
+// RequestSpaceIncrease instead, which also reserves the subscription's order slot.
+func (h *Handler) ExecuteOrder(ctx context.Context, id uuid.UUID, cmd domain.OrderCommand, meta Meta, ifMatch *uint64) (Result, domain.Order, error) {
+	if _, ok := cmd.(domain.RequestSpaceIncrease); ok {
+		return Result{}, domain.Order{}, fmt.Errorf("command: RequestSpaceIncrease must go through Handler.RequestSpaceIncrease")
+	}
+	return h.orders.execute(ctx, id, cmd, meta, ifMatch)
+}
+
+// aggregate is the load-decide-append loop of one kind of aggregate.
+type aggregate[S any, C any] struct {
+	h        *Handler
+	category string
+	cache    *cache[S]
+	decide   func(*domain.Catalogue, S, C, time.Time) ([]domain.Event, error)
+	evolve   func(S, domain.Event) S
+}
+
+func (a *aggregate[S, C]) stream(id uuid.UUID) string { return eventstore.StreamName(a.category, id) }
+
+// load returns the aggregate's state: from the cache unless fresh is set, else from the
+// stream (catching up from a cached version when there is one).
+func (a *aggregate[S, C]) load(ctx context.Context, id uuid.UUID, fresh bool) (cached[S], error) {
+	stream := a.stream(id)
+	e, hit := a.cache.get(stream)
+	if hit && !fresh {
+		return e, nil
+	}
+	if !hit {
+		e = cached[S]{stream: stream}
+	}
+	from := uint64(0)
+	if e.exists {
+		from = e.ver + 1
+	}
+	envs, err := a.h.store.ReadStream(ctx, stream, from)
+	switch {
+	case errors.Is(err, eventstore.ErrStreamNotFound):
+		if e.exists { // the cache saw events the store does not have: trust the store
+			a.cache.drop(stream)
+			return cached[S]{stream: stream}, nil
+		}
+		return e, nil
+	case err != nil:
+		return e, fmt.Errorf("load %s: %w", stream, err)
+	}
+	for _, env := range envs {
+		ev, err := a.h.codec.DecodeDomain(env)
+		if err != nil {
+			return e, fmt.Errorf("load %s at version %d: %w", stream, env.StreamVersion, err)
+		}
+		e.state = a.evolve(e.state, ev)
+		e.exists, e.ver, e.pos, e.hash = true, env.StreamVersion, env.Position, eventstore.HashEnvelope(env)
+	}
+	a.cache.put(e)
+	return e, nil
+}
+
+func (a *aggregate[S, C]) execute(ctx context.Context, id uuid.UUID, cmd C, meta Meta, ifMatch *uint64) (Result, S, error) {
+	name := fmt.Sprintf("%T", cmd)[len("domain."):]
+	start := time.Now()
+	res, state, err := a.run(ctx, id, cmd, meta, ifMatch)
+	a.h.metrics.observe(name, err, time.Since(start))
+	return res, state, err
+}
+
+func (a *aggregate[S, C]) run(ctx context.Context, id uuid.UUID, cmd C, meta Meta, ifMatch *uint64) (Result, S, error) {
+	fresh := false
+	for attempt := 0; ; attempt++ {
+		e, err := a.load(ctx, id, fresh)
+		if err != nil {
+			return Result{}, e.state, err
+		}
+		if ifMatch != nil && (!e.exists || e.ver != *ifMatch) {
+			if !fresh { // the cache may be behind the caller: look again before refusing
+				fresh = true
+				attempt--
+				continue
+			}
+			return Result{}, e.state, fmt.Errorf("%w: current version %d", ErrPreconditionFailed, e.ver)
+		}
+		now := a.h.now()
+		events, err := a.decide(a.h.cat, e.state, cmd, now)
+		if de, ok := domain.AsError(err); ok && de.Kind != domain.Invalid && !fresh {
+			// Another process may have moved the aggregate on since it was cached: a refusal
+			// for its state is only given on the state as the store has it.
+			fresh = true
+			attempt--
+			continue
+		}
+		if err != nil {
+			return Result{}, e.state, err
+		}
+		if len(events) == 0 {
+			return Result{Version: e.ver, Position: e.pos}, e.state, nil
+		}
+		res, next, err := a.append(ctx, e, events, meta, now)
+		if err == nil {
+			return res, next.state, nil
+		}
+		var wrong *eventstore.WrongVersionError
+		if !errors.As(err, &wrong) {
+			return Result{}, e.state, err
+		}
+		a.h.metrics.conflicts.WithLabelValues(a.category).Inc()
+		if ifMatch != nil {
+			return Result{}, e.state, fmt.Errorf("%w: %v", ErrPreconditionFailed, err)
+		}
+		if attempt >= a.h.retries {
+			return Result{}, e.state, fmt.Errorf("%w (%d attempts): %v", ErrConflict, attempt+1, err)
+		}
+		a.h.metrics.retries.WithLabelValues(a.category).Inc()
+		fresh = true
+		// Jitter spreads the losers of a race so they do not collide again in step.
+		select {
+		case <-time.After(time.Duration(rand.IntN(1+attempt*2)+1) * time.Millisecond):
+		case <-ctx.Done():
+			return Result{}, e.state, ctx.Err()
+		}
+	}
+}
+
+// append writes the events decided on state e, chaining each to the one before.
+func (a *aggregate[S, C]) append(ctx context.Context, e cached[S], events []domain.Event, meta Meta, now time.Time) (Result, cached[S], error) {
+	expected := eventstore.NoStream
+	next := e.ver + 1
+	if e.exists {
+		expected = eventstore.Exact(e.ver)
+	} else {
+		next = 0
+	}
+	data := make([]eventstore.EventData, len(events))
+	prev := e.hash
+	for i, ev := range events {
+		md := eventstore.Metadata{
+			CorrelationID: meta.CorrelationID, CausationID: meta.CausationID, Actor: meta.Actor,
+			Channel: meta.Channel, PrevHash: prev, OccurredAt: now.UTC(),
+		}
+		d, err := a.h.codec.Encode(uuid.New(), ev, md)
+		if err != nil {
+			return Result{}, e, err
+		}
+		data[i] = d
+		prev = eventstore.Hash(e.stream, next+uint64(i), d)
+	}
+	res, err := a.h.store.Append(ctx, e.stream, expected, data...)
+	if err != nil {
+		if eventstore.IsWrongVersion(err) {
+			a.cache.drop(e.stream)
+		}
+		return Result{}, e, err
+	}
+	for _, ev := range events {
+		e.state = a.evolve(e.state, ev)
+	}
+	e.exists, e.ver, e.pos, e.hash = true, res.Version, res.Position, prev
+	a.cache.put(e)
+	return Result{Version: res.Version, Position: res.Position, Appended: true}, e, nil
+}

@@ -1,0 +1,103 @@
+package command
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/einvoice/spaceorders/domain"
+	"github.com/einvoice/spaceorders/eventstore"
+)
+
+// Purchases is the process manager between the two aggregates: it follows the log and,
+// when an order is paid, applies the purchase to its subscription; when an order is
+// cancelled or expires, it frees the subscription's order slot. It acts from the log,
+// after the order's events are stored, and every step is idempotent per order id, so a
+// crash anywhere loses nothing and a replay applies nothing twice.
+type Purchases struct {
+	h          *Handler
+	checkpoint FileCheckpoint
+	log        *zap.Logger
+}
+
+// NewPurchases builds the process manager; its checkpoint is kept in the file at path.
+func NewPurchases(h *Handler, checkpointPath string) *Purchases {
+	return &Purchases{h: h, checkpoint: FileCheckpoint(checkpointPath), log: h.log.Named("purchases")}
+}
+
+// Run follows the log until ctx ends. A failing step is retried, never skipped.
+func (p *Purchases) Run(ctx context.Context) error {
+	after, err := p.checkpoint.Load()
+	if err != nil {
+		return err
+	}
+	p.log.Info("following the log", zap.Uint64("after", after))
+	for {
+		err := p.h.store.Subscribe(ctx, after, func(env eventstore.Envelope) error {
+			if err := p.handle(ctx, env); err != nil {
+				return err
+			}
+			if env.LastInCommit() {
+				after = env.Position
+				if err := p.checkpoint.Save(after); err != nil {
+					p.log.Warn("save checkpoint", zap.Error(err))
+				}
+			}
+			return nil
+		})
+		if ctx.Err() != nil {
+			return nil
+		}
+		p.log.Error("process manager stopped; resuming", zap.Uint64("after", after), zap.Error(err))
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+func (p *Purchases) handle(ctx context.Context, env eventstore.Envelope) error {
+	category, orderID, err := eventstore.ParseStream(env.Stream)
+	if err != nil || category != OrderCategory {
+		return nil
+	}
+	switch env.Type {
+	case "OrderPaid", "OrderCancelled", "OrderExpired":
+	default:
+		return nil
+	}
+	ev, err := p.h.codec.DecodeDomain(env)
+	if err != nil {
+		return fmt.Errorf("purchases: %s %s: %w", env.Stream, env.Type, err)
+	}
+	var cmd domain.SubscriptionCommand
+	switch e := ev.(type) {
+	case domain.OrderPaid:
+		cmd = domain.ApplyPurchase{OrderID: e.OrderID, Quote: e.Quote, PaidAt: e.PaidAt}
+	case domain.OrderCancelled:
+		cmd = domain.ReleaseOrderSlot{OrderID: orderID, Reason: "order cancelled"}
+	case domain.OrderExpired:
+		cmd = domain.ReleaseOrderSlot{OrderID: orderID, Reason: "order expired unpaid"}
+	}
+	o, _, ok, err := p.h.Order(ctx, orderID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("purchases: order %s not found", orderID)
+	}
+	meta := Meta{
+		CorrelationID: env.Metadata.CorrelationID, CausationID: env.ID.String(),
+		Actor: "process:purchases", Channel: env.Metadata.Channel,
+	}
+	_, _, err = p.h.ExecuteSubscription(ctx, o.SubscriptionID, cmd, meta, nil)
+	if de, ok := domain.AsError(err); ok {
+		// A refusal will not change on a retry: record it loudly and move on.
+		p.log.Error("purchase step refused", zap.Stringer("order", orderID), zap.String("type", env.Type), zap.Error(de))
+		return nil
+	}
+	return err
+}

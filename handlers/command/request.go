@@ -1,0 +1,89 @@
+package command
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"go.uber.org/zap"
+
+	"github.com/einvoice/spaceorders/domain"
+)
+
+// AbandonedSlotAfter is how long a reserved order slot may stand with no order behind it
+// (the process stopped between reserving and creating the order) before a new order may
+// take it over.
+const AbandonedSlotAfter = time.Minute
+
+// RequestSpaceIncrease opens a cart for gb of extra space. The order stream cannot see other
+// orders, so the subscription's single order slot is reserved first, on the subscription
+// stream, where concurrent requests meet on one expected version: of 200 requests at once,
+// one gets the slot and the others ErrOrderInProgress.
+func (h *Handler) RequestSpaceIncrease(ctx context.Context, subID uuid.UUID, gb int, channel string, meta Meta) (uuid.UUID, Result, domain.Order, error) {
+	start := time.Now()
+	id, res, o, err := h.requestSpaceIncrease(ctx, subID, gb, channel, meta)
+	h.metrics.observe("RequestSpaceIncrease", err, time.Since(start))
+	return id, res, o, err
+}
+
+func (h *Handler) requestSpaceIncrease(ctx context.Context, subID uuid.UUID, gb int, channel string, meta Meta) (uuid.UUID, Result, domain.Order, error) {
+	orderID := uuid.New()
+	sub, err := h.subs.load(ctx, subID, false)
+	if err != nil {
+		return uuid.Nil, Result{}, domain.Order{}, err
+	}
+	// Decide once before reserving, so that a refused request (bad quantity, closed
+	// subscription) does not hold the slot even for a moment.
+	cmd := domain.RequestSpaceIncrease{OrderID: orderID, Subscription: sub.state, GB: gb, Channel: channel}
+	if _, err := domain.DecideOrder(h.cat, domain.Order{}, cmd, h.now()); err != nil {
+		return uuid.Nil, Result{}, domain.Order{}, err
+	}
+	if err := h.reserveSlot(ctx, subID, orderID, meta); err != nil {
+		return uuid.Nil, Result{}, domain.Order{}, err
+	}
+	// Price from the subscription as it stood when the slot was taken.
+	sub, err = h.subs.load(ctx, subID, false)
+	if err == nil {
+		cmd.Subscription = sub.state
+		var res Result
+		var o domain.Order
+		res, o, err = h.orders.execute(ctx, orderID, cmd, meta, nil)
+		if err == nil {
+			return orderID, res, o, nil
+		}
+	}
+	// The order was not created: give the slot back (if this fails too, the slot is taken
+	// over once AbandonedSlotAfter has passed).
+	if _, _, rerr := h.subs.execute(context.WithoutCancel(ctx), subID,
+		domain.ReleaseOrderSlot{OrderID: orderID, Reason: "order not created"}, meta, nil); rerr != nil {
+		h.log.Warn("release order slot", zap.Stringer("subscription", subID), zap.Error(rerr))
+	}
+	return uuid.Nil, Result{}, domain.Order{}, err
+}
+
+func (h *Handler) reserveSlot(ctx context.Context, subID, orderID uuid.UUID, meta Meta) error {
+	_, _, err := h.subs.execute(ctx, subID, domain.ReserveOrderSlot{OrderID: orderID}, meta, nil)
+	if !errors.Is(err, domain.ErrOrderInProgress) {
+		return err
+	}
+	sub, err2 := h.subs.load(ctx, subID, true)
+	if err2 != nil {
+		return errors.Join(err, err2)
+	}
+	held := sub.state.OpenOrder
+	if held == uuid.Nil || h.now().Sub(sub.state.ReservedAt) < AbandonedSlotAfter {
+		return err
+	}
+	if _, _, ok, lerr := h.Order(ctx, held); lerr != nil || ok {
+		return err // a real order holds the slot
+	}
+	h.log.Warn("taking over an abandoned order slot", zap.Stringer("subscription", subID), zap.Stringer("order", held))
+	release := domain.ReleaseOrderSlot{OrderID: held, Reason: "abandoned: the order was never created"}
+	if _, _, rerr := h.subs.execute(ctx, subID, release, meta, nil); rerr != nil {
+		return fmt.Errorf("release abandoned slot: %w", rerr)
+	}
+	_, _, err = h.subs.execute(ctx, subID, domain.ReserveOrderSlot{OrderID: orderID}, meta, nil)
+	return err
+}

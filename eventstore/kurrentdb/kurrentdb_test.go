@@ -1,0 +1,98 @@
+package kurrentdb_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/einvoice/spaceorders/eventstore"
+	"github.com/einvoice/spaceorders/eventstore/kurrentdb"
+	"github.com/einvoice/spaceorders/eventstore/kurrentdb/standin"
+	"github.com/einvoice/spaceorders/eventstore/storetest"
+)
+
+// TestConformanceOnStandin runs the shared suite against the adapter talking to the
+// in-memory gRPC STAND-IN of KurrentDB (standin package). It proves the adapter's mapping
+// of the client's protocol; it says nothing about the real server's behaviour, which
+// TestConformanceOnKurrentDB checks when a server is at hand.
+func TestConformanceOnStandin(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Harness {
+		conn, stop := standin.Start()
+		t.Cleanup(stop)
+		s := open(t, conn)
+		return storetest.Harness{
+			Store: s,
+			// The data lives in the stand-in, so a restart is a new client on it.
+			Restart: func(t *testing.T) eventstore.Store {
+				_ = s.Close()
+				return open(t, conn)
+			},
+			Features: storetest.Features{Restart: true},
+		}
+	})
+}
+
+// TestConformanceOnKurrentDB runs the suite against a real KurrentDB named by
+// EVENTSTORE_URL (for example esdb://127.0.0.1:2113?tls=false, see docker-compose.yml).
+// A real log is never empty, so each subtest sees the store through a floor: $all as if it
+// began at the head it had when the subtest started. Streams are fresh uuids every run.
+func TestConformanceOnKurrentDB(t *testing.T) {
+	url := os.Getenv("EVENTSTORE_URL")
+	if url == "" {
+		t.Skip("EVENTSTORE_URL not set: no real KurrentDB to test against")
+	}
+	storetest.Run(t, func(t *testing.T) storetest.Harness {
+		s := open(t, url)
+		floor, err := s.Head(ctx(t))
+		if err != nil {
+			t.Fatalf("head: %v", err)
+		}
+		return storetest.Harness{
+			Store: floored{s, floor},
+			Restart: func(t *testing.T) eventstore.Store {
+				_ = s.Close()
+				return floored{open(t, url), floor}
+			},
+			Features: storetest.Features{Restart: true},
+		}
+	})
+}
+
+func open(t *testing.T, conn string) *kurrentdb.Store {
+	t.Helper()
+	s, err := kurrentdb.Open(ctx(t), conn, kurrentdb.Options{MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("open %s: %v", conn, err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// floored hides the part of a shared, non-empty log written before floor.
+type floored struct {
+	*kurrentdb.Store
+	floor uint64
+}
+
+func (f floored) ReadAll(ctx context.Context, after uint64, limit int) ([]eventstore.Envelope, error) {
+	return f.Store.ReadAll(ctx, max(after, f.floor), limit)
+}
+
+func (f floored) Subscribe(ctx context.Context, after uint64, fn func(eventstore.Envelope) error) error {
+	return f.Store.Subscribe(ctx, max(after, f.floor), fn)
+}
+
+func (f floored) Head(ctx context.Context) (uint64, error) {
+	h, err := f.Store.Head(ctx)
+	if h <= f.floor {
+		h = 0
+	}
+	return h, err
+}

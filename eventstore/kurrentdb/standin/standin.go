@@ -1,0 +1,568 @@
+// Package standin is a STAND-IN for KurrentDB, not KurrentDB: an in-memory loopback gRPC
+// server of the Streams service, built from the Go client's own protos, so that the kurrentdb
+// adapter's mapping can be tested on machines where the real server cannot run.
+//
+// It answers Append and Read (streams and $all, one-shot reads and catch-up subscriptions,
+// with the filters the client sends) the way the real server shapes its answers: expected
+// revisions and WrongExpectedVersion, idempotent re-append of the same event ids, commit and
+// prepare positions (the events of one append share a commit position and have increasing
+// prepare positions), stream not found, a log that starts with a system event. Everything
+// else (Delete, Tombstone, BatchAppend, ServerFeatures, gossip, persistence, ACLs, links) is
+// left unimplemented. Passing tests against it prove the adapter's mapping of the client's
+// protocol, never the real server's behaviour.
+package standin
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/protos/shared"
+	api "github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
+	"github.com/google/uuid"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// Server is the in-memory stand-in. The zero value is not usable; call New.
+type Server struct {
+	api.UnimplementedStreamsServer
+
+	mu      sync.Mutex
+	log     []*record        // $all, in position order
+	streams map[string][]int // stream name -> indexes into log, by revision
+	next    uint64           // prepare position of the next record
+	changed chan struct{}    // closed and replaced on every append: wakes live subscriptions
+	drop    chan struct{}    // closed and replaced by DropSubscriptions
+	// dropAfter, when > 0, ends every subscription after it has sent that many events.
+	dropAfter int
+}
+
+type record struct {
+	id       uuid.UUID
+	stream   string
+	revision uint64
+	commit   uint64
+	prepare  uint64
+	meta     map[string]string // type, content-type, created: the system metadata
+	custom   []byte
+	data     []byte
+}
+
+// New returns a stand-in whose log already holds one system event, as a real log does, so
+// that readers of $all meet events they must skip.
+func New() *Server {
+	s := &Server{
+		streams: map[string][]int{},
+		next:    1024, // a real log never starts at position 0
+		changed: make(chan struct{}),
+		drop:    make(chan struct{}),
+	}
+	s.write("$settings", []*api.AppendReq_ProposedMessage{{
+		Id:       toProtoUUID(uuid.New(), false),
+		Metadata: map[string]string{"type": "$settings", "content-type": "application/json"},
+		Data:     []byte(`{}`),
+	}})
+	return s
+}
+
+// Start serves a new stand-in on a loopback port; see (*Server).Start.
+func Start() (connString string, stop func()) { return New().Start() }
+
+// Start serves s on 127.0.0.1 on a free port, without TLS, and returns the esdb://
+// connection string the client needs and a function that stops the server (idempotent).
+func (s *Server) Start() (connString string, stop func()) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(fmt.Sprintf("standin: listen: %v", err))
+	}
+	g := grpc.NewServer()
+	api.RegisterStreamsServer(g, s)
+	go func() { _ = g.Serve(lis) }()
+	var once sync.Once
+	// Stop, not GracefulStop: live subscriptions never end on their own.
+	return "esdb://" + lis.Addr().String() + "?tls=false", func() { once.Do(g.Stop) }
+}
+
+// DropSubscriptions ends every open subscription with an error, as a server does when it
+// drops a slow or orphaned subscriber; the client sees SubscriptionDropped.
+func (s *Server) DropSubscriptions() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.drop)
+	s.drop = make(chan struct{})
+}
+
+// DropSubscriptionsAfter makes every subscription opened from now on drop after it has sent
+// n events (0: never), so that a test can force a resubscription in the middle of a commit.
+func (s *Server) DropSubscriptionsAfter(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropAfter = n
+}
+
+// Append implements the client-streaming Append: one options message, then the events.
+func (s *Server) Append(srv api.Streams_AppendServer) error {
+	first, err := srv.Recv()
+	if err != nil {
+		return err
+	}
+	opts := first.GetOptions()
+	if opts == nil || opts.GetStreamIdentifier() == nil {
+		return status.Error(codes.InvalidArgument, "first append message must carry options")
+	}
+	var msgs []*api.AppendReq_ProposedMessage
+	for {
+		req, err := srv.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		pm := req.GetProposedMessage()
+		if pm == nil {
+			return status.Error(codes.InvalidArgument, "expected a proposed message")
+		}
+		if pm.GetMetadata()["type"] == "" || pm.GetMetadata()["content-type"] == "" {
+			return status.Error(codes.InvalidArgument, "proposed message lacks type or content-type")
+		}
+		msgs = append(msgs, pm)
+	}
+	return srv.SendAndClose(s.append(string(opts.GetStreamIdentifier().GetStreamName()), opts, msgs))
+}
+
+func (s *Server) append(name string, opts *api.AppendReq_Options, msgs []*api.AppendReq_ProposedMessage) *api.AppendResp {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	revs := s.streams[name]
+	exists := len(revs) > 0
+	cur := uint64(len(revs)) - 1 // meaningless unless exists
+
+	// The server recognises a retried write by its event ids: the events that would follow
+	// the expected revision are already these ones. A partial match is a wrong version
+	// (what the server calls corrupted idempotency).
+	idempotentFrom := func(start int) (*api.AppendResp, bool) {
+		if start < 0 || len(msgs) == 0 || start+len(msgs) > len(revs) {
+			return nil, false
+		}
+		for i, m := range msgs {
+			if s.log[revs[start+i]].id != fromProtoUUID(m.GetId()) {
+				return nil, false
+			}
+		}
+		last := s.log[revs[start+len(msgs)-1]]
+		return success(last.revision, last.commit), true
+	}
+
+	ok := true
+	switch e := opts.GetExpectedStreamRevision().(type) {
+	case *api.AppendReq_Options_Revision:
+		if r, hit := idempotentFrom(int(e.Revision) + 1); hit {
+			return r
+		}
+		ok = exists && cur == e.Revision
+	case *api.AppendReq_Options_NoStream:
+		if r, hit := idempotentFrom(0); hit {
+			return r
+		}
+		ok = !exists
+	case *api.AppendReq_Options_StreamExists, *api.AppendReq_Options_Any:
+		// Without an exact revision the server can only look the first id up among the
+		// stream's events (it keeps a cache of recent ids).
+		if len(msgs) > 0 {
+			first := fromProtoUUID(msgs[0].GetId())
+			for i, idx := range revs {
+				if s.log[idx].id == first {
+					if r, hit := idempotentFrom(i); hit {
+						return r
+					}
+				}
+			}
+		}
+		if _, se := e.(*api.AppendReq_Options_StreamExists); se {
+			ok = exists
+		}
+	default:
+		ok = false
+	}
+	if !ok {
+		return wrongExpectedVersion(opts, exists, cur)
+	}
+	if len(msgs) == 0 {
+		if !exists {
+			return &api.AppendResp{Result: &api.AppendResp_Success_{Success: &api.AppendResp_Success{
+				CurrentRevisionOption: &api.AppendResp_Success_NoStream{NoStream: &shared.Empty{}},
+				PositionOption:        &api.AppendResp_Success_NoPosition{NoPosition: &shared.Empty{}},
+			}}}
+		}
+		return success(cur, s.log[revs[len(revs)-1]].commit)
+	}
+	last := s.write(name, msgs)
+	return success(last.revision, last.commit)
+}
+
+// write appends msgs to the log as one commit; the caller holds s.mu (or owns s).
+func (s *Server) write(name string, msgs []*api.AppendReq_ProposedMessage) *record {
+	commit := s.next
+	created := strconv.FormatInt(time.Now().UnixNano()/100, 10) // .NET ticks since the Unix epoch
+	var r *record
+	for _, m := range msgs {
+		meta := map[string]string{"created": created}
+		for k, v := range m.GetMetadata() {
+			meta[k] = v
+		}
+		r = &record{
+			id:       fromProtoUUID(m.GetId()),
+			stream:   name,
+			revision: uint64(len(s.streams[name])),
+			commit:   commit,
+			prepare:  s.next,
+			meta:     meta,
+			custom:   bytes.Clone(m.GetCustomMetadata()),
+			data:     bytes.Clone(m.GetData()),
+		}
+		// Positions are byte offsets in the real log: grow by roughly the record's size.
+		s.next += uint64(64 + len(name) + len(r.data) + len(r.custom))
+		s.streams[name] = append(s.streams[name], len(s.log))
+		s.log = append(s.log, r)
+	}
+	close(s.changed)
+	s.changed = make(chan struct{})
+	return r
+}
+
+func success(revision, commit uint64) *api.AppendResp {
+	return &api.AppendResp{Result: &api.AppendResp_Success_{Success: &api.AppendResp_Success{
+		CurrentRevisionOption: &api.AppendResp_Success_CurrentRevision{CurrentRevision: revision},
+		PositionOption: &api.AppendResp_Success_Position{Position: &api.AppendResp_Position{
+			CommitPosition: commit, PreparePosition: commit,
+		}}}}}
+}
+
+// wrongExpectedVersion fills both the current fields and the ones kept for clients older
+// than 20.6, as the server does.
+func wrongExpectedVersion(opts *api.AppendReq_Options, exists bool, cur uint64) *api.AppendResp {
+	w := &api.AppendResp_WrongExpectedVersion{}
+	if exists {
+		w.CurrentRevisionOption = &api.AppendResp_WrongExpectedVersion_CurrentRevision{CurrentRevision: cur}
+		w.CurrentRevisionOption_20_6_0 = &api.AppendResp_WrongExpectedVersion_CurrentRevision_20_6_0{CurrentRevision_20_6_0: cur}
+	} else {
+		w.CurrentRevisionOption = &api.AppendResp_WrongExpectedVersion_CurrentNoStream{CurrentNoStream: &shared.Empty{}}
+		w.CurrentRevisionOption_20_6_0 = &api.AppendResp_WrongExpectedVersion_NoStream_20_6_0{NoStream_20_6_0: &shared.Empty{}}
+	}
+	switch e := opts.GetExpectedStreamRevision().(type) {
+	case *api.AppendReq_Options_Revision:
+		w.ExpectedRevisionOption = &api.AppendResp_WrongExpectedVersion_ExpectedRevision{ExpectedRevision: e.Revision}
+		w.ExpectedRevisionOption_20_6_0 = &api.AppendResp_WrongExpectedVersion_ExpectedRevision_20_6_0{ExpectedRevision_20_6_0: e.Revision}
+	case *api.AppendReq_Options_NoStream:
+		w.ExpectedRevisionOption = &api.AppendResp_WrongExpectedVersion_ExpectedNoStream{ExpectedNoStream: &shared.Empty{}}
+		// 20.6 had no "no stream" here; it sent the revision -1 as an unsigned number.
+		w.ExpectedRevisionOption_20_6_0 = &api.AppendResp_WrongExpectedVersion_ExpectedRevision_20_6_0{ExpectedRevision_20_6_0: ^uint64(0)}
+	case *api.AppendReq_Options_StreamExists:
+		w.ExpectedRevisionOption = &api.AppendResp_WrongExpectedVersion_ExpectedStreamExists{ExpectedStreamExists: &shared.Empty{}}
+		w.ExpectedRevisionOption_20_6_0 = &api.AppendResp_WrongExpectedVersion_StreamExists_20_6_0{StreamExists_20_6_0: &shared.Empty{}}
+	default:
+		w.ExpectedRevisionOption = &api.AppendResp_WrongExpectedVersion_ExpectedAny{ExpectedAny: &shared.Empty{}}
+		w.ExpectedRevisionOption_20_6_0 = &api.AppendResp_WrongExpectedVersion_Any_20_6_0{Any_20_6_0: &shared.Empty{}}
+	}
+	return &api.AppendResp{Result: &api.AppendResp_WrongExpectedVersion_{WrongExpectedVersion: w}}
+}
+
+// Read serves one-shot reads (count option) and subscriptions (subscription option), of one
+// stream or of $all.
+func (s *Server) Read(req *api.ReadReq, srv api.Streams_ReadServer) error {
+	o := req.GetOptions()
+	if o == nil {
+		return status.Error(codes.InvalidArgument, "read without options")
+	}
+	f, err := newFilter(o)
+	if err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	str := o.GetUuidOption().GetString_() != nil
+	switch o.GetCountOption().(type) {
+	case *api.ReadReq_Options_Count:
+		return s.readOnce(o, f, str, srv)
+	case *api.ReadReq_Options_Subscription:
+		if o.GetReadDirection() != api.ReadReq_Options_Forwards {
+			return status.Error(codes.InvalidArgument, "subscriptions only go forwards")
+		}
+		return s.subscribe(o, f, str, srv)
+	default:
+		return status.Error(codes.InvalidArgument, "read without count or subscription")
+	}
+}
+
+func (s *Server) readOnce(o *api.ReadReq_Options, f *filter, str bool, srv api.Streams_ReadServer) error {
+	s.mu.Lock()
+	var out []*record
+	n := o.GetCount()
+	back := o.GetReadDirection() == api.ReadReq_Options_Backwards
+	if so := o.GetStream(); so != nil {
+		name := string(so.GetStreamIdentifier().GetStreamName())
+		revs := s.streams[name]
+		if len(revs) == 0 {
+			s.mu.Unlock()
+			return srv.Send(&api.ReadResp{Content: &api.ReadResp_StreamNotFound_{StreamNotFound: &api.ReadResp_StreamNotFound{
+				StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte(name)},
+			}}})
+		}
+		// Stream revisions are inclusive in both directions.
+		var i int
+		switch r := so.GetRevisionOption().(type) {
+		case *api.ReadReq_Options_StreamOptions_Revision:
+			i = int(min(r.Revision, uint64(len(revs))))
+			if back && i == len(revs) {
+				i--
+			}
+		case *api.ReadReq_Options_StreamOptions_End:
+			i = len(revs)
+			if back {
+				i--
+			}
+		}
+		for ; i >= 0 && i < len(revs) && uint64(len(out)) < n; i = step(i, back) {
+			out = append(out, s.log[revs[i]])
+		}
+	} else {
+		// $all positions: forwards from a position includes the event at it, backwards
+		// excludes it.
+		i := 0
+		switch a := o.GetAll().GetAllOption().(type) {
+		case *api.ReadReq_Options_AllOptions_Position:
+			i = s.search(a.Position.GetCommitPosition(), a.Position.GetPreparePosition())
+			if back {
+				i--
+			}
+		case *api.ReadReq_Options_AllOptions_End:
+			i = len(s.log)
+			if back {
+				i--
+			}
+		}
+		for ; i >= 0 && i < len(s.log) && uint64(len(out)) < n; i = step(i, back) {
+			if f.match(s.log[i]) {
+				out = append(out, s.log[i])
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, r := range out {
+		if err := srv.Send(eventResp(r, str)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func step(i int, back bool) int {
+	if back {
+		return i - 1
+	}
+	return i + 1
+}
+
+// search returns the index of the first record at or after (commit, prepare).
+func (s *Server) search(commit, prepare uint64) int {
+	return sort.Search(len(s.log), func(i int) bool {
+		r := s.log[i]
+		return r.commit > commit || (r.commit == commit && r.prepare >= prepare)
+	})
+}
+
+// subscribe sends a confirmation, the stored events after the start point (exclusive, as
+// the server's subscriptions are), CaughtUp, then live events until the client goes away
+// or the subscription is dropped.
+func (s *Server) subscribe(o *api.ReadReq_Options, f *filter, str bool, srv api.Streams_ReadServer) error {
+	ctx := srv.Context()
+	if err := srv.Send(&api.ReadResp{Content: &api.ReadResp_Confirmation{Confirmation: &api.ReadResp_SubscriptionConfirmation{
+		SubscriptionId: uuid.NewString(),
+	}}}); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	drop, dropAfter := s.drop, s.dropAfter
+	// next is an index into the stream's revisions, or into the log for $all.
+	var next int
+	name := ""
+	if so := o.GetStream(); so != nil {
+		name = string(so.GetStreamIdentifier().GetStreamName())
+		switch r := so.GetRevisionOption().(type) {
+		case *api.ReadReq_Options_StreamOptions_Revision:
+			next = int(r.Revision) + 1
+		case *api.ReadReq_Options_StreamOptions_End:
+			next = len(s.streams[name])
+		}
+	} else {
+		switch a := o.GetAll().GetAllOption().(type) {
+		case *api.ReadReq_Options_AllOptions_Position:
+			p := a.Position
+			next = s.search(p.GetCommitPosition(), p.GetPreparePosition())
+			if next < len(s.log) && s.log[next].commit == p.GetCommitPosition() && s.log[next].prepare == p.GetPreparePosition() {
+				next++
+			}
+		case *api.ReadReq_Options_AllOptions_End:
+			next = len(s.log)
+		}
+	}
+	s.mu.Unlock()
+
+	// A filtered subscription reports how far it has searched every window*multiplier
+	// events, so that a client can checkpoint past long runs of filtered-out events.
+	every := 0
+	if fo := o.GetFilter(); fo != nil {
+		every = int(max(fo.GetMax(), 1) * max(fo.GetCheckpointIntervalMultiplier(), 1))
+	}
+	sent, scanned, caughtUp := 0, 0, false
+	for {
+		s.mu.Lock()
+		var batch []*record
+		if name != "" {
+			if revs := s.streams[name]; next < len(revs) {
+				for _, idx := range revs[next:] {
+					batch = append(batch, s.log[idx])
+				}
+			}
+		} else if next < len(s.log) {
+			batch = append(batch, s.log[next:]...)
+		}
+		next += len(batch)
+		changed := s.changed
+		s.mu.Unlock()
+
+		for _, r := range batch {
+			scanned++
+			if f.match(r) {
+				if err := srv.Send(eventResp(r, str)); err != nil {
+					return err
+				}
+				sent++
+				if dropAfter > 0 && sent >= dropAfter {
+					return status.Error(codes.Aborted, "stand-in dropped the subscription")
+				}
+			}
+			if every > 0 && scanned%every == 0 {
+				if err := srv.Send(&api.ReadResp{Content: &api.ReadResp_Checkpoint_{Checkpoint: &api.ReadResp_Checkpoint{
+					CommitPosition: r.commit, PreparePosition: r.prepare,
+				}}}); err != nil {
+					return err
+				}
+			}
+		}
+		if !caughtUp {
+			caughtUp = true
+			if err := srv.Send(&api.ReadResp{Content: &api.ReadResp_CaughtUp_{CaughtUp: &api.ReadResp_CaughtUp{}}}); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-changed:
+		case <-drop:
+			return status.Error(codes.Aborted, "stand-in dropped the subscription")
+		case <-ctx.Done():
+			return status.FromContextError(ctx.Err()).Err()
+		}
+	}
+}
+
+func eventResp(r *record, str bool) *api.ReadResp {
+	return &api.ReadResp{Content: &api.ReadResp_Event{Event: &api.ReadResp_ReadEvent{
+		Event: &api.ReadResp_ReadEvent_RecordedEvent{
+			Id:               toProtoUUID(r.id, str),
+			StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte(r.stream)},
+			StreamRevision:   r.revision,
+			PreparePosition:  r.prepare,
+			CommitPosition:   r.commit,
+			Metadata:         r.meta,
+			CustomMetadata:   r.custom,
+			Data:             r.data,
+		},
+		Position: &api.ReadResp_ReadEvent_CommitPosition{CommitPosition: r.commit},
+	}}}
+}
+
+// filter is the server-side filter of a read: on stream name or event type, by prefixes or
+// a regular expression (the server's are .NET regexes; Go's RE2 agrees on the simple ones
+// clients send).
+type filter struct {
+	onType   bool
+	prefixes []string
+	re       *regexp.Regexp
+}
+
+func newFilter(o *api.ReadReq_Options) (*filter, error) {
+	fo := o.GetFilter()
+	if fo == nil {
+		return nil, nil
+	}
+	var expr *api.ReadReq_Options_FilterOptions_Expression
+	f := &filter{}
+	switch x := fo.GetFilter().(type) {
+	case *api.ReadReq_Options_FilterOptions_StreamIdentifier:
+		expr = x.StreamIdentifier
+	case *api.ReadReq_Options_FilterOptions_EventType:
+		expr, f.onType = x.EventType, true
+	default:
+		return nil, errors.New("filter without stream or event type expression")
+	}
+	f.prefixes = expr.GetPrefix()
+	if expr.GetRegex() != "" {
+		re, err := regexp.Compile(expr.GetRegex())
+		if err != nil {
+			return nil, fmt.Errorf("filter regex: %w", err)
+		}
+		f.re = re
+	}
+	return f, nil
+}
+
+func (f *filter) match(r *record) bool {
+	if f == nil {
+		return true
+	}
+	subject := r.stream
+	if f.onType {
+		subject = r.meta["type"]
+	}
+	if f.re != nil {
+		return f.re.MatchString(subject)
+	}
+	for _, p := range f.prefixes {
+		if strings.HasPrefix(subject, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func toProtoUUID(id uuid.UUID, str bool) *shared.UUID {
+	if str {
+		return &shared.UUID{Value: &shared.UUID_String_{String_: id.String()}}
+	}
+	return &shared.UUID{Value: &shared.UUID_Structured_{Structured: &shared.UUID_Structured{
+		MostSignificantBits:  int64(binary.BigEndian.Uint64(id[:8])),
+		LeastSignificantBits: int64(binary.BigEndian.Uint64(id[8:])),
+	}}}
+}
+
+func fromProtoUUID(u *shared.UUID) uuid.UUID {
+	if st := u.GetStructured(); st != nil {
+		var id uuid.UUID
+		binary.BigEndian.PutUint64(id[:8], uint64(st.GetMostSignificantBits()))
+		binary.BigEndian.PutUint64(id[8:], uint64(st.GetLeastSignificantBits()))
+		return id
+	}
+	id, _ := uuid.Parse(u.GetString_())
+	return id
+}

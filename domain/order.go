@@ -235,7 +235,7 @@ func confirmOrder(cat *Catalogue, o Order, c ConfirmOrder, now time.Time) ([]Eve
 		return nil, ErrUnfairTerms
 	case !c.AcknowledgePrivacy:
 		return nil, ErrPrivacy
-	case strings.TrimSpace(c.TermsVersion) == "" || len(c.TermsVersion) > maxIDLen || !utf8.ValidString(c.TermsVersion):
+	case strings.TrimSpace(c.TermsVersion) == "" || len(c.TermsVersion) > maxIDLen || !utf8.ValidString(c.TermsVersion) || strings.ContainsFunc(strings.TrimSpace(c.TermsVersion), isControl):
 		return nil, ErrTermsVersionMissing
 	}
 	return []Event{OrderConfirmed{

@@ -1,0 +1,280 @@
+package relay_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/einvoice/spaceorders/domain"
+	"github.com/einvoice/spaceorders/eventstore"
+	esjs "github.com/einvoice/spaceorders/eventstore/jetstream"
+	"github.com/einvoice/spaceorders/handlers/relay"
+)
+
+type env struct {
+	store *esjs.Store
+	js    jetstream.JetStream
+}
+
+func start(t *testing.T) env {
+	t.Helper()
+	emb, err := esjs.StartEmbedded(esjs.EmbeddedConfig{Dir: t.TempDir(), RelaxedSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = emb.Close() })
+	store, err := esjs.Open(context.Background(), emb.Conn, esjs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(emb.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env{store, js}
+}
+
+var codec = eventstore.DomainCodec()
+
+func encode(t *testing.T, evs ...domain.Event) []eventstore.EventData {
+	t.Helper()
+	var out []eventstore.EventData
+	for _, ev := range evs {
+		d, err := codec.Encode(uuid.New(), ev, eventstore.Metadata{Actor: "test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// appendOrder writes an order's life: a cart event (not published), a confirmation, and a
+// commit of two published events (payment registered and paid).
+func appendOrder(t *testing.T, s eventstore.Store) (ids []uuid.UUID) {
+	t.Helper()
+	ctx := context.Background()
+	order := uuid.New()
+	stream := eventstore.StreamName("order", order)
+	commits := [][]eventstore.EventData{
+		encode(t, domain.CheckoutStarted{}),
+		encode(t, domain.OrderConfirmed{OrderID: order, PaymentMethod: "card"}),
+		encode(t, domain.PaymentRegistered{AmountCents: 100, PaidCents: 100}, domain.OrderPaid{OrderID: order, PaidCents: 100}),
+	}
+	for i, c := range commits {
+		if _, err := s.Append(ctx, stream, eventstore.Any, c...); err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 {
+			for _, e := range c {
+				ids = append(ids, e.ID)
+			}
+		}
+	}
+	return ids
+}
+
+// published reads the whole notifications stream in order.
+func published(t *testing.T, js jetstream.JetStream) []relay.Message {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, relay.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []relay.Message
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var msg relay.Message
+		if err := json.Unmarshal(m.Data, &msg); err != nil {
+			t.Fatal(err)
+		}
+		if m.Header.Get("Nats-Msg-Id") != msg.EventID {
+			t.Fatalf("message %d: Nats-Msg-Id %q, event %s", seq, m.Header.Get("Nats-Msg-Id"), msg.EventID)
+		}
+		_, agg, err := eventstore.ParseStream(msg.Stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := relay.Subject(relay.DefaultSubjectPrefix, msg.Type, agg.String()); m.Subject != want {
+			t.Fatalf("message %d: subject %s, want %s", seq, m.Subject, want)
+		}
+		out = append(out, msg)
+	}
+	return out
+}
+
+func waitCount(t *testing.T, js jetstream.JetStream, n int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		s, err := js.Stream(context.Background(), relay.DefaultStream)
+		if err == nil {
+			if info, err := s.Info(context.Background()); err == nil && info.State.Msgs >= uint64(n) {
+				return
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("the notifications stream never reached %d messages", n)
+}
+
+func runRelay(t *testing.T, e env) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	r := relay.New(e.store, e.js, relay.Options{RetryDelay: 20 * time.Millisecond})
+	go func() { done <- r.Run(ctx) }()
+	return func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Run: %v", err)
+		}
+	}
+}
+
+func assertExactly(t *testing.T, got []relay.Message, want []uuid.UUID) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("published %d messages, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i].EventID != want[i].String() {
+			t.Fatalf("message %d is event %s (%s), want %s", i, got[i].EventID, got[i].Type, want[i])
+		}
+		if i > 0 && (got[i].Position < got[i-1].Position ||
+			got[i].Position == got[i-1].Position && got[i].Index <= got[i-1].Index) {
+			t.Fatalf("message %d out of log order", i)
+		}
+	}
+}
+
+func TestRelayPublishesTheLogOnceInOrder(t *testing.T) {
+	e := start(t)
+	var want []uuid.UUID
+	for range 3 {
+		want = append(want, appendOrder(t, e.store)...)
+	}
+	stop := runRelay(t, e)
+	waitCount(t, e.js, len(want))
+	// Live: appended while the relay runs.
+	want = append(want, appendOrder(t, e.store)...)
+	waitCount(t, e.js, len(want))
+	stop()
+	got := published(t, e.js)
+	assertExactly(t, got, want)
+	if got[0].Type != "OrderConfirmed" || got[2].Type != "OrderPaid" || got[1].Index != 0 || got[2].Index != 1 {
+		t.Fatalf("unexpected first messages: %+v", got[:3])
+	}
+	var paid domain.OrderPaid
+	if err := json.Unmarshal(got[2].Payload, &paid); err != nil || paid.PaidCents != 100 {
+		t.Fatalf("payload: %s (%v)", got[2].Payload, err)
+	}
+}
+
+// A relay stopped and restarted many times while the log grows publishes every event once.
+func TestRelayRestartMidStreamSkipsNothingAndRepeatsNothing(t *testing.T) {
+	e := start(t)
+	var want []uuid.UUID
+	for range 50 {
+		want = append(want, appendOrder(t, e.store)...)
+	}
+	for round := range 6 {
+		stop := runRelay(t, e)
+		// Stop at some point mid-stream: after a few messages more than last time.
+		waitCount(t, e.js, min(len(want), (round+1)*17))
+		for range 5 {
+			want = append(want, appendOrder(t, e.store)...)
+		}
+		stop()
+	}
+	stop := runRelay(t, e)
+	waitCount(t, e.js, len(want))
+	time.Sleep(100 * time.Millisecond) // room for a wrongful duplicate to show up
+	stop()
+	assertExactly(t, published(t, e.js), want)
+}
+
+// A relay that died after publishing the first event of a commit resumes with the second.
+func TestRelayResumesWithinACommit(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	want := appendOrder(t, e.store) // confirmed, then registered+paid in one commit
+	all, err := e.store.ReadAll(ctx, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := relay.EnsureStream(ctx, e.js, relay.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	// What a relay killed in the middle of the last commit left behind.
+	for _, env := range all {
+		if env.ID == want[2] {
+			break
+		}
+		if env.Type == "CheckoutStarted" {
+			continue
+		}
+		m, err := relay.Encode(relay.DefaultSubjectPrefix, env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.js.PublishMsg(ctx, m, jetstream.WithMsgID(env.ID.String())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cp, err := relay.LastPublished(ctx, mustStream(t, e.js))
+	if err != nil || cp.Index != 0 {
+		t.Fatalf("checkpoint %+v, %v", cp, err)
+	}
+	stop := runRelay(t, e)
+	waitCount(t, e.js, len(want))
+	time.Sleep(100 * time.Millisecond)
+	stop()
+	assertExactly(t, published(t, e.js), want)
+}
+
+// The server drops a re-publish of the same event id (a publish retried after a lost ack).
+func TestRepublishIsDroppedByTheServer(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	want := appendOrder(t, e.store)
+	stop := runRelay(t, e)
+	waitCount(t, e.js, len(want))
+	stop()
+	all, _ := e.store.ReadAll(ctx, 0, 100)
+	for _, env := range all[1:] {
+		m, _ := relay.Encode(relay.DefaultSubjectPrefix, env)
+		ack, err := e.js.PublishMsg(ctx, m, jetstream.WithMsgID(env.ID.String()))
+		if err != nil || !ack.Duplicate {
+			t.Fatalf("re-publish of %s: ack %+v, %v", env.Type, ack, err)
+		}
+	}
+	assertExactly(t, published(t, e.js), want)
+	info, _ := mustStream(t, e.js).Info(ctx)
+	if info.Config.Duplicates != relay.DefaultDuplicates {
+		t.Fatalf("duplicates window %s", info.Config.Duplicates)
+	}
+}
+
+func mustStream(t *testing.T, js jetstream.JetStream) jetstream.Stream {
+	t.Helper()
+	s, err := js.Stream(context.Background(), relay.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

@@ -81,8 +81,12 @@ func Start() (connString string, stop func()) { return New().Start() }
 
 // Start serves s on 127.0.0.1 on a free port, without TLS, and returns the esdb://
 // connection string the client needs and a function that stops the server (idempotent).
-func (s *Server) Start() (connString string, stop func()) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+func (s *Server) Start() (connString string, stop func()) { return s.StartAt("127.0.0.1:0") }
+
+// StartAt is Start on a given address: a stopped stand-in can come back, with its data,
+// where its clients expect it, as a restarted server would.
+func (s *Server) StartAt(addr string) (connString string, stop func()) {
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		panic(fmt.Sprintf("standin: listen: %v", err))
 	}

@@ -267,3 +267,5 @@ func show(events []domain.Event) string {
 	}
 	return s
 }
+
+func isRefusal(err error, want *domain.Error) bool { return errors.Is(err, want) }

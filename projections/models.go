@@ -1,0 +1,193 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/einvoice/spaceorders/eventstore"
+)
+
+// Models is one instance of every read model, folded to Position. AsOf returns one; the
+// runner keeps its own behind locks.
+type Models struct {
+	Position uint64
+	Quota    *QuotaModel
+	Expiry   *ExpiryModel
+	Pending  *PendingModel
+}
+
+// NewModels returns empty models.
+func NewModels() *Models {
+	return &Models{Quota: NewQuotaModel(), Expiry: NewExpiryModel(), Pending: NewPendingModel()}
+}
+
+// Model returns the model of that name.
+func (ms *Models) Model(name string) (Model, error) {
+	switch name {
+	case QuotaName:
+		return ms.Quota, nil
+	case ExpiryName:
+		return ms.Expiry, nil
+	case PendingName:
+		return ms.Pending, nil
+	}
+	return nil, fmt.Errorf("%w: %q", ErrUnknownModel, name)
+}
+
+// Digest is the named model's digest.
+func (ms *Models) Digest(name string) (string, error) {
+	m, err := ms.Model(name)
+	if err != nil {
+		return "", err
+	}
+	return Digest(m)
+}
+
+// ExportJSON writes the named model's whole view as of now as JSON.
+func (ms *Models) ExportJSON(w io.Writer, name string, now time.Time) error {
+	m, err := ms.Model(name)
+	if err != nil {
+		return err
+	}
+	return exportJSON(w, m, now)
+}
+
+// ExportCSV writes the named model's whole list as of now as CSV.
+func (ms *Models) ExportCSV(w io.Writer, name string, now time.Time) error {
+	m, err := ms.Model(name)
+	if err != nil {
+		return err
+	}
+	return exportCSV(w, m, now)
+}
+
+// PendingExport is the JSON export of the pending-payment model.
+type PendingExport struct {
+	Orders  []PendingView  `json:"orders"`
+	Summary PendingSummary `json:"summary"`
+}
+
+// export is a model's whole view as of an instant, computed under the model's lock and
+// written after it is released, so that a slow reader never holds up the fold.
+type export struct {
+	json any
+	csv  func(io.Writer) error
+}
+
+func exportOf(m Model, now time.Time) (export, error) {
+	switch m := m.(type) {
+	case *QuotaModel:
+		v := m.All(now)
+		return export{v, func(w io.Writer) error { return WriteCSV(w, v) }}, nil
+	case *ExpiryModel:
+		v := m.All(now)
+		return export{v, func(w io.Writer) error { return WriteCSV(w, v) }}, nil
+	case *PendingModel:
+		v := PendingExport{Orders: m.All(now), Summary: m.Summary(now)}
+		return export{v, func(w io.Writer) error { return WriteCSV(w, v.Orders) }}, nil
+	}
+	return export{}, fmt.Errorf("%w: %T", ErrUnknownModel, m)
+}
+
+func exportJSON(w io.Writer, m Model, now time.Time) error {
+	x, err := exportOf(m, now)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(w).Encode(x.json)
+}
+
+func exportCSV(w io.Writer, m Model, now time.Time) error {
+	x, err := exportOf(m, now)
+	if err != nil {
+		return err
+	}
+	return x.csv(w)
+}
+
+// AsOf folds the log from the start up to the last commit recorded at or before t, and
+// returns every model as it was then. The log is read in position order and the fold stops
+// at the first commit recorded after t.
+func AsOf(ctx context.Context, store eventstore.Store, t time.Time) (*Models, error) {
+	ms := NewModels()
+	all := []Model{ms.Quota, ms.Expiry, ms.Pending}
+	codec := eventstore.DomainCodec()
+	pos, err := foldStore(ctx, store, codec, zap.NewNop(), 0, func(commit []decoded) bool {
+		return !commit[0].env.RecordedAt.After(t)
+	}, func(commit []decoded) {
+		for _, m := range all {
+			applyCommit(m, commit)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("projections as of %s: %w", t.Format(time.RFC3339Nano), err)
+	}
+	ms.Position = pos
+	return ms, nil
+}
+
+func applyCommit(m Model, commit []decoded) {
+	for _, d := range commit {
+		if d.ev != nil {
+			m.Apply(d.env, d.ev)
+		}
+	}
+}
+
+// readBatch is how many events a fold asks the store for at once.
+const readBatch = 4096
+
+// foldStore reads the log's commits after position after and hands each whole commit to
+// apply, while keep accepts it. It returns the position of the last commit applied.
+func foldStore(ctx context.Context, store eventstore.Store, codec *eventstore.Codec, log *zap.Logger,
+	after uint64, keep func([]decoded) bool, apply func([]decoded)) (uint64, error) {
+	pos := after
+	var commit []decoded
+	for {
+		batch, err := store.ReadAll(ctx, pos, readBatch)
+		if err != nil {
+			return pos, err
+		}
+		if len(batch) == 0 {
+			return pos, nil
+		}
+		for _, env := range batch {
+			commit = append(commit, decode(codec, log, env))
+			if !env.LastInCommit() {
+				continue
+			}
+			if keep != nil && !keep(commit) {
+				return pos, nil
+			}
+			apply(commit)
+			pos = env.Position
+			commit = commit[:0]
+		}
+		if len(commit) > 0 {
+			// ReadAll never splits a commit: a partial one means the log is broken.
+			return pos, fmt.Errorf("commit %d read without its last event", commit[0].env.Position)
+		}
+	}
+}
+
+// decode reads an envelope's domain event. An event this build cannot read is skipped (and
+// logged): the other events of the log still count, and a newer build can rebuild.
+func decode(codec *eventstore.Codec, log *zap.Logger, env eventstore.Envelope) decoded {
+	ev, err := codec.DecodeDomain(env)
+	if err != nil {
+		level := log.Error
+		if errors.Is(err, eventstore.ErrUnknownEventType) {
+			level = log.Warn
+		}
+		level("projections: event skipped", zap.String("type", env.Type), zap.Uint64("position", env.Position),
+			zap.Stringer("event_id", env.ID), zap.Error(err))
+		return decoded{env: env}
+	}
+	return decoded{env: env, ev: ev}
+}

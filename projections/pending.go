@@ -1,0 +1,471 @@
+package projections
+
+import (
+	"cmp"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/einvoice/spaceorders/domain"
+	"github.com/einvoice/spaceorders/eventstore"
+)
+
+// Age buckets of the pending-payment summary, in days since confirmation.
+const (
+	Bucket0to7    = "0-7"
+	Bucket8to30   = "8-30"
+	Bucket31to60  = "31-60"
+	BucketOver60  = "over-60"
+	maxPageLimit  = 1000
+	defaultLimit  = 100
+	compactAtDead = 256
+)
+
+// AgeBuckets lists the buckets in order.
+var AgeBuckets = []string{Bucket0to7, Bucket8to30, Bucket31to60, BucketOver60}
+
+// ErrBadCursor: the cursor was not one a previous page gave.
+var ErrBadCursor = errors.New("projections: bad cursor")
+
+// PendingModel holds every confirmed, unpaid order. Paid, cancelled and expired orders
+// leave it. Beside the orders it keeps indexes sorted by confirmation time (all orders, and
+// per method), so a page is a binary search and a short walk, never a sort.
+type PendingModel struct {
+	orders   map[uuid.UUID]*pendingOrder
+	all      *pendingIndex
+	byMethod map[string]*pendingIndex
+
+	// changes counts applied changes; the summary cache is valid for one (changes, day).
+	// Queries run concurrently under the runner's read lock: cacheMu guards the cache.
+	changes      uint64
+	cacheMu      sync.Mutex
+	cacheDay     domain.Date
+	cacheChanges uint64
+	cache        *PendingSummary
+}
+
+type pendingOrder struct {
+	SubscriptionID           uuid.UUID   `json:"subscriptionId"`
+	OwnerID                  string      `json:"ownerId"`
+	HolderName               string      `json:"holderName"`
+	HolderEmail              string      `json:"holderEmail"`
+	Method                   string      `json:"method"`
+	TotalCents               int64       `json:"totalCents"`
+	PaidCents                int64       `json:"paidCents"`
+	ConfirmedAt              time.Time   `json:"confirmedAt"`
+	ExpectedRegistrationDays int         `json:"expectedRegistrationDays"`
+	PayBy                    domain.Date `json:"payBy"`
+}
+
+// NewPendingModel returns an empty pending-payment model.
+func NewPendingModel() *PendingModel {
+	return &PendingModel{
+		orders:   map[uuid.UUID]*pendingOrder{},
+		all:      &pendingIndex{},
+		byMethod: map[string]*pendingIndex{},
+	}
+}
+
+func (*PendingModel) Name() string { return PendingName }
+func (*PendingModel) Version() int { return 1 }
+
+// Apply folds one event.
+func (m *PendingModel) Apply(env eventstore.Envelope, ev domain.Event) {
+	switch e := ev.(type) {
+	case domain.OrderConfirmed:
+		if _, dup := m.orders[e.OrderID]; dup {
+			return
+		}
+		m.add(e.OrderID, &pendingOrder{
+			SubscriptionID: e.SubscriptionID, OwnerID: e.OwnerID,
+			HolderName: e.Recipient.Name, HolderEmail: e.Recipient.Email,
+			Method: e.PaymentMethod, TotalCents: e.Quote.TotalCents, ConfirmedAt: e.ConfirmedAt,
+			ExpectedRegistrationDays: e.ExpectedRegistrationDays, PayBy: e.PayBy,
+		})
+	case domain.PaymentRegistered:
+		if o := m.order(env.Stream); o != nil {
+			o.PaidCents = e.PaidCents
+			m.changes++
+		}
+	case domain.OrderPaid, domain.OrderCancelled, domain.OrderExpired:
+		if id, ok := streamID(env.Stream); ok {
+			m.remove(id)
+		}
+	}
+}
+
+func (m *PendingModel) order(stream string) *pendingOrder {
+	id, ok := streamID(stream)
+	if !ok {
+		return nil
+	}
+	return m.orders[id]
+}
+
+func (m *PendingModel) add(id uuid.UUID, o *pendingOrder) {
+	m.orders[id] = o
+	k := pendingKey{at: o.ConfirmedAt.UnixNano(), id: id}
+	m.all.insert(k)
+	x := m.byMethod[o.Method]
+	if x == nil {
+		x = &pendingIndex{}
+		m.byMethod[o.Method] = x
+	}
+	x.insert(k)
+	m.changes++
+}
+
+func (m *PendingModel) remove(id uuid.UUID) {
+	o, ok := m.orders[id]
+	if !ok {
+		return
+	}
+	delete(m.orders, id)
+	k := pendingKey{at: o.ConfirmedAt.UnixNano(), id: id}
+	m.all.remove(k)
+	if x := m.byMethod[o.Method]; x != nil {
+		x.remove(k)
+	}
+	m.changes++
+}
+
+func (m *PendingModel) MarshalState() ([]byte, error) {
+	return json.Marshal(struct {
+		Orders map[uuid.UUID]*pendingOrder `json:"orders"`
+	}{m.orders})
+}
+
+func (m *PendingModel) UnmarshalState(b []byte) error {
+	var st struct {
+		Orders map[uuid.UUID]*pendingOrder `json:"orders"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return err
+	}
+	fresh := NewPendingModel()
+	m.orders, m.all, m.byMethod, m.changes, m.cache = fresh.orders, fresh.all, fresh.byMethod, m.changes+1, nil
+	// Build the indexes sorted at once: inserting in map order would shift the slice each time.
+	for id, o := range st.Orders {
+		m.orders[id] = o
+		m.all.keys = append(m.all.keys, pendingKey{at: o.ConfirmedAt.UnixNano(), id: id})
+	}
+	slices.SortFunc(m.all.keys, pendingKey.compare)
+	for _, k := range m.all.keys {
+		method := m.orders[k.id].Method
+		x := m.byMethod[method]
+		if x == nil {
+			x = &pendingIndex{}
+			m.byMethod[method] = x
+		}
+		x.keys = append(x.keys, k)
+	}
+	return nil
+}
+
+// Len is the number of pending orders.
+func (m *PendingModel) Len() int { return len(m.orders) }
+
+// PendingView is one confirmed, unpaid order as of a day. Amounts are in cents.
+type PendingView struct {
+	OrderID        uuid.UUID `json:"orderId"`
+	SubscriptionID uuid.UUID `json:"subscriptionId"`
+	OwnerID        string    `json:"ownerId"`
+	HolderName     string    `json:"holderName"`
+	HolderEmail    string    `json:"holderEmail"`
+	Method         string    `json:"method"`
+	AmountDueCents int64     `json:"amountDueCents"`
+	PaidCents      int64     `json:"paidCents"`
+	RemainingCents int64     `json:"remainingCents"`
+	ConfirmedAt    time.Time `json:"confirmedAt"`
+	// ExpectedRegistrationOn is the confirmation day plus the days the method takes to be
+	// registered: the earliest day the payment can be expected in the books.
+	ExpectedRegistrationOn domain.Date `json:"expectedRegistrationOn"`
+	// PayBy is the last day to pay before the order expires.
+	PayBy     domain.Date `json:"payBy"`
+	AgeDays   int         `json:"ageDays"`
+	AgeBucket string      `json:"ageBucket"`
+}
+
+func (o *pendingOrder) view(id uuid.UUID, today domain.Date) PendingView {
+	confirmed := domain.DateOf(o.ConfirmedAt)
+	age := max(confirmed.DaysUntil(today), 0)
+	return PendingView{
+		OrderID: id, SubscriptionID: o.SubscriptionID, OwnerID: o.OwnerID,
+		HolderName: o.HolderName, HolderEmail: o.HolderEmail, Method: o.Method,
+		AmountDueCents: o.TotalCents, PaidCents: o.PaidCents, RemainingCents: o.TotalCents - o.PaidCents,
+		ConfirmedAt:            o.ConfirmedAt,
+		ExpectedRegistrationOn: confirmed.AddDays(o.ExpectedRegistrationDays),
+		PayBy:                  o.PayBy, AgeDays: age, AgeBucket: ageBucket(age),
+	}
+}
+
+func ageBucket(days int) string {
+	switch {
+	case days <= 7:
+		return Bucket0to7
+	case days <= 30:
+		return Bucket8to30
+	case days <= 60:
+		return Bucket31to60
+	}
+	return BucketOver60
+}
+
+// PendingQuery selects a page of pending orders, oldest confirmation first.
+type PendingQuery struct {
+	// Method keeps only orders to be paid with that method ("" for all).
+	Method string
+	// MinAgeDays keeps only orders confirmed at least that many days ago.
+	MinAgeDays int
+	// Cursor is a previous page's NextCursor ("" for the first page). A cursor names a place
+	// in the order, not an offset: orders that come and go do not shift the pages after it.
+	Cursor string
+	// Limit is the page size: default 100, at most 1000.
+	Limit int
+}
+
+// PendingPage is one page of pending orders; NextCursor is "" on the last page.
+type PendingPage struct {
+	Orders     []PendingView `json:"orders"`
+	NextCursor string        `json:"nextCursor"`
+	Today      domain.Date   `json:"today"`
+}
+
+// Page returns the orders q selects, as of now.
+func (m *PendingModel) Page(q PendingQuery, now time.Time) (PendingPage, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	limit = min(limit, maxPageLimit)
+	if q.MinAgeDays < 0 {
+		return PendingPage{}, fmt.Errorf("projections: minimum age %d is negative", q.MinAgeDays)
+	}
+	today := domain.DateOf(now)
+	page := PendingPage{Orders: []PendingView{}, Today: today}
+	x := m.all
+	if q.Method != "" {
+		if x = m.byMethod[q.Method]; x == nil {
+			return page, nil
+		}
+	}
+	start := 0
+	if q.Cursor != "" {
+		k, err := decodeCursor(q.Cursor)
+		if err != nil {
+			return PendingPage{}, err
+		}
+		start, _ = x.search(k)
+		if start < len(x.keys) && x.keys[start].same(k) {
+			start++
+		}
+	}
+	// Orders confirmed before the start of (today - MinAgeDays + 1) in Rome are old enough.
+	cut := today.AddDays(1 - q.MinAgeDays)
+	cutoff := time.Date(cut.Year, cut.Month, cut.Day, 0, 0, 0, 0, domain.Rome).UnixNano()
+	for i := start; i < len(x.keys); i++ {
+		k := x.keys[i]
+		if k.at >= cutoff {
+			break
+		}
+		if k.dead {
+			continue
+		}
+		if len(page.Orders) == limit {
+			last := page.Orders[len(page.Orders)-1]
+			page.NextCursor = encodeCursor(pendingKey{at: last.ConfirmedAt.UnixNano(), id: last.OrderID})
+			break
+		}
+		page.Orders = append(page.Orders, m.orders[k.id].view(k.id, today))
+	}
+	return page, nil
+}
+
+// All returns every pending order, oldest confirmation first.
+func (m *PendingModel) All(now time.Time) []PendingView {
+	today := domain.DateOf(now)
+	out := make([]PendingView, 0, len(m.orders))
+	for _, k := range m.all.keys {
+		if !k.dead {
+			out = append(out, m.orders[k.id].view(k.id, today))
+		}
+	}
+	return out
+}
+
+// PendingTotals sums a group of pending orders, in cents.
+type PendingTotals struct {
+	Count          int   `json:"count"`
+	AmountDueCents int64 `json:"amountDueCents"`
+	PaidCents      int64 `json:"paidCents"`
+	RemainingCents int64 `json:"remainingCents"`
+}
+
+func (t *PendingTotals) add(o *pendingOrder) {
+	t.Count++
+	t.AmountDueCents += o.TotalCents
+	t.PaidCents += o.PaidCents
+	t.RemainingCents += o.TotalCents - o.PaidCents
+}
+
+// MethodTotals are the totals of one payment method.
+type MethodTotals struct {
+	Method string `json:"method"`
+	PendingTotals
+}
+
+// BucketTotals are the totals of one age bucket.
+type BucketTotals struct {
+	Bucket string `json:"bucket"`
+	PendingTotals
+}
+
+// PendingSummary totals the pending orders by method and by age bucket; each grouping
+// adds up to Total exactly.
+type PendingSummary struct {
+	Today    domain.Date    `json:"today"`
+	Total    PendingTotals  `json:"total"`
+	ByMethod []MethodTotals `json:"byMethod"`
+	ByAge    []BucketTotals `json:"byAge"`
+}
+
+// Summary totals the pending orders as of now. It is cached until the model changes or
+// the day does.
+func (m *PendingModel) Summary(now time.Time) PendingSummary {
+	today := domain.DateOf(now)
+	m.cacheMu.Lock()
+	defer m.cacheMu.Unlock()
+	if m.cache != nil && m.cacheDay == today && m.cacheChanges == m.changes {
+		return m.cache.clone()
+	}
+	s := m.summary(today)
+	m.cache, m.cacheDay, m.cacheChanges = &s, today, m.changes
+	return s.clone()
+}
+
+func (m *PendingModel) summary(today domain.Date) PendingSummary {
+	s := PendingSummary{Today: today, ByMethod: []MethodTotals{}, ByAge: make([]BucketTotals, len(AgeBuckets))}
+	for i, b := range AgeBuckets {
+		s.ByAge[i].Bucket = b
+	}
+	byMethod := map[string]*PendingTotals{}
+	// Bucket boundaries as instants: an order's bucket follows its Rome confirmation day.
+	bounds := [3]int64{}
+	for i, d := range []int{7, 30, 60} {
+		day := today.AddDays(-d)
+		bounds[i] = time.Date(day.Year, day.Month, day.Day, 0, 0, 0, 0, domain.Rome).UnixNano()
+	}
+	for _, o := range m.orders {
+		s.Total.add(o)
+		t := byMethod[o.Method]
+		if t == nil {
+			t = &PendingTotals{}
+			byMethod[o.Method] = t
+		}
+		t.add(o)
+		at := o.ConfirmedAt.UnixNano()
+		b := 3
+		switch {
+		case at >= bounds[0]:
+			b = 0
+		case at >= bounds[1]:
+			b = 1
+		case at >= bounds[2]:
+			b = 2
+		}
+		s.ByAge[b].add(o)
+	}
+	for method, t := range byMethod {
+		s.ByMethod = append(s.ByMethod, MethodTotals{Method: method, PendingTotals: *t})
+	}
+	slices.SortFunc(s.ByMethod, func(a, b MethodTotals) int { return cmp.Compare(a.Method, b.Method) })
+	return s
+}
+
+func (s PendingSummary) clone() PendingSummary {
+	s.ByMethod = slices.Clone(s.ByMethod)
+	s.ByAge = slices.Clone(s.ByAge)
+	return s
+}
+
+// pendingKey orders pending orders by confirmation instant, then id.
+type pendingKey struct {
+	at   int64
+	id   uuid.UUID
+	dead bool
+}
+
+func (k pendingKey) compare(o pendingKey) int {
+	if c := cmp.Compare(k.at, o.at); c != 0 {
+		return c
+	}
+	return compareIDs(k.id, o.id)
+}
+
+func (k pendingKey) same(o pendingKey) bool { return k.at == o.at && k.id == o.id }
+
+// pendingIndex is a sorted slice of keys. Orders arrive in confirmation order, so an insert
+// is nearly always an append; a removal only marks its key dead, and the slice is compacted
+// once dead keys are many, so neither costs a copy of the whole slice each time.
+type pendingIndex struct {
+	keys []pendingKey
+	dead int
+}
+
+func (x *pendingIndex) search(k pendingKey) (int, bool) {
+	return slices.BinarySearchFunc(x.keys, k, pendingKey.compare)
+}
+
+func (x *pendingIndex) insert(k pendingKey) {
+	if n := len(x.keys); n == 0 || x.keys[n-1].compare(k) < 0 {
+		x.keys = append(x.keys, k)
+		return
+	}
+	i, found := x.search(k)
+	if found {
+		if x.keys[i].dead {
+			x.keys[i].dead = false
+			x.dead--
+		}
+		return
+	}
+	x.keys = slices.Insert(x.keys, i, k)
+}
+
+func (x *pendingIndex) remove(k pendingKey) {
+	i, found := x.search(k)
+	if !found || x.keys[i].dead {
+		return
+	}
+	x.keys[i].dead = true
+	x.dead++
+	if x.dead >= compactAtDead && x.dead*2 >= len(x.keys) {
+		x.keys = slices.DeleteFunc(x.keys, func(k pendingKey) bool { return k.dead })
+		x.dead = 0
+	}
+}
+
+func encodeCursor(k pendingKey) string {
+	var b [24]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(k.at))
+	copy(b[8:], k.id[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func decodeCursor(s string) (pendingKey, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) != 24 {
+		return pendingKey{}, fmt.Errorf("%w: %q", ErrBadCursor, s)
+	}
+	var k pendingKey
+	k.at = int64(binary.BigEndian.Uint64(b[:8]))
+	copy(k.id[:], b[8:])
+	return k, nil
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -270,6 +271,9 @@ func (m *PendingModel) Page(q PendingQuery, now time.Time) (PendingPage, error) 
 	// Orders confirmed before the start of (today - MinAgeDays + 1) in Rome are old enough.
 	cut := today.AddDays(1 - q.MinAgeDays)
 	cutoff := time.Date(cut.Year, cut.Month, cut.Day, 0, 0, 0, 0, domain.Rome).UnixNano()
+	if q.MinAgeDays == 0 {
+		cutoff = math.MaxInt64 // every order, even one confirmed after now (age 0)
+	}
 	for i := start; i < len(x.keys); i++ {
 		k := x.keys[i]
 		if k.at >= cutoff {

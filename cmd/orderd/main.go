@@ -1,0 +1,62 @@
+// Command orderd runs the order backend: the HTTP API and the purchase process manager on
+// the embedded JetStream store in its data folder. See handlers/app for the settings.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/einvoice/spaceorders/handlers/app"
+)
+
+func main() {
+	cfg, err := app.ParseConfig(os.Args[1:], os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "orderd:", err)
+		os.Exit(2)
+	}
+	log, err := zap.NewProduction()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "orderd: logger:", err)
+		os.Exit(1)
+	}
+	defer log.Sync()
+	if err := run(cfg, log); err != nil {
+		log.Error("orderd stopped", zap.Error(err))
+		log.Sync()
+		os.Exit(1)
+	}
+}
+
+func run(cfg app.Config, log *zap.Logger) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := app.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := a.Start(ctx); err != nil {
+		a.Shutdown(context.Background())
+		return err
+	}
+	<-ctx.Done()
+	stop()
+	log.Info("stopping: draining requests", zap.Duration("timeout", cfg.ShutdownTimeout))
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := a.Shutdown(sctx); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}

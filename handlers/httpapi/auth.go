@@ -1,0 +1,224 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Role is what a caller may do; it travels in the token's "role" claim.
+type Role string
+
+// Roles that outside scripts rely on.
+const (
+	RoleCustomer Role = "customer" // acts only on subscriptions it owns (owner id = subject)
+	RoleOperator Role = "operator"
+	RolePayments Role = "payments"
+	RoleFinance  Role = "finance" // read
+	RoleAuditor  Role = "auditor" // read
+)
+
+// Roles lists every role.
+var Roles = []Role{RoleCustomer, RoleOperator, RolePayments, RoleFinance, RoleAuditor}
+
+// Audience is the "aud" every token must carry, so that a token minted for another
+// service by the same issuer is not accepted here.
+const Audience = "spaceorders"
+
+// Principal is the authenticated caller.
+type Principal struct {
+	Subject string
+	Role    Role
+}
+
+type principalKey struct{}
+
+// PrincipalFrom returns the caller of a request that went through the Server's auth.
+func PrincipalFrom(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(Principal)
+	return p, ok
+}
+
+// Claims are the token's claims.
+type Claims struct {
+	Role string `json:"role"`
+	jwt.RegisteredClaims
+}
+
+// Tokens are Ed25519-signed JWTs (EdDSA): the API holds only public keys, so a stolen
+// configuration cannot mint tokens; the issuer alone keeps the private key. Accepting a
+// single algorithm also rules out algorithm-confusion attacks.
+type Authenticator struct {
+	keys   jwt.VerificationKeySet
+	parser *jwt.Parser
+}
+
+// NewAuthenticator verifies tokens signed by any of keys (several allow key rotation).
+func NewAuthenticator(keys ...ed25519.PublicKey) (*Authenticator, error) {
+	if len(keys) == 0 {
+		return nil, errors.New("auth: no public key")
+	}
+	set := jwt.VerificationKeySet{}
+	for _, k := range keys {
+		set.Keys = append(set.Keys, k)
+	}
+	return &Authenticator{
+		keys: set,
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
+			jwt.WithExpirationRequired(),
+			jwt.WithAudience(Audience),
+			jwt.WithLeeway(30*time.Second),
+		),
+	}, nil
+}
+
+// Verify checks a bearer token and returns its principal.
+func (a *Authenticator) Verify(token string) (Principal, error) {
+	var c Claims
+	if _, err := a.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return a.keys, nil }); err != nil {
+		return Principal{}, err
+	}
+	if strings.TrimSpace(c.Subject) == "" {
+		return Principal{}, errors.New("token has no subject")
+	}
+	return Principal{Subject: c.Subject, Role: Role(c.Role)}, nil
+}
+
+// Mint signs a token for subject with role, valid for ttl.
+func Mint(key ed25519.PrivateKey, role Role, subject string, ttl time.Duration) (string, error) {
+	if !slices.Contains(Roles, role) {
+		return "", fmt.Errorf("unknown role %q (roles: %s)", role, roleList())
+	}
+	if strings.TrimSpace(subject) == "" {
+		return "", errors.New("the subject is empty")
+	}
+	now := time.Now()
+	c := Claims{Role: string(role), RegisteredClaims: jwt.RegisteredClaims{
+		Subject: subject, Audience: jwt.ClaimStrings{Audience}, Issuer: "orderctl",
+		IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+	}}
+	return jwt.NewWithClaims(jwt.SigningMethodEdDSA, c).SignedString(key)
+}
+
+func roleList() string {
+	s := make([]string, len(Roles))
+	for i, r := range Roles {
+		s[i] = string(r)
+	}
+	return strings.Join(s, ", ")
+}
+
+// DevKeyFile is where orderd keeps the development signing key in its data folder when no
+// key is configured; `orderctl token --data DIR` signs with it.
+func DevKeyFile(dataDir string) string { return filepath.Join(dataDir, "dev-signing-key.pem") }
+
+// LoadOrCreateKey reads the Ed25519 private key at path, creating it (mode 0600) when the
+// file does not exist. created says whether it was made now.
+func LoadOrCreateKey(path string) (key ed25519.PrivateKey, created bool, err error) {
+	key, err = LoadPrivateKey(path)
+	if err == nil || !errors.Is(err, os.ErrNotExist) {
+		return key, false, err
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, false, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, false, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) { // another process made it first: use theirs
+		key, err = LoadPrivateKey(path)
+		return key, false, err
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if err := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
+		f.Close()
+		return nil, false, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, false, err
+	}
+	return priv, true, f.Close()
+}
+
+// LoadPrivateKey reads a PKCS #8 PEM Ed25519 private key.
+func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("%s: not a PEM \"PRIVATE KEY\"", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	priv, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("%s: not an Ed25519 key", path)
+	}
+	return priv, nil
+}
+
+// LoadPublicKey reads an Ed25519 public key from a PEM file: a "PUBLIC KEY" (PKIX), or a
+// "PRIVATE KEY" whose public half is taken.
+func LoadPublicKey(path string) (ed25519.PublicKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, fmt.Errorf("%s: no PEM block", path)
+	}
+	switch blk.Type {
+	case "PUBLIC KEY":
+		k, err := x509.ParsePKIXPublicKey(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		pub, ok := k.(ed25519.PublicKey)
+		if !ok {
+			return nil, fmt.Errorf("%s: not an Ed25519 key", path)
+		}
+		return pub, nil
+	case "PRIVATE KEY":
+		priv, err := LoadPrivateKey(path)
+		if err != nil {
+			return nil, err
+		}
+		return priv.Public().(ed25519.PublicKey), nil
+	}
+	return nil, fmt.Errorf("%s: PEM block %q is not a key", path, blk.Type)
+}
+
+// EncodePublicKey is the PEM "PUBLIC KEY" form of pub, to hand to orderd's configuration.
+func EncodePublicKey(pub ed25519.PublicKey) ([]byte, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
+}

@@ -1,0 +1,195 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/einvoice/spaceorders/domain"
+)
+
+// OrderView is an order as the API shows it.
+type OrderView struct {
+	OrderID        uuid.UUID           `json:"orderId"`
+	SubscriptionID uuid.UUID           `json:"subscriptionId"`
+	OwnerID        string              `json:"ownerId"`
+	Channel        string              `json:"channel"`
+	Status         domain.OrderStatus  `json:"status"`
+	Quote          domain.Quote        `json:"quote"`
+	PaymentMethod  string              `json:"paymentMethod"`
+	PaidCents      int64               `json:"paidCents"`
+	DueCents       int64               `json:"dueCents"`
+	RequestedAt    time.Time           `json:"requestedAt"`
+	ConfirmedAt    time.Time           `json:"confirmedAt,omitzero"`
+	PayBy          domain.Date         `json:"payBy,omitzero"`
+	Acceptances    *domain.Acceptances `json:"acceptances,omitempty"`
+	Version        uint64              `json:"version"`
+	// Position is the log position of the command's last event (command answers only).
+	Position *uint64 `json:"position,omitempty"`
+}
+
+func orderView(o domain.Order, version uint64) OrderView {
+	v := OrderView{
+		OrderID: o.ID, SubscriptionID: o.SubscriptionID, OwnerID: o.OwnerID, Channel: o.Channel,
+		Status: o.Status, Quote: o.Quote, PaymentMethod: o.PaymentMethod, PaidCents: o.PaidCents,
+		DueCents: o.DueCents(), RequestedAt: o.RequestedAt, ConfirmedAt: o.ConfirmedAt, PayBy: o.PayBy,
+		Version: version,
+	}
+	if o.Acceptances.GeneralConditions {
+		a := o.Acceptances
+		v.Acceptances = &a
+	}
+	return v
+}
+
+// visibleOrder loads an order the caller may act on: another customer's order is answered
+// as unknown (404), never as forbidden, so that its existence is not disclosed.
+func (s *Server) visibleOrder(c *call) (uuid.UUID, domain.Order, uint64, error) {
+	id, err := pathID(c.r, domain.ErrUnknownOrder)
+	if err != nil {
+		return id, domain.Order{}, 0, err
+	}
+	o, ver, ok, err := s.cmds.Order(c.ctx(), id)
+	if err != nil {
+		return id, o, ver, err
+	}
+	if !ok || (c.p.Role == RoleCustomer && o.OwnerID != c.p.Subject) {
+		return id, o, ver, domain.ErrUnknownOrder
+	}
+	return id, o, ver, nil
+}
+
+func (s *Server) getOrder(c *call) (int, any, error) {
+	_, o, ver, err := s.visibleOrder(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	c.w.Header().Set("ETag", etag(ver))
+	return http.StatusOK, orderView(o, ver), nil
+}
+
+func (s *Server) requestSpaceIncrease(c *call) (int, any, error) {
+	b, err := DecodeRequestSpace(c.body)
+	if err != nil {
+		return 0, nil, err
+	}
+	if _, _, err := s.visibleSubscription(c, b.SubscriptionID); err != nil {
+		return 0, nil, err
+	}
+	c.meta.Channel = b.Channel
+	id, res, o, err := s.cmds.RequestSpaceIncrease(c.ctx(), b.SubscriptionID, *b.GB, b.Channel, c.meta)
+	if err != nil {
+		return 0, nil, err
+	}
+	v := orderView(o, res.Version)
+	v.Position = &res.Position
+	c.w.Header().Set("Location", "/v1/orders/"+id.String())
+	c.w.Header().Set("ETag", etag(res.Version))
+	return http.StatusCreated, v, nil
+}
+
+// orderCommand runs the command build makes from the body and the order's current state.
+func (s *Server) orderCommand(c *call, build func(o domain.Order) (domain.OrderCommand, error)) (int, any, error) {
+	id, o, _, err := s.visibleOrder(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	cmd, err := build(o)
+	if err != nil {
+		return 0, nil, err
+	}
+	// The order's events carry the channel it was placed from; another role's command
+	// (a payment, an operator's cancellation) carries none.
+	if c.p.Role == RoleCustomer {
+		c.meta.Channel = o.Channel
+	}
+	res, after, err := s.cmds.ExecuteOrder(c.ctx(), id, cmd, c.meta, c.ifMatch)
+	if err != nil {
+		return 0, nil, err
+	}
+	v := orderView(after, res.Version)
+	v.Position = &res.Position
+	c.w.Header().Set("ETag", etag(res.Version))
+	return http.StatusOK, v, nil
+}
+
+func (s *Server) toggleCoTermination(c *call) (int, any, error) {
+	return s.orderCommand(c, func(domain.Order) (domain.OrderCommand, error) {
+		b, err := DecodeCoTermination(c.body)
+		if err != nil {
+			return nil, err
+		}
+		return domain.ToggleCoTermination{Enabled: *b.Enabled}, nil
+	})
+}
+
+func (s *Server) proceedToCheckout(c *call) (int, any, error) {
+	return s.orderCommand(c, func(domain.Order) (domain.OrderCommand, error) {
+		if err := decodeStrict(c.body, &struct{}{}); err != nil {
+			return nil, err
+		}
+		return domain.ProceedToCheckout{}, nil
+	})
+}
+
+func (s *Server) selectPaymentMethod(c *call) (int, any, error) {
+	return s.orderCommand(c, func(domain.Order) (domain.OrderCommand, error) {
+		b, err := DecodePaymentMethod(c.body)
+		if err != nil {
+			return nil, err
+		}
+		return domain.SelectPaymentMethod{Method: b.Method}, nil
+	})
+}
+
+func (s *Server) modifyOrder(c *call) (int, any, error) {
+	return s.orderCommand(c, func(o domain.Order) (domain.OrderCommand, error) {
+		b, err := DecodeModify(c.body)
+		if err != nil {
+			return nil, err
+		}
+		cmd := domain.ModifyOrder{GB: o.Quote.GB, CoTermination: o.Quote.CoTermination}
+		if b.GB != nil {
+			cmd.GB = *b.GB
+		}
+		if b.CoTermination != nil {
+			cmd.CoTermination = *b.CoTermination
+		}
+		return cmd, nil
+	})
+}
+
+func (s *Server) confirmOrder(c *call) (int, any, error) {
+	return s.orderCommand(c, func(domain.Order) (domain.OrderCommand, error) {
+		b, err := DecodeConfirm(c.body)
+		if err != nil {
+			return nil, err
+		}
+		return domain.ConfirmOrder(b), nil
+	})
+}
+
+func (s *Server) cancelOrder(c *call) (int, any, error) {
+	return s.orderCommand(c, func(domain.Order) (domain.OrderCommand, error) {
+		b, err := DecodeCancel(c.body)
+		if err != nil {
+			return nil, err
+		}
+		reason := b.Reason
+		if reason == "" {
+			reason = "cancelled by " + string(c.p.Role)
+		}
+		return domain.CancelOrder{Reason: reason}, nil
+	})
+}
+
+func (s *Server) registerPayment(c *call) (int, any, error) {
+	return s.orderCommand(c, func(domain.Order) (domain.OrderCommand, error) {
+		b, err := DecodePayment(c.body)
+		if err != nil {
+			return nil, err
+		}
+		return domain.RegisterPayment(b), nil
+	})
+}

@@ -1,0 +1,296 @@
+// Package httpapi is the HTTP JSON transport of the order backend: the routes of the
+// contract, bearer-token roles, RFC 9457 problems, idempotency keys, logs and metrics.
+package httpapi
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/einvoice/spaceorders/handlers/command"
+)
+
+// Headers the API reads and writes.
+const (
+	HeaderCorrelationID = "X-Correlation-ID"
+	HeaderRequestID     = "X-Request-ID"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Auth verifies bearer tokens. Required.
+	Auth *Authenticator
+	// Logger receives one line per request. Default: none.
+	Logger *zap.Logger
+	// Registerer receives the HTTP metrics and Gatherer serves /metrics. When both are nil
+	// the Server makes a registry of its own.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	// Ready answers /readyz: nil means ready.
+	Ready func(context.Context) error
+	// IdempotencyTTL is how long an Idempotency-Key's answer is kept. Default 24 h.
+	IdempotencyTTL time.Duration
+	// IdempotencyMax bounds the keys kept. Default 100,000.
+	IdempotencyMax int
+}
+
+// Server is the HTTP API. Mount adds routes of other parts (projection queries, audit).
+type Server struct {
+	cmds    *command.Handler
+	auth    *Authenticator
+	log     *zap.Logger
+	ready   func(context.Context) error
+	idem    *idempotency
+	mux     *http.ServeMux
+	routes  []Route
+	metrics *httpMetrics
+	handler http.Handler
+}
+
+// Route is one method and path pattern with the roles allowed on it (nil: public).
+type Route struct {
+	Method string
+	Path   string // net/http pattern syntax: "/v1/orders/{id}"
+	Roles  []Role
+	// Name is the operation: the command's or query's name (OpenAPI operationId).
+	Name string
+}
+
+// New builds the API over a command handler.
+func New(cmds *command.Handler, opts Options) (*Server, error) {
+	if opts.Auth == nil {
+		return nil, errors.New("httpapi: no authenticator")
+	}
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.Registerer == nil && opts.Gatherer == nil {
+		reg := prometheus.NewRegistry()
+		opts.Registerer, opts.Gatherer = reg, reg
+	}
+	if opts.IdempotencyTTL == 0 {
+		opts.IdempotencyTTL = 24 * time.Hour
+	}
+	if opts.IdempotencyMax == 0 {
+		opts.IdempotencyMax = 100_000
+	}
+	s := &Server{
+		cmds: cmds, auth: opts.Auth, log: opts.Logger, ready: opts.Ready,
+		idem: newIdempotency(opts.IdempotencyTTL, opts.IdempotencyMax),
+		mux:  http.NewServeMux(), metrics: newHTTPMetrics(opts.Registerer),
+	}
+	s.routesOfTheContract(opts.Gatherer)
+	s.mux.HandleFunc("/", s.unmatched)
+	s.handler = s.observe(s.mux)
+	return s, nil
+}
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Routes lists the routes served, in the order they were added.
+func (s *Server) Routes() []Route { return slices.Clone(s.routes) }
+
+// Mount serves h on rt.Method and rt.Path for the roles in rt.Roles (nil: public), with the
+// same authentication, logs and metrics as the API's own routes. The handler finds its
+// caller with PrincipalFrom and its correlation id with CorrelationID.
+func (s *Server) Mount(rt Route, h http.Handler) {
+	s.routes = append(s.routes, rt)
+	s.mux.Handle(rt.Method+" "+rt.Path, s.authorize(rt, h))
+}
+
+func (s *Server) routesOfTheContract(gatherer prometheus.Gatherer) {
+	var (
+		reads    = []Role{RoleCustomer, RoleOperator, RoleFinance, RoleAuditor}
+		orderRds = []Role{RoleCustomer, RoleOperator, RolePayments, RoleFinance, RoleAuditor}
+		customer = []Role{RoleCustomer}
+		operator = []Role{RoleOperator}
+	)
+	s.Mount(Route{"GET", "/healthz", nil, "health"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}))
+	s.Mount(Route{"GET", "/readyz", nil, "ready"}, http.HandlerFunc(s.readyz))
+	s.Mount(Route{"GET", "/metrics", nil, "metrics"}, promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	s.Mount(Route{"GET", "/v1/openapi.json", nil, "openapi"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(OpenAPI())
+	}))
+
+	s.command(Route{"POST", "/v1/subscriptions", operator, "OpenSubscription"}, s.openSubscription)
+	s.query(Route{"GET", "/v1/subscriptions/{id}", reads, "GetSubscription"}, s.getSubscription)
+	s.command(Route{"POST", "/v1/subscriptions/{id}/usage", operator, "ReportUsage"}, s.reportUsage)
+
+	s.command(Route{"POST", "/v1/orders", customer, "RequestSpaceIncrease"}, s.requestSpaceIncrease)
+	s.query(Route{"GET", "/v1/orders/{id}", orderRds, "GetOrder"}, s.getOrder)
+	s.command(Route{"POST", "/v1/orders/{id}/co-termination", customer, "ToggleCoTermination"}, s.toggleCoTermination)
+	s.command(Route{"POST", "/v1/orders/{id}/checkout", customer, "ProceedToCheckout"}, s.proceedToCheckout)
+	s.command(Route{"POST", "/v1/orders/{id}/payment-method", customer, "SelectPaymentMethod"}, s.selectPaymentMethod)
+	s.command(Route{"POST", "/v1/orders/{id}/modify", customer, "ModifyOrder"}, s.modifyOrder)
+	s.command(Route{"POST", "/v1/orders/{id}/confirm", customer, "ConfirmOrder"}, s.confirmOrder)
+	s.command(Route{"POST", "/v1/orders/{id}/cancel", []Role{RoleCustomer, RoleOperator}, "CancelOrder"}, s.cancelOrder)
+	s.command(Route{"POST", "/v1/orders/{id}/payments", []Role{RolePayments}, "RegisterPayment"}, s.registerPayment)
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.ready(ctx); err != nil {
+			s.logger(r).Warn("not ready", zap.Error(err))
+			writeProblem(w, r, Problem{Type: ProblemBase + CodeUnavailable, Title: "Not ready.",
+				Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Detail: err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// unmatched answers a path no route serves (404) or a method the path does not take (405).
+func (s *Server) unmatched(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeProblem(w, r, problemFor(errorf(http.StatusMethodNotAllowed, CodeMethodNotAllowed,
+			"The method is not allowed here.", "allowed: "+strings.Join(allow, ", "))))
+		return
+	}
+	writeProblem(w, r, problemFor(errorf(http.StatusNotFound, CodeNotFound, "No such resource.", r.URL.Path)))
+}
+
+// authorize checks the bearer token and the role before h runs.
+func (s *Server) authorize(rt Route, h http.Handler) http.Handler {
+	if rt.Roles == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.authenticate(r)
+		if err != nil {
+			writeProblem(w, r, problemFor(err))
+			return
+		}
+		if !slices.Contains(rt.Roles, p.Role) {
+			writeProblem(w, r, problemFor(errorf(http.StatusForbidden, CodeForbidden,
+				"Your role may not do this.", "role "+string(p.Role)+" may not "+rt.Name)))
+			return
+		}
+		setActor(r.Context(), p.Subject)
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	})
+}
+
+func (s *Server) authenticate(r *http.Request) (Principal, error) {
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		return Principal{}, errorf(http.StatusUnauthorized, CodeUnauthorized, "A bearer token is required.",
+			"send Authorization: Bearer <token>")
+	}
+	p, err := s.auth.Verify(strings.TrimSpace(token))
+	if err != nil {
+		return Principal{}, errorf(http.StatusUnauthorized, CodeUnauthorized, "The bearer token is not valid.", err.Error())
+	}
+	return p, nil
+}
+
+// call is one request to a command or query handler.
+type call struct {
+	r       *http.Request
+	w       http.ResponseWriter
+	p       Principal
+	body    []byte
+	ifMatch *uint64
+	meta    command.Meta
+}
+
+func (c *call) ctx() context.Context { return c.r.Context() }
+
+type serveFunc func(*call) (status int, answer any, err error)
+
+func (s *Server) query(rt Route, serve serveFunc) {
+	s.Mount(rt, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := PrincipalFrom(r.Context())
+		s.respond(w, r, &call{r: r, w: w, p: p}, serve)
+	}))
+}
+
+// command mounts a command route: JSON body, If-Match and Idempotency-Key.
+func (s *Server) command(rt Route, serve serveFunc) {
+	s.Mount(rt, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, _ := PrincipalFrom(r.Context())
+		body, err := readBody(w, r)
+		if err != nil {
+			writeProblem(w, r, problemFor(err))
+			return
+		}
+		ifMatch, err := ParseIfMatch(r.Header.Get("If-Match"))
+		if err != nil {
+			writeProblem(w, r, problemFor(err))
+			return
+		}
+		c := &call{r: r, w: w, p: p, body: body, ifMatch: ifMatch, meta: command.Meta{
+			CorrelationID: CorrelationID(r.Context()), CausationID: w.Header().Get(HeaderRequestID), Actor: p.Subject,
+		}}
+		key := r.Header.Get(HeaderIdempotencyKey)
+		if key == "" {
+			s.respond(w, r, c, serve)
+			return
+		}
+		if len(key) > 255 {
+			writeProblem(w, r, problemFor(malformed("%s is longer than 255 characters", HeaderIdempotencyKey)))
+			return
+		}
+		replay, mine, reused, err := s.idem.begin(r.Context(), string(p.Role)+"\x00"+p.Subject+"\x00"+key, fingerprint(r, body))
+		switch {
+		case err != nil:
+			writeProblem(w, r, problemFor(err))
+		case reused:
+			writeProblem(w, r, problemFor(errorf(http.StatusUnprocessableEntity, CodeIdempotencyKeyReused,
+				"The Idempotency-Key was used with another request.", "use a new key for a new request")))
+		case replay != nil:
+			replay.replay(w)
+		default:
+			rec := &recorder{ResponseWriter: w}
+			c.w = rec
+			defer func() { s.idem.finish(mine, rec.result()) }()
+			s.respond(rec, r, c, serve)
+		}
+	}))
+}
+
+func (s *Server) respond(w http.ResponseWriter, r *http.Request, c *call, serve serveFunc) {
+	status, answer, err := serve(c)
+	if err != nil {
+		p := problemFor(err)
+		if p.Status >= 500 {
+			s.logger(r).Error("request failed", zap.Error(err))
+		}
+		writeProblem(w, r, p)
+		return
+	}
+	writeJSON(w, status, answer)
+}
+
+// pathID reads the {id} of the path; a malformed id names nothing, so it answers notFound.
+func pathID(r *http.Request, notFound error) (uuid.UUID, error) {
+	id, err := uuid.Parse(r.PathValue("id"))
+	if err != nil {
+		return uuid.Nil, notFound
+	}
+	return id, nil
+}

@@ -1,0 +1,470 @@
+// Package mailer sends the payment instructions of confirmed orders and the receipts of paid
+// ones, once each, from a durable JetStream consumer of the relay's notifications.
+package mailer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/einvoice/spaceorders/domain"
+	"github.com/einvoice/spaceorders/eventstore"
+	"github.com/einvoice/spaceorders/handlers/relay"
+)
+
+// ErrPermanent marks a failure that no retry can fix (an unknown payment method, a bad
+// address): the message goes to the dead letters at once.
+var ErrPermanent = errors.New("mailer: permanent failure")
+
+// Defaults of Config.
+const (
+	DefaultDurable           = "mailer"
+	DefaultSentBucket        = "MAIL_SENT"
+	DefaultDeadLetterStream  = "MAIL_DEADLETTER"
+	DefaultDeadLetterSubject = "orders.deadletter.mail"
+	DefaultAttempts          = 8
+)
+
+// DefaultBackoff is the wait before each new attempt after an SMTP failure: about 20
+// minutes in all before the message goes to the dead letters.
+func DefaultBackoff() []time.Duration {
+	return []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second,
+		time.Minute, 3 * time.Minute, 5 * time.Minute, 10 * time.Minute}
+}
+
+// Config configures a Mailer. Catalogue, Sender and From are required.
+type Config struct {
+	Catalogue *domain.Catalogue
+	Sender    Sender
+	// From is the sender address, e.g. "Fatturazione Elettronica <noreply@example.com>".
+	From string
+	// MessageIDDomain is the right side of Message-IDs "<eventId@domain>". Default: From's domain.
+	MessageIDDomain string
+
+	// Stream and SubjectPrefix are the relay's (relay.Options). Defaults as there.
+	Stream        string
+	SubjectPrefix string
+	// Durable is the consumer's name. Default "mailer".
+	Durable string
+	// SentBucket is the key-value bucket of sent emails, keyed by event id. Default "MAIL_SENT".
+	SentBucket string
+	// DeadLetterStream and DeadLetterSubject hold what could not be sent.
+	DeadLetterStream  string
+	DeadLetterSubject string
+
+	// Attempts before a message goes to the dead letters. Default 8. The consumer itself
+	// redelivers without limit, so that a message can never be dropped by the server: the
+	// mailer counts the deliveries and moves the message to the dead letters itself.
+	Attempts int
+	// Backoff is the delay before attempt n+1 (the last entry repeats). Default DefaultBackoff().
+	Backoff []time.Duration
+	// AckWait is how long a delivered message may stay unacknowledged before the server
+	// redelivers it (a mailer that died). Default 60 s; keep it above the SMTP timeout.
+	AckWait time.Duration
+	// Concurrency is how many emails are sent at once. Default 4.
+	Concurrency int
+
+	// Logger. Default: no logging.
+	Logger *zap.Logger
+	// Registerer receives the mailer's metrics. Default: not registered.
+	Registerer prometheus.Registerer
+	// Now is the clock, for the Date header. Default time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) defaults() error {
+	switch {
+	case c.Catalogue == nil:
+		return errors.New("mailer: no catalogue")
+	case c.Sender == nil:
+		return errors.New("mailer: no sender (SMTP or outbox)")
+	case c.From == "":
+		return errors.New("mailer: from address is empty")
+	}
+	if _, err := Message(Email{From: c.From, To: "check@example.com"}); err != nil {
+		return fmt.Errorf("mailer: from address %q: %w", c.From, err)
+	}
+	if c.MessageIDDomain == "" {
+		c.MessageIDDomain = domainOf(c.From)
+	}
+	if c.Stream == "" {
+		c.Stream = relay.DefaultStream
+	}
+	if c.SubjectPrefix == "" {
+		c.SubjectPrefix = relay.DefaultSubjectPrefix
+	}
+	if c.Durable == "" {
+		c.Durable = DefaultDurable
+	}
+	if c.SentBucket == "" {
+		c.SentBucket = DefaultSentBucket
+	}
+	if c.DeadLetterStream == "" {
+		c.DeadLetterStream = DefaultDeadLetterStream
+	}
+	if c.DeadLetterSubject == "" {
+		c.DeadLetterSubject = DefaultDeadLetterSubject
+	}
+	if c.Attempts == 0 {
+		c.Attempts = DefaultAttempts
+	}
+	if len(c.Backoff) == 0 {
+		c.Backoff = DefaultBackoff()
+	}
+	if c.AckWait == 0 {
+		c.AckWait = time.Minute
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 4
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+func domainOf(from string) string {
+	for i := len(from) - 1; i >= 0; i-- {
+		if from[i] == '@' {
+			d := from[i+1:]
+			for j, c := range d {
+				if c == '>' || c == ' ' {
+					return d[:j]
+				}
+			}
+			return d
+		}
+	}
+	return "localhost"
+}
+
+// Mailer consumes notifications and sends emails.
+type Mailer struct {
+	js      jetstream.JetStream
+	cfg     Config
+	render  *Renderer
+	codec   *eventstore.Codec
+	metrics *Metrics
+	log     *zap.Logger
+
+	stream jetstream.Stream
+	sent   jetstream.KeyValue
+}
+
+// New checks cfg and returns a mailer; nothing touches the server until Run.
+func New(js jetstream.JetStream, cfg Config) (*Mailer, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	r, err := NewRenderer(cfg.Catalogue)
+	if err != nil {
+		return nil, err
+	}
+	met, err := NewMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	return &Mailer{js: js, cfg: cfg, render: r, codec: eventstore.DomainCodec(), metrics: met, log: cfg.Logger}, nil
+}
+
+// Metrics returns the mailer's counters.
+func (m *Mailer) Metrics() *Metrics { return m.metrics }
+
+// SentRecord is what the sent-log keeps per event id.
+type SentRecord struct {
+	EventID   string    `json:"eventId"`
+	Kind      string    `json:"kind"`
+	To        string    `json:"to"`
+	MessageID string    `json:"messageId"`
+	SentAt    time.Time `json:"sentAt"`
+}
+
+// Setup creates the consumer, the sent-log and the dead-letter stream if missing, waiting for
+// the notifications stream (the relay creates it) until ctx ends.
+func (m *Mailer) Setup(ctx context.Context) (jetstream.Consumer, error) {
+	for {
+		s, err := m.js.Stream(ctx, m.cfg.Stream)
+		if err == nil {
+			m.stream = s
+			break
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, fmt.Errorf("mailer: stream %s: %w", m.cfg.Stream, err)
+		}
+		m.log.Info("waiting for the notifications stream", zap.String("stream", m.cfg.Stream))
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	kv, err := m.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      m.cfg.SentBucket,
+		Description: "emails sent by the mailer, keyed by the id of the event they answer",
+		Storage:     jetstream.FileStorage,
+		History:     1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mailer: sent-log bucket %s: %w", m.cfg.SentBucket, err)
+	}
+	m.sent = kv
+	if _, err := EnsureDeadLetterStream(ctx, m.js, m.cfg.DeadLetterStream, m.cfg.DeadLetterSubject); err != nil {
+		return nil, err
+	}
+	cons, err := m.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:     m.cfg.Durable,
+		Description: "sends payment instructions and receipts",
+		AckPolicy:   jetstream.AckExplicitPolicy,
+		AckWait:     m.cfg.AckWait,
+		// Unlimited on the server: the mailer dead-letters after cfg.Attempts itself, so a
+		// message is never left behind by the server without a trace.
+		MaxDeliver:    -1,
+		MaxAckPending: max(64, 4*m.cfg.Concurrency),
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		FilterSubjects: []string{
+			relay.Subject(m.cfg.SubjectPrefix, "OrderConfirmed", "*"),
+			relay.Subject(m.cfg.SubjectPrefix, "OrderPaid", "*"),
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mailer: consumer %s: %w", m.cfg.Durable, err)
+	}
+	return cons, nil
+}
+
+// Run consumes until ctx ends and returns ctx's error, or an error in setting up.
+func (m *Mailer) Run(ctx context.Context) error {
+	cons, err := m.Setup(ctx)
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * m.cfg.Concurrency))
+	if err != nil {
+		return fmt.Errorf("mailer: consume: %w", err)
+	}
+	m.log.Info("mailer consuming", zap.String("stream", m.cfg.Stream), zap.String("durable", m.cfg.Durable))
+	msgs := make(chan jetstream.Msg)
+	var wg sync.WaitGroup
+	// A message once started is finished even when ctx ends (the SMTP timeout bounds it):
+	// stopping in the middle of a delivery would leave it unknown whether it went out.
+	work := context.WithoutCancel(ctx)
+	for range m.cfg.Concurrency {
+		wg.Go(func() {
+			for msg := range msgs {
+				m.handle(work, msg)
+			}
+		})
+	}
+	go func() {
+		<-ctx.Done()
+		it.Stop()
+	}()
+	var runErr error
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				break
+			}
+			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+				runErr = fmt.Errorf("mailer: consumer %s: %w", m.cfg.Durable, err)
+				it.Stop()
+				break
+			}
+			m.log.Warn("consumer hiccup", zap.Error(err)) // missed heartbeats: the iterator goes on
+			continue
+		}
+		select {
+		case msgs <- msg:
+		case <-ctx.Done():
+			_ = msg.Nak() // not started: hand it back at once
+		}
+	}
+	close(msgs)
+	wg.Wait()
+	if runErr != nil {
+		return runErr
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return errors.New("mailer: consumer stopped")
+}
+
+// handle sends the email of one notification, or decides it needs none, and settles the
+// message: ack, nak with a delay, or dead letter.
+func (m *Mailer) handle(ctx context.Context, msg jetstream.Msg) {
+	meta, err := msg.Metadata()
+	if err != nil {
+		m.log.Error("message without metadata", zap.String("subject", msg.Subject()), zap.Error(err))
+		_ = msg.Nak()
+		return
+	}
+	attempt := int(meta.NumDelivered)
+	var n relay.Message
+	if err := json.Unmarshal(msg.Data(), &n); err != nil {
+		m.deadLetter(ctx, msg, n, attempt, fmt.Errorf("%w: message body: %v", ErrPermanent, err))
+		return
+	}
+	log := m.log.With(zap.String("event_id", n.EventID), zap.String("type", n.Type),
+		zap.String("correlation_id", n.Metadata.CorrelationID), zap.Int("attempt", attempt))
+	err = m.process(ctx, n, log)
+	switch {
+	case err == nil:
+		if err := msg.DoubleAck(ctx); err != nil {
+			// The send is recorded: a redelivery will find it in the sent-log.
+			log.Warn("ack failed", zap.Error(err))
+		}
+	case errors.Is(err, ErrPermanent) || attempt >= m.cfg.Attempts:
+		m.metrics.Failed.Inc()
+		m.deadLetter(ctx, msg, n, attempt, err)
+	default:
+		m.metrics.Failed.Inc()
+		delay := m.cfg.Backoff[min(attempt, len(m.cfg.Backoff))-1]
+		log.Warn("email not sent, retrying", zap.Error(err), zap.Duration("in", delay))
+		_ = msg.NakWithDelay(delay)
+	}
+}
+
+// process sends the email for n unless the sent-log has it or none is due.
+func (m *Mailer) process(ctx context.Context, n relay.Message, log *zap.Logger) error {
+	if _, err := uuid.Parse(n.EventID); err != nil {
+		return fmt.Errorf("%w: event id %q", ErrPermanent, n.EventID)
+	}
+	if _, err := m.sent.Get(ctx, n.EventID); err == nil {
+		m.metrics.Skipped.WithLabelValues("already_sent").Inc()
+		log.Info("email already sent, skipped")
+		return nil
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return fmt.Errorf("sent-log %s: %w", n.EventID, err)
+	}
+	ev, err := m.codec.Decode(n.Type, n.SchemaVersion, n.Payload)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrPermanent, err)
+	}
+	var (
+		kind      string
+		c         Content
+		recipient domain.Recipient
+		orderID   uuid.UUID
+	)
+	switch ev := ev.(type) {
+	case domain.OrderConfirmed:
+		settled, err := m.settled(ctx, ev.OrderID)
+		if err != nil {
+			return err
+		}
+		if settled != "" {
+			m.metrics.Skipped.WithLabelValues("order_" + settled).Inc()
+			log.Info("no payment instructions: the order is "+settled, zap.String("order_id", ev.OrderID.String()))
+			return nil
+		}
+		kind, recipient, orderID = KindInstructions, ev.Recipient, ev.OrderID
+		c, err = m.render.Instructions(ev)
+		if err != nil {
+			return err
+		}
+	case domain.OrderPaid:
+		kind, recipient, orderID = KindReceipt, ev.Recipient, ev.OrderID
+		c, err = m.render.Receipt(ev)
+		if err != nil {
+			return err
+		}
+	default:
+		m.metrics.Skipped.WithLabelValues("no_email").Inc()
+		return nil
+	}
+	if recipient.Email == "" {
+		return fmt.Errorf("%w: order %s has no recipient address", ErrPermanent, orderID)
+	}
+	e := Email{
+		ID:        n.EventID,
+		MessageID: n.EventID + "@" + m.cfg.MessageIDDomain,
+		From:      m.cfg.From,
+		ToName:    recipient.Name,
+		To:        recipient.Email,
+		Subject:   c.Subject,
+		Text:      c.Text,
+		HTML:      c.HTML,
+		Date:      m.cfg.Now(),
+		Headers: map[string]string{
+			"X-Order-Id":   orderID.String(),
+			"X-Event-Id":   n.EventID,
+			"X-Email-Kind": kind,
+		},
+	}
+	start := time.Now()
+	if err := m.cfg.Sender.Send(ctx, e); err != nil {
+		return err
+	}
+	m.metrics.SendSeconds.Observe(time.Since(start).Seconds())
+	// Recorded before the ack: a redelivery finds it. A crash between the server's
+	// acceptance and this line sends the email again, with the same Message-ID.
+	rec, _ := json.Marshal(SentRecord{EventID: n.EventID, Kind: kind, To: recipient.Email,
+		MessageID: e.MessageID, SentAt: m.cfg.Now().UTC()})
+	if _, err := m.sent.Put(ctx, n.EventID, rec); err != nil {
+		log.Error("email sent but not recorded; a redelivery would send it again", zap.Error(err))
+		return fmt.Errorf("sent-log %s: %w", n.EventID, err)
+	}
+	m.metrics.Sent.WithLabelValues(kind).Inc()
+	log.Info("email sent", zap.String("kind", kind), zap.String("to", recipient.Email),
+		zap.String("order_id", orderID.String()), zap.String("message_id", e.MessageID))
+	return nil
+}
+
+// settled says whether the order was paid, cancelled or expired ("" when none), from the
+// notifications stream: the relay publishes those events under the order's id.
+func (m *Mailer) settled(ctx context.Context, order uuid.UUID) (string, error) {
+	for _, t := range [...]struct{ typ, state string }{
+		{"OrderPaid", "paid"}, {"OrderCancelled", "cancelled"}, {"OrderExpired", "expired"},
+	} {
+		_, err := m.stream.GetLastMsgForSubject(ctx, relay.Subject(m.cfg.SubjectPrefix, t.typ, order.String()))
+		if err == nil {
+			return t.state, nil
+		}
+		if !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return "", fmt.Errorf("is order %s %s: %w", order, t.state, err)
+		}
+	}
+	return "", nil
+}
+
+// deadLetter keeps the message in the dead-letter stream and terminates it on the consumer.
+// If the dead letter cannot be written, the message is handed back for a later attempt:
+// never dropped.
+func (m *Mailer) deadLetter(ctx context.Context, msg jetstream.Msg, n relay.Message, attempt int, cause error) {
+	dl := nats.NewMsg(m.cfg.DeadLetterSubject)
+	dl.Data = msg.Data()
+	dl.Header.Set(HeaderDLSubject, msg.Subject())
+	dl.Header.Set(HeaderDLError, cause.Error())
+	dl.Header.Set(HeaderDLAttempts, strconv.Itoa(attempt))
+	dl.Header.Set(HeaderDLFailedAt, m.cfg.Now().UTC().Format(time.RFC3339Nano))
+	var opts []jetstream.PublishOpt
+	if n.EventID != "" {
+		opts = append(opts, jetstream.WithMsgID("mail-"+n.EventID))
+	}
+	if _, err := m.js.PublishMsg(ctx, dl, opts...); err != nil {
+		m.log.Error("dead letter not written, retrying later", zap.String("event_id", n.EventID), zap.Error(err))
+		_ = msg.NakWithDelay(m.cfg.Backoff[0])
+		return
+	}
+	m.metrics.DeadLettered.Inc()
+	m.log.Error("email given up, kept in the dead letters", zap.String("event_id", n.EventID),
+		zap.String("type", n.Type), zap.Int("attempts", attempt), zap.Error(cause))
+	if err := msg.Term(); err != nil {
+		m.log.Warn("term failed", zap.String("event_id", n.EventID), zap.Error(err))
+	}
+}

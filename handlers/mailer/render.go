@@ -1,0 +1,199 @@
+package mailer
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	htmltemplate "html/template"
+	"net/url"
+	"strconv"
+	"strings"
+	texttemplate "text/template"
+
+	"github.com/einvoice/spaceorders/domain"
+)
+
+//go:embed templates/*.txt templates/*.html
+var templateFS embed.FS
+
+// Kinds of email.
+const (
+	KindInstructions = "instructions"
+	KindReceipt      = "receipt"
+)
+
+// Content is a rendered email: subject, plain text and HTML.
+type Content struct {
+	Subject string
+	Text    string
+	HTML    string
+}
+
+// Renderer turns events into emails with the embedded templates: text parts with
+// text/template, HTML parts with html/template, so that holder names and other data are
+// escaped in the HTML.
+type Renderer struct {
+	cat  *domain.Catalogue
+	text map[string]*texttemplate.Template
+	html map[string]*htmltemplate.Template
+}
+
+// NewRenderer parses the embedded templates.
+func NewRenderer(cat *domain.Catalogue) (*Renderer, error) {
+	r := &Renderer{cat: cat, text: map[string]*texttemplate.Template{}, html: map[string]*htmltemplate.Template{}}
+	for _, kind := range []string{KindInstructions, KindReceipt} {
+		for _, lang := range domain.Languages {
+			key := kind + "." + lang
+			t, err := texttemplate.New(key+".txt").Option("missingkey=error").ParseFS(templateFS, "templates/"+key+".txt")
+			if err != nil {
+				return nil, fmt.Errorf("mailer: template %s.txt: %w", key, err)
+			}
+			h, err := htmltemplate.New(key+".html").Option("missingkey=error").ParseFS(templateFS, "templates/"+key+".html")
+			if err != nil {
+				return nil, fmt.Errorf("mailer: template %s.html: %w", key, err)
+			}
+			r.text[key], r.html[key] = t, h
+		}
+	}
+	return r, nil
+}
+
+// Language is the language an email to a recipient with preference lang is written in:
+// Italian unless the subscription says English.
+func Language(lang string) string {
+	if strings.EqualFold(strings.TrimSpace(lang), "en") {
+		return "en"
+	}
+	return "it"
+}
+
+type lineView struct {
+	Label     string
+	Months    int
+	NewExpiry string
+	OldExpiry string
+	Net       string
+}
+
+type instructionsView struct {
+	Name, OrderID             string
+	Lines                     []lineView
+	Net, VAT, Total           string
+	VATPercent                int64
+	PayBy                     string
+	MethodLabel               string
+	Instructions              string
+	Link                      string
+	Beneficiary, IBAN, Reason string
+}
+
+type receiptView struct {
+	Name, OrderID string
+	Paid          string
+	GB            int
+	NewExpiry     string
+	Services      []lineView
+}
+
+// Instructions renders the payment instructions of a confirmed order.
+func (r *Renderer) Instructions(ev domain.OrderConfirmed) (Content, error) {
+	lang := Language(ev.Recipient.Language)
+	m, ok := r.cat.Method(ev.PaymentMethod)
+	if !ok {
+		return Content{}, fmt.Errorf("%w: payment method %q is not in the catalogue", ErrPermanent, ev.PaymentMethod)
+	}
+	order := ev.OrderID.String()
+	v := instructionsView{
+		Name:         ev.Recipient.Name,
+		OrderID:      order,
+		Lines:        r.lines(ev.Quote, lang),
+		Net:          FormatMoney(ev.Quote.NetCents, lang),
+		VAT:          FormatMoney(ev.Quote.VATCents, lang),
+		Total:        FormatMoney(ev.Quote.TotalCents, lang),
+		VATPercent:   ev.Quote.VATPercent,
+		PayBy:        FormatDate(ev.PayBy, lang),
+		MethodLabel:  m.Label[lang],
+		Instructions: m.Instructions[lang],
+		Beneficiary:  m.Beneficiary,
+		IBAN:         m.IBAN,
+	}
+	if m.PaymentLink != "" {
+		v.Link = strings.ReplaceAll(m.PaymentLink, "{order}", url.PathEscape(order))
+	}
+	if m.IBAN != "" {
+		v.Reason = PaymentReason(order, lang)
+	}
+	return r.render(KindInstructions, lang, v)
+}
+
+// PaymentReason is the bank transfer's payment reason (causale): it names the order, so
+// that finance can match the transfer.
+func PaymentReason(orderID, lang string) string {
+	if lang == "en" {
+		return "Order " + orderID
+	}
+	return "Ordine " + orderID
+}
+
+// Receipt renders what a paid order granted.
+func (r *Renderer) Receipt(ev domain.OrderPaid) (Content, error) {
+	lang := Language(ev.Recipient.Language)
+	v := receiptView{
+		Name:      ev.Recipient.Name,
+		OrderID:   ev.OrderID.String(),
+		Paid:      FormatMoney(ev.PaidCents, lang),
+		GB:        ev.Quote.GB,
+		NewExpiry: FormatDate(ev.Quote.NewExpiry, lang),
+		Services:  r.lines(domain.Quote{Lines: ev.Quote.ExtendedServices()}, lang),
+	}
+	return r.render(KindReceipt, lang, v)
+}
+
+func (r *Renderer) lines(q domain.Quote, lang string) []lineView {
+	out := make([]lineView, 0, len(q.Lines))
+	for _, l := range q.Lines {
+		out = append(out, lineView{
+			Label:     r.label(l, lang),
+			Months:    l.Months,
+			NewExpiry: FormatDate(l.NewExpiry, lang),
+			OldExpiry: FormatDate(l.OldExpiry, lang),
+			Net:       FormatMoney(l.NetCents, lang),
+		})
+	}
+	return out
+}
+
+func (r *Renderer) label(l domain.QuoteLine, lang string) string {
+	if l.Kind == domain.KindSpace {
+		if lang == "en" {
+			return "Extra space " + strconv.Itoa(l.Quantity) + " GB"
+		}
+		return "Spazio aggiuntivo " + strconv.Itoa(l.Quantity) + " GB"
+	}
+	label := l.Kind
+	if s, ok := r.cat.Services[l.Kind]; ok && s.Label[lang] != "" {
+		label = s.Label[lang]
+	}
+	if l.Quantity > 1 {
+		label += " × " + strconv.Itoa(l.Quantity)
+	}
+	return label
+}
+
+func (r *Renderer) render(kind, lang string, v any) (Content, error) {
+	key := kind + "." + lang
+	var subj, text, html bytes.Buffer
+	t := r.text[key]
+	if err := t.ExecuteTemplate(&subj, "subject", v); err != nil {
+		return Content{}, fmt.Errorf("%w: render %s subject: %v", ErrPermanent, key, err)
+	}
+	if err := t.Execute(&text, v); err != nil {
+		return Content{}, fmt.Errorf("%w: render %s text: %v", ErrPermanent, key, err)
+	}
+	if err := r.html[key].Execute(&html, v); err != nil {
+		return Content{}, fmt.Errorf("%w: render %s html: %v", ErrPermanent, key, err)
+	}
+	// A subject is one line, whatever the data put in it.
+	s := strings.Join(strings.Fields(subj.String()), " ")
+	return Content{Subject: s, Text: text.String(), HTML: html.String()}, nil
+}

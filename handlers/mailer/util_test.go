@@ -1,0 +1,42 @@
+package mailer_test
+
+import (
+	"os"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+func readFile(p string) ([]byte, error) { return os.ReadFile(p) }
+
+func readDir(p string) ([]string, error) {
+	es, err := os.ReadDir(p)
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names, err
+}
+
+// natsMsg copies a stored message for publishing again, without its message id.
+func natsMsg(m *jetstream.RawStreamMsg) *nats.Msg {
+	out := nats.NewMsg(m.Subject)
+	out.Data = m.Data
+	for k, v := range m.Header {
+		if k != "Nats-Msg-Id" {
+			out.Header[k] = v
+		}
+	}
+	return out
+}
+
+// value reads a counter.
+func value(c prometheus.Metric) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetCounter().GetValue()
+}

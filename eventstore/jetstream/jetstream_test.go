@@ -10,6 +10,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/eventstore/jetstream"
@@ -266,4 +268,24 @@ func TestUnreachableServerAnswersWithinDeadline(t *testing.T) {
 		}
 		return err
 	})
+}
+
+// Open says at start whether the server's fsync setting could be seen; an ordinary account
+// cannot see it, and finding that out must not slow Open down.
+func TestOpenReportsSyncSetting(t *testing.T) {
+	e := startEmbedded(t, t.TempDir(), false)
+	defer e.Close()
+	core, logs := observer.New(zap.InfoLevel)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := jetstream.Open(ctx, e.Conn, jetstream.Options{Logger: zap.New(core)}); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 400*time.Millisecond {
+		t.Errorf("Open took %s", d)
+	}
+	if logs.FilterMessageSnippet("sync").Len() != 1 {
+		t.Fatalf("no line about the sync setting: %v", logs.All())
+	}
 }

@@ -28,6 +28,11 @@ type smtpServer struct {
 	reject bool
 	// notify gets each message as it is accepted (when set).
 	notify chan received
+	// holdAt > 0 holds the DATA of the holdAt-th email: held is closed when it arrives,
+	// and once release is closed the email is refused (its sender died meanwhile).
+	holdAt  int
+	held    chan struct{}
+	release chan struct{}
 }
 
 type received struct {
@@ -136,7 +141,16 @@ func (x *session) Data(r io.Reader) error {
 	}
 	x.s.mu.Lock()
 	reject := x.s.reject
+	hold := x.s.holdAt > 0 && len(x.s.received)+1 == x.s.holdAt
+	if hold {
+		x.s.holdAt = 0
+	}
 	x.s.mu.Unlock()
+	if hold {
+		close(x.s.held)
+		<-x.s.release
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "not accepted"}
+	}
 	if reject {
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
 	}

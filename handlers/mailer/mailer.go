@@ -193,7 +193,7 @@ type SentRecord struct {
 }
 
 // Setup creates the consumer, the sent-log and the dead-letter stream if missing, waiting for
-// the notifications stream (the relay creates it) until ctx ends.
+// the server and the notifications stream (the relay creates it) until ctx ends.
 func (m *Mailer) Setup(ctx context.Context) (jetstream.Consumer, error) {
 	for {
 		s, err := m.js.Stream(ctx, m.cfg.Stream)
@@ -201,10 +201,8 @@ func (m *Mailer) Setup(ctx context.Context) (jetstream.Consumer, error) {
 			m.stream = s
 			break
 		}
-		if !errors.Is(err, jetstream.ErrStreamNotFound) {
-			return nil, fmt.Errorf("mailer: stream %s: %w", m.cfg.Stream, err)
-		}
-		m.log.Info("waiting for the notifications stream", zap.String("stream", m.cfg.Stream))
+		// Not created yet by the relay, or the server not reachable yet: wait.
+		m.log.Info("waiting for the notifications stream", zap.String("stream", m.cfg.Stream), zap.Error(err))
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()

@@ -277,3 +277,34 @@ func TestReportUsageRecordsTheBytesUsed(t *testing.T) {
 		thenEvents(domain.UsageReported{UsedBytes: 750 << 20, ReportedAt: now})
 	givenSubscription(t, subscriptionOpened()).when(domain.ReportUsage{UsedBytes: -1}).thenError(domain.ErrInvalidUsage)
 }
+
+// The command path caches states and shares them between requests: folding one event into
+// a state must leave that state, and every other state folded from it, as they were.
+func TestEvolveNeverChangesTheStateItIsGiven(t *testing.T) {
+	block := func(gb int) domain.SpaceAdded {
+		return domain.SpaceAdded{OrderID: uuid.New(), GB: gb, ValidFrom: today, ValidUntil: yearOn}
+	}
+	// Three blocks leave room in the slice for a fourth: two branches could share it.
+	s := subscriptionOf(subscriptionOpened(), block(1), block(2), block(3))
+	a := domain.EvolveSubscription(s, block(10))
+	b := domain.EvolveSubscription(s, block(20))
+	c := domain.EvolveSubscription(s, domain.ServicesExtended{OrderID: orderID, Services: []domain.ServiceExtension{
+		{Kind: domain.KindBase, Quantity: 1, OldExpiry: date("2026-09-30"), NewExpiry: yearOn, Months: 6},
+	}})
+	if len(s.Space) != 3 || len(s.Applied) != 3 || a.TotalPurchasedGB() != 16 || b.TotalPurchasedGB() != 26 {
+		t.Fatalf("branches share space: given %d GB, then %d and %d", s.TotalPurchasedGB(), a.TotalPurchasedGB(), b.TotalPurchasedGB())
+	}
+	if base, _ := s.Service(domain.KindBase); base.ExpiresOn != date("2026-09-30") {
+		t.Fatalf("extending a branch moved the given state's base expiry to %s", base.ExpiresOn)
+	}
+	if base, _ := c.Service(domain.KindBase); base.ExpiresOn != yearOn {
+		t.Fatalf("the extension did not apply: %s", base.ExpiresOn)
+	}
+
+	o := orderOf(with(confirmedOrder(), domain.PaymentRegistered{AmountCents: 100, Method: "card", Reference: "A", PaidCents: 100, RegisteredAt: now})...)
+	o1 := domain.EvolveOrder(o, domain.PaymentRegistered{AmountCents: 200, Method: "card", Reference: "B", PaidCents: 300, RegisteredAt: now})
+	o2 := domain.EvolveOrder(o, domain.PaymentRegistered{AmountCents: 300, Method: "card", Reference: "C", PaidCents: 400, RegisteredAt: now})
+	if len(o.Payments) != 1 || o.PaidCents != 100 || len(o1.Payments) != 2 || o1.Payments["C"] != 0 || o2.Payments["B"] != 0 {
+		t.Fatalf("branches share payments: %v %v %v", o.Payments, o1.Payments, o2.Payments)
+	}
+}

@@ -3,7 +3,6 @@ package mailer_test
 import (
 	"context"
 	"errors"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +24,7 @@ import (
 // harness runs the real pieces: an embedded NATS server with JetStream in a temporary
 // folder, the JetStream event store, the relay, and an SMTP server on loopback.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	emb   *esjs.Embedded
 	store *esjs.Store
 	js    jetstream.JetStream
@@ -33,9 +32,14 @@ type harness struct {
 	cat   *domain.Catalogue
 }
 
-func newHarness(t *testing.T, listen string) *harness {
+func newHarness(t testing.TB, listen string) *harness {
+	return newHarnessSync(t, listen, true)
+}
+
+// newHarnessSync chooses whether the server fsyncs every write (the product's default) or not.
+func newHarnessSync(t testing.TB, listen string, relaxed bool) *harness {
 	t.Helper()
-	emb, err := esjs.StartEmbedded(esjs.EmbeddedConfig{Dir: t.TempDir(), RelaxedSync: os.Getenv("MAILER_SYNC") == "", Listen: listen})
+	emb, err := esjs.StartEmbedded(esjs.EmbeddedConfig{Dir: t.TempDir(), RelaxedSync: relaxed, Listen: listen})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +202,7 @@ func (h *harness) sentLog() int {
 }
 
 // byMessageID counts the emails per Message-ID and fails on any duplicate.
-func onceEach(t *testing.T, got []received) map[string]received {
+func onceEach(t testing.TB, got []received) map[string]received {
 	t.Helper()
 	out := map[string]received{}
 	for _, m := range got {

@@ -18,7 +18,7 @@ import (
 
 // smtpServer is a real SMTP server on loopback (go-smtp), keeping what it accepts.
 type smtpServer struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *smtp.Server
 	addr string
 
@@ -46,7 +46,7 @@ type received struct {
 	HTML    string
 }
 
-func startSMTP(t *testing.T) *smtpServer {
+func startSMTP(t testing.TB) *smtpServer {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -56,7 +56,7 @@ func startSMTP(t *testing.T) *smtpServer {
 }
 
 // startSMTPAt starts the server on a given address (to bring a server "back up").
-func startSMTPAt(t *testing.T, addr string) *smtpServer {
+func startSMTPAt(t testing.TB, addr string) *smtpServer {
 	t.Helper()
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -65,7 +65,7 @@ func startSMTPAt(t *testing.T, addr string) *smtpServer {
 	return serveSMTP(t, l)
 }
 
-func serveSMTP(t *testing.T, l net.Listener) *smtpServer {
+func serveSMTP(t testing.TB, l net.Listener) *smtpServer {
 	s := &smtpServer{t: t, addr: l.Addr().String()}
 	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
 		return &session{s: s}, nil
@@ -102,7 +102,7 @@ func (s *smtpServer) messages() []received {
 }
 
 // waitN waits until n messages arrived.
-func (s *smtpServer) waitN(t *testing.T, n int, within time.Duration) []received {
+func (s *smtpServer) waitN(t testing.TB, n int, within time.Duration) []received {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {

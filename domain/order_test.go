@@ -1,6 +1,7 @@
 package domain_test
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -483,6 +484,57 @@ func TestOrderInProgressUntilPaidCancelledOrExpired(t *testing.T) {
 	} {
 		if status.InProgress() != want {
 			t.Errorf("%q in progress: %v, want %v", status, status.InProgress(), want)
+		}
+	}
+}
+
+func TestModifyingTheOrderVoidsAnyAcceptance(t *testing.T) {
+	// Acceptances are given with the confirmation itself, so none survives a modification:
+	// back on the order form every one of them is asked again.
+	given := []domain.Event{requested(), checkoutStarted(), methodSelected(domain.MethodCard),
+		domain.OrderModified{GB: 2, CoTermination: true, Quote: mustQuote(t, services(), 2, true, today)},
+		checkoutStarted(), methodSelected(domain.MethodCard)}
+	if a := orderOf(given...).Acceptances; a != (domain.Acceptances{}) {
+		t.Fatalf("acceptances %+v survived the modification", a)
+	}
+	cmd := allAccepted()
+	cmd.ApproveUnfairTerms = false
+	givenOrder(t, given...).when(cmd).thenError(domain.ErrUnfairTerms)
+}
+
+// The quote the customer confirmed is what is charged and what is granted, even when the
+// catalogue's prices change in between.
+func TestTheConfirmedQuoteIsChargedAndGranted(t *testing.T) {
+	dearer, err := domain.ParseCatalogue(editCatalogue(t, func(m map[string]any) {
+		m["vatPercent"] = 25
+		m["space"].(map[string]any)["pricePerGBYearCents"] = 9900
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := confirmed().Quote
+	events, err := domain.DecideOrder(dearer, orderOf(confirmedOrder()...),
+		domain.RegisterPayment{AmountCents: q.TotalCents, Method: domain.MethodCard, Reference: "TRN-1"}, now)
+	if err != nil || len(events) != 2 {
+		t.Fatalf("paying the confirmed total under new prices: %v %v", show(events), err)
+	}
+	paidEvent := events[1].(domain.OrderPaid)
+	if !reflect.DeepEqual(paidEvent.Quote, q) || paidEvent.PaidCents != 8540 {
+		t.Fatalf("charged %+v, confirmed %+v", paidEvent.Quote, q)
+	}
+	granted, err := domain.DecideSubscription(dearer, subscriptionOf(subscriptionOpened()),
+		domain.ApplyPurchase{OrderID: orderID, Quote: paidEvent.Quote, PaidAt: paidEvent.PaidAt}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := granted[0].(domain.SpaceAdded)
+	extended := granted[1].(domain.ServicesExtended)
+	if added.GB != q.GB || added.ValidUntil != q.NewExpiry || len(extended.Services) != len(q.ExtendedServices()) {
+		t.Fatalf("granted %+v %+v, confirmed %+v", added, extended, q)
+	}
+	for i, l := range q.ExtendedServices() {
+		if x := extended.Services[i]; x.Kind != l.Kind || x.Months != l.Months || x.NewExpiry != l.NewExpiry || x.Quantity != l.Quantity {
+			t.Errorf("extended %+v, confirmed %+v", x, l)
 		}
 	}
 }

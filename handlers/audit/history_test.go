@@ -148,11 +148,11 @@ func TestAuditEndpointsPageThroughTheLogAndStreams(t *testing.T) {
 	}
 
 	for url, code := range map[string]int{
-		"/v1/audit/streams/not-a-stream":                                  http.StatusBadRequest,
+		"/v1/audit/streams/not-a-stream":                                   http.StatusBadRequest,
 		"/v1/audit/streams/" + eventstore.StreamName("order", [16]byte{1}): http.StatusNotFound,
-		"/v1/audit/events?from=x":                                         http.StatusBadRequest,
-		"/v1/audit/events?limit=0":                                        http.StatusBadRequest,
-		"/v1/audit/events?limit=5000":                                     http.StatusBadRequest,
+		"/v1/audit/events?from=x":                                          http.StatusBadRequest,
+		"/v1/audit/events?limit=0":                                         http.StatusBadRequest,
+		"/v1/audit/events?limit=5000":                                      http.StatusBadRequest,
 	} {
 		if got := get(t, srv.URL+url, nil); got != code {
 			t.Errorf("%s: %d, want %d", url, got, code)

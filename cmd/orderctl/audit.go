@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+
+	"github.com/einvoice/spaceorders/eventstore"
+	"github.com/einvoice/spaceorders/handlers/audit"
+	"github.com/einvoice/spaceorders/handlers/command"
+)
+
+// The auditor's subcommands; the logic is in handlers/audit.
+func init() {
+	subcommands["history"] = subcommand{"the timeline of an order or subscription: when, which event, who, which channel, payload", runHistory}
+	subcommands["export"] = subcommand{"write the whole log as JSON lines with positions, metadata and a digest trailer", runExport}
+	subcommands["import"] = subcommand{"write an exported log into another (empty) store, keeping ids and order, then verify", runImport}
+	subcommands["verify-chain"] = subcommand{"check every stream's hash chain and the log digest, of a store or an exported file", runVerifyChain}
+	subcommands["digest"] = subcommand{"print the running log digest at a position (default: the head)", runDigest}
+}
+
+// storeFlags name the store the way orderd is configured.
+func storeFlags(fs *flag.FlagSet) *audit.StoreConfig {
+	c := &audit.StoreConfig{DataDir: "./data"}
+	if v := os.Getenv("ORDERD_DATA"); v != "" {
+		c.DataDir = v
+	}
+	c.URL = os.Getenv("ORDERD_STORE")
+	fs.StringVar(&c.DataDir, "data", c.DataDir, "orderd's data `folder` with the embedded store (ORDERD_DATA); not while orderd runs on it: use --store with its NATS URL")
+	fs.StringVar(&c.URL, "store", c.URL, "`URL` of the store instead: nats://host:4222 (a NATS server or cluster) or esdb://host:2113?tls=false (KurrentDB) (ORDERD_STORE)")
+	return c
+}
+
+func withStore(c *audit.StoreConfig, fn func(ctx context.Context, s eventstore.Store) error) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	s, closeStore, err := audit.OpenStore(ctx, *c)
+	if err != nil {
+		return err
+	}
+	err = fn(ctx, s)
+	return errors.Join(err, closeStore())
+}
+
+func parse(fs *flag.FlagSet, args []string, positional int) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > positional {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(positional))
+	}
+	return nil
+}
+
+func runHistory(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("orderctl history", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: orderctl history [flags] <order-<uuid> | subscription-<uuid> | uuid>")
+		fs.PrintDefaults()
+	}
+	c := storeFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	if err := parse(fs, args, 1); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errors.New("give one stream or id")
+	}
+	return withStore(c, func(ctx context.Context, s eventstore.Store) error {
+		stream, err := audit.ResolveStream(ctx, s, fs.Arg(0), command.OrderCategory, command.SubscriptionCategory)
+		if err != nil {
+			return err
+		}
+		tl, err := audit.History(ctx, s, stream)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return tl.WriteJSON(stdout)
+		}
+		return tl.WriteTable(stdout)
+	})
+}
+
+func runExport(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("orderctl export", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := storeFlags(fs)
+	out := fs.String("out", "-", "`file` to write the JSON lines to; - is standard output")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	return withStore(c, func(ctx context.Context, s eventstore.Store) error {
+		w := stdout
+		var f *os.File
+		if *out != "-" {
+			var err error
+			if f, err = os.Create(*out); err != nil {
+				return err
+			}
+			w = f
+		}
+		d, err := audit.Export(ctx, s, w, audit.NewBar(stderr, "export"))
+		if f != nil {
+			err = errors.Join(err, f.Sync(), f.Close())
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "exported %d events; log digest %s at position %d\n", d.Events, d.Sum, d.Position)
+		return nil
+	})
+}
+
+func runImport(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("orderctl import", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: orderctl import [flags] <export.jsonl | ->\n\nThe store flags name the target, which must hold nothing but this log (a re-run skips what is there).")
+		fs.PrintDefaults()
+	}
+	c := storeFlags(fs)
+	relaxed := fs.Bool("relaxed-sync", false, "an embedded target does not fsync every append (faster; rerun the import after a crash)")
+	if err := parse(fs, args, 1); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errors.New("give the exported file, or - for standard input")
+	}
+	c.RelaxedSync = *relaxed
+	var in io.Reader = os.Stdin
+	opts := audit.ImportOptions{Progress: audit.NewBar(stderr, "import"), VerifyProgress: audit.NewBar(stderr, "verify")}
+	if name := fs.Arg(0); name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		// A file is checked whole before anything is written, so a damaged export writes nothing.
+		rep, err := audit.VerifyExport(f, nil)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
+		opts.Head = rep.Digest.Position
+		in = f
+	}
+	return withStore(c, func(ctx context.Context, s eventstore.Store) error {
+		rep, err := audit.Import(ctx, s, in, opts)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "imported %d events in %d commits (%d commits were there already); log digest %s, equal to the export's\n",
+			rep.Events, rep.Commits, rep.Skipped, rep.Target.Sum)
+		return nil
+	})
+}
+
+func runVerifyChain(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("orderctl verify-chain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := storeFlags(fs)
+	file := fs.String("file", "", "check an exported `file` (- for standard input) instead of a store")
+	expect := fs.String("expect-digest", "", "a log digest (`hex`) recorded earlier, which the log must still have at --at")
+	at := fs.String("at", "", "the `position` --expect-digest was recorded at")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	var exp *audit.Expect
+	if *expect != "" || *at != "" {
+		p, err := strconv.ParseUint(*at, 10, 64)
+		if err != nil || *expect == "" {
+			return errors.New("--expect-digest and --at <position> go together")
+		}
+		exp = &audit.Expect{Position: p, Digest: *expect}
+	}
+	report := func(rep audit.Report, err error) error {
+		if err != nil {
+			var b *audit.Break
+			if errors.As(err, &b) {
+				fmt.Fprintf(stdout, "TAMPERED: %v\n", b)
+				return errors.New("the log is not as it was written")
+			}
+			return err
+		}
+		fmt.Fprintf(stdout, "ok: %d streams, %d events, every hash chain intact\nlog digest %s at position %d\n",
+			rep.Streams, rep.Digest.Events, rep.Digest.Sum, rep.Digest.Position)
+		if rep.Checked {
+			fmt.Fprintf(stdout, "the recorded digest at position %d matches\n", exp.Position)
+		}
+		return nil
+	}
+	if *file != "" {
+		var in io.Reader = os.Stdin
+		if *file != "-" {
+			f, err := os.Open(*file)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			in = f
+		}
+		return report(audit.VerifyExport(in, exp))
+	}
+	return withStore(c, func(ctx context.Context, s eventstore.Store) error {
+		return report(audit.VerifyStore(ctx, s, exp, audit.NewBar(stderr, "verify")))
+	})
+}
+
+func runDigest(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("orderctl digest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := storeFlags(fs)
+	at := fs.Uint64("at", 0, "`position` to stop at (0: the head)")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	return withStore(c, func(ctx context.Context, s eventstore.Store) error {
+		d, err := audit.DigestAt(ctx, s, *at, audit.NewBar(stderr, "digest"))
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "%s position=%d events=%d\n", d.Sum, d.Position, d.Events)
+		return err
+	})
+}

@@ -319,8 +319,16 @@ func (o Order) mustBe(allowed ...OrderStatus) error {
 	}
 }
 
+// clip makes free text safe to keep: valid UTF-8, control characters (line breaks that
+// could forge log lines or CSV rows) turned into spaces, at most n characters.
 func clip(s string, n int) string {
-	s = strings.TrimSpace(strings.ToValidUTF8(s, ""))
+	s = strings.Map(func(r rune) rune {
+		if isControl(r) {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(s, ""))
+	s = strings.TrimSpace(s)
 	if utf8.RuneCountInString(s) <= n {
 		return s
 	}

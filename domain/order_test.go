@@ -538,3 +538,14 @@ func TestTheConfirmedQuoteIsChargedAndGranted(t *testing.T) {
 		}
 	}
 }
+
+func TestCancelReasonLosesControlCharacters(t *testing.T) {
+	o := domain.Order{Status: domain.StatusCart}
+	events, err := domain.DecideOrder(domain.DefaultCatalogue(), o, domain.CancelOrder{Reason: "too\r\nexpensive\x00"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := events[0].(domain.OrderCancelled).Reason; got != "too  expensive" {
+		t.Fatalf("reason %q, want control characters turned to spaces", got)
+	}
+}

@@ -145,7 +145,7 @@ func DecideSubscription(cat *Catalogue, s Subscription, cmd SubscriptionCommand,
 		if s.OpenOrder != c.OrderID || c.OrderID == uuid.Nil {
 			return nil, nil
 		}
-		return []Event{OrderSlotReleased{OrderID: c.OrderID, Reason: c.Reason}}, nil
+		return []Event{OrderSlotReleased{OrderID: c.OrderID, Reason: clip(c.Reason, maxNameLen)}}, nil
 	case ApplyPurchase:
 		return applyPurchase(s, c)
 	case ReportUsage:

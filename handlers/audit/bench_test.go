@@ -32,7 +32,7 @@ func prefill(b *testing.B, store eventstore.Store, n, perCommit, perStream int) 
 					data := make([]eventstore.EventData, perCommit)
 					for i := range data {
 						d := eventstore.EventData{ID: uuid.New(), Type: "BenchmarkEventRecorded", SchemaVersion: 1,
-							Payload: fmt.Appendf(nil, `{"orderId":%q,"n":%d,"amountCents":12200,"note":"a payload of about the size of a domain event, with a few fields"}`, stream, v+i),
+							Payload:  fmt.Appendf(nil, `{"orderId":%q,"n":%d,"amountCents":12200,"note":"a payload of about the size of a domain event, with a few fields"}`, stream, v+i),
 							Metadata: eventstore.Metadata{Actor: "customer-1", Channel: "panel", CorrelationID: "bench", PrevHash: prev, OccurredAt: time.Now().UTC()}}
 						prev = eventstore.Hash(stream, uint64(v+i), d)
 						data[i] = d

@@ -1,0 +1,281 @@
+package command_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/einvoice/spaceorders/domain"
+	"github.com/einvoice/spaceorders/eventstore"
+	"github.com/einvoice/spaceorders/eventstore/jetstream"
+	"github.com/einvoice/spaceorders/handlers/command"
+)
+
+func openStore(t *testing.T) eventstore.Store {
+	t.Helper()
+	emb, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{Dir: t.TempDir(), RelaxedSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { emb.Close() })
+	s, err := jetstream.Open(context.Background(), emb.Conn, jetstream.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+var meta = command.Meta{CorrelationID: "c-1", CausationID: "r-1", Actor: "cust", Channel: "app"}
+
+func openSub(t *testing.T, h *command.Handler) uuid.UUID {
+	t.Helper()
+	id := uuid.New()
+	next := domain.DateOf(time.Now()).AddMonths(6)
+	_, _, err := h.ExecuteSubscription(t.Context(), id, domain.OpenSubscription{
+		SubscriptionID: id, OwnerID: "cust", Holder: domain.Holder{Name: "Mario", Email: "m@example.com"}, Language: "it",
+		Services: []domain.Service{{Kind: "base", Quantity: 1, ExpiresOn: next}, {Kind: "users", Quantity: 1, ExpiresOn: next.AddMonths(-2)}},
+	}, meta, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func newOrder(t *testing.T, h *command.Handler) (subID, orderID uuid.UUID) {
+	t.Helper()
+	subID = openSub(t, h)
+	orderID, _, _, err := h.RequestSpaceIncrease(t.Context(), subID, 1, "app", meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return subID, orderID
+}
+
+func exec(t *testing.T, h *command.Handler, id uuid.UUID, cmd domain.OrderCommand) command.Result {
+	t.Helper()
+	res, _, err := h.ExecuteOrder(t.Context(), id, cmd, meta, nil)
+	if err != nil {
+		t.Fatalf("%T: %v", cmd, err)
+	}
+	return res
+}
+
+// Two processes (two handlers, two caches) over one store: a stale cache costs a reload,
+// never a wrong answer.
+func TestStaleCacheIsReloaded(t *testing.T) {
+	store := openStore(t)
+	a, b := command.New(store, command.Options{}), command.New(store, command.Options{})
+	_, id := newOrder(t, a)
+	if _, _, _, err := a.Order(t.Context(), id); err != nil { // a caches the cart
+		t.Fatal(err)
+	}
+	exec(t, b, id, domain.ToggleCoTermination{Enabled: false})
+	// a's cached cart still says co-termination on: the append conflicts, a reloads, decides again.
+	res := exec(t, a, id, domain.ProceedToCheckout{})
+	if res.Version != 2 || !res.Appended {
+		t.Fatalf("checkout after a stale cache: %+v", res)
+	}
+	// b's cache still has the cart: a wrong-state refusal is only given on fresh state.
+	res = exec(t, b, id, domain.SelectPaymentMethod{Method: "card"})
+	if res.Version != 3 {
+		t.Fatalf("payment method from the stale handler: %+v", res)
+	}
+	o, ver, ok, err := a.Order(t.Context(), id)
+	if err != nil || !ok {
+		t.Fatal(err)
+	}
+	_, ver2, _, _ := b.Order(t.Context(), id)
+	if o.Quote.CoTermination || o.Status != domain.StatusCheckout || ver2 != 3 || ver > ver2 {
+		t.Fatalf("state after both: %+v versions %d %d", o, ver, ver2)
+	}
+	envs, err := store.ReadStream(t.Context(), eventstore.StreamName(command.OrderCategory, id), 0)
+	if err != nil || len(envs) != 4 {
+		t.Fatalf("%d events, %v", len(envs), err)
+	}
+	// The hash chain links every event to the one before, across the two handlers.
+	for i := 1; i < len(envs); i++ {
+		if envs[i].Metadata.PrevHash != eventstore.HashEnvelope(envs[i-1]) {
+			t.Fatalf("event %d does not chain to %d", i, i-1)
+		}
+	}
+	for _, env := range envs {
+		if env.Metadata.CorrelationID != "c-1" || env.Metadata.Actor != "cust" || env.Metadata.Channel != "app" || env.Metadata.CausationID != "r-1" {
+			t.Fatalf("metadata %+v", env.Metadata)
+		}
+	}
+}
+
+// Commands racing on one order from two handlers: each either lands or answers
+// ErrConflict after its bounded retries; the versions they report are distinct and the
+// log holds exactly the accepted ones.
+func TestConcurrentCommandsRetryThenConflict(t *testing.T) {
+	store := openStore(t)
+	a := command.New(store, command.Options{MaxRetries: 2})
+	b := command.New(store, command.Options{MaxRetries: 2})
+	_, id := newOrder(t, a)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	versions := map[uint64]bool{}
+	conflicts := 0
+	for i := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := a
+			if i%2 == 1 {
+				h = b
+			}
+			res, _, err := h.ExecuteOrder(context.Background(), id, domain.ModifyOrder{GB: 1 + i%5, CoTermination: i%3 == 0}, meta, nil)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, command.ErrConflict):
+				conflicts++
+			case err != nil:
+				t.Error(err)
+			default:
+				if versions[res.Version] {
+					t.Errorf("version %d reported twice", res.Version)
+				}
+				versions[res.Version] = true
+			}
+		}()
+	}
+	wg.Wait()
+	envs, err := store.ReadStream(t.Context(), eventstore.StreamName(command.OrderCategory, id), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(envs)-1 != len(versions) || len(versions)+conflicts != 40 {
+		t.Fatalf("%d modifications in the log, %d accepted, %d conflicts", len(envs)-1, len(versions), conflicts)
+	}
+	t.Logf("%d accepted, %d answered ErrConflict", len(versions), conflicts)
+}
+
+func TestIfMatch(t *testing.T) {
+	store := openStore(t)
+	h := command.New(store, command.Options{})
+	_, id := newOrder(t, h)
+	stale := uint64(5)
+	if _, _, err := h.ExecuteOrder(t.Context(), id, domain.ProceedToCheckout{}, meta, &stale); !errors.Is(err, command.ErrPreconditionFailed) {
+		t.Fatalf("stale If-Match: %v", err)
+	}
+	// Another handler moved the order on: the first handler's cache is behind the caller.
+	other := command.New(store, command.Options{})
+	exec(t, other, id, domain.ToggleCoTermination{Enabled: false})
+	current := uint64(1)
+	if _, _, err := h.ExecuteOrder(t.Context(), id, domain.ProceedToCheckout{}, meta, &current); err != nil {
+		t.Fatalf("current If-Match refused: %v", err)
+	}
+}
+
+// A crash between the order's payment and the purchase loses nothing: the process manager
+// started later applies it; replayed from zero, it applies nothing twice.
+func TestPurchasesApplyOnceAcrossRestarts(t *testing.T) {
+	store := openStore(t)
+	h := command.New(store, command.Options{})
+	subID, id := newOrder(t, h)
+	exec(t, h, id, domain.ProceedToCheckout{})
+	exec(t, h, id, domain.SelectPaymentMethod{Method: "card"})
+	exec(t, h, id, domain.ConfirmOrder{AcceptGeneralConditions: true, ApproveUnfairTerms: true, AcknowledgePrivacy: true, TermsVersion: "v1"})
+	o, _, _, _ := h.Order(t.Context(), id)
+	exec(t, h, id, domain.RegisterPayment{AmountCents: o.Quote.TotalCents, Method: "card", Reference: "T1"})
+	// A second order, cancelled: its slot must be released.
+	_, _, _, err := h.RequestSpaceIncrease(t.Context(), subID, 1, "app", meta)
+	if !errors.Is(err, domain.ErrOrderInProgress) {
+		t.Fatalf("a paid but not yet applied order still holds the slot: %v", err)
+	}
+
+	checkpoint := filepath.Join(t.TempDir(), "purchases")
+	runUntil := func(cond func(domain.Subscription) bool) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- command.NewPurchases(command.New(store, command.Options{}), checkpoint).Run(ctx) }()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			s, _, _, err := command.New(store, command.Options{}).Subscription(t.Context(), subID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cond(s) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("process manager did not act: %+v", s)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		head, _ := store.Head(t.Context())
+		for { // let it reach the head, so that a second run has nothing left to do
+			pos, _ := command.FileCheckpoint(checkpoint).Load()
+			if pos >= head || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	runUntil(func(s domain.Subscription) bool { return len(s.Space) == 1 && s.OpenOrder == uuid.Nil })
+
+	second, _, _, err := h.RequestSpaceIncrease(t.Context(), subID, 1, "app", meta)
+	if err != nil {
+		t.Fatalf("after the purchase a new order may start: %v", err)
+	}
+	exec(t, h, second, domain.CancelOrder{Reason: "changed my mind"})
+	runUntil(func(s domain.Subscription) bool { return s.OpenOrder == uuid.Nil && len(s.Space) == 1 })
+
+	// Replay the whole log from zero.
+	if err := os.Remove(checkpoint); err != nil {
+		t.Fatal(err)
+	}
+	runUntil(func(s domain.Subscription) bool { return true })
+	envs, err := store.ReadStream(t.Context(), eventstore.StreamName(command.SubscriptionCategory, subID), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int{}
+	for _, e := range envs {
+		counts[e.Type]++
+	}
+	if counts["SpaceAdded"] != 1 || counts["ServicesExtended"] != 1 || counts["OrderSlotReleased"] != 1 || counts["OrderSlotReserved"] != 2 {
+		t.Fatalf("subscription events after a replay: %v", counts)
+	}
+}
+
+// The sweeper expires a confirmed order past its term, and the slot is freed.
+func TestSweeperExpiresOverdueOrders(t *testing.T) {
+	store := openStore(t)
+	h := command.New(store, command.Options{})
+	_, id := newOrder(t, h)
+	exec(t, h, id, domain.ProceedToCheckout{})
+	exec(t, h, id, domain.SelectPaymentMethod{Method: "bank-transfer"})
+	exec(t, h, id, domain.ConfirmOrder{AcceptGeneralConditions: true, ApproveUnfairTerms: true, AcknowledgePrivacy: true, TermsVersion: "v1"})
+	_, paidID := newOrder(t, h)
+
+	overdue := func(time.Time) []uuid.UUID { return []uuid.UUID{id, paidID, uuid.New()} }
+	if n := command.NewSweeper(h, overdue, time.Hour).Sweep(t.Context()); n != 0 {
+		t.Fatalf("expired %d orders before their term", n)
+	}
+	later := command.New(store, command.Options{Clock: func() time.Time { return time.Now().AddDate(0, 0, 32) }})
+	if n := command.NewSweeper(later, overdue, time.Hour).Sweep(t.Context()); n != 1 {
+		t.Fatalf("expired %d orders, want 1 (the cart and the unknown order are left alone)", n)
+	}
+	o, _, _, _ := later.Order(t.Context(), id)
+	if o.Status != domain.StatusExpired {
+		t.Fatalf("status %s", o.Status)
+	}
+	if n := command.NewSweeper(later, overdue, time.Hour).Sweep(t.Context()); n != 0 {
+		t.Fatalf("expired again: %d", n)
+	}
+}

@@ -1,0 +1,357 @@
+// Command orderbench measures orderd: concurrent clients run full order flows (open a
+// subscription, request space, toggle co-termination, checkout, payment method, confirm,
+// pay) over HTTP and it reports commands/s and latency percentiles. --raw adds, in the same
+// run, raw durable appends (SyncAlways) to an embedded store of its own, as the floor the
+// API is built on. --prefill fills a stopped orderd's data folder first.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/einvoice/spaceorders/domain"
+	"github.com/einvoice/spaceorders/eventstore"
+	"github.com/einvoice/spaceorders/eventstore/jetstream"
+	"github.com/einvoice/spaceorders/handlers/command"
+	"github.com/einvoice/spaceorders/handlers/httpapi"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "orderbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	url := flag.String("url", "http://127.0.0.1:8080", "orderd's base URL")
+	data := flag.String("data", "./data", "orderd's data `folder`: tokens are signed with its development key; --prefill writes into it")
+	keyFile := flag.String("key", "", "PEM `file` of the Ed25519 private key to sign tokens with, instead of the data folder's")
+	clients := flag.Int("clients", 32, "concurrent clients")
+	duration := flag.Duration("duration", 20*time.Second, "how long to run the flows")
+	raw := flag.Bool("raw", false, "also measure raw durable appends to an embedded store (SyncAlways) in a temporary folder")
+	prefill := flag.Int("prefill", 0, "write about this many events into --data with relaxed sync, then exit (orderd must be stopped)")
+	flag.Parse()
+
+	if *prefill > 0 {
+		return prefillEvents(*data, *prefill, *clients)
+	}
+	var key ed25519.PrivateKey
+	var err error
+	if *keyFile != "" {
+		key, err = httpapi.LoadPrivateKey(*keyFile)
+	} else {
+		key, err = httpapi.LoadPrivateKey(httpapi.DevKeyFile(*data))
+	}
+	if err != nil {
+		return fmt.Errorf("signing key: %w", err)
+	}
+	fmt.Printf("flows: %d clients for %s against %s\n", *clients, *duration, *url)
+	if err := flows(*url, key, *clients, *duration); err != nil {
+		return err
+	}
+	if *raw {
+		fmt.Printf("\nraw appends: %d clients for %s, one event per append, SyncAlways, embedded JetStream in a temporary folder\n", *clients, *duration)
+		return rawAppends(*clients, *duration)
+	}
+	return nil
+}
+
+type stats struct {
+	mu    sync.Mutex
+	lat   map[string][]time.Duration
+	fails map[string]int
+}
+
+func (s *stats) add(name string, d time.Duration, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ok {
+		s.lat[name] = append(s.lat[name], d)
+	} else {
+		s.fails[name]++
+	}
+}
+
+func pct(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p * float64(len(sorted)-1))
+	return sorted[i]
+}
+
+func (s *stats) report(elapsed time.Duration, order []string) {
+	var all []time.Duration
+	fmt.Printf("%-22s %9s %8s %10s %10s %10s %6s\n", "command", "count", "per s", "p50", "p99", "p999", "fail")
+	for _, name := range order {
+		l := s.lat[name]
+		slices.Sort(l)
+		all = append(all, l...)
+		fmt.Printf("%-22s %9d %8.0f %10s %10s %10s %6d\n", name, len(l), float64(len(l))/elapsed.Seconds(),
+			pct(l, .5).Round(time.Microsecond), pct(l, .99).Round(time.Microsecond), pct(l, .999).Round(time.Microsecond), s.fails[name])
+	}
+	slices.Sort(all)
+	fmt.Printf("%-22s %9d %8.0f %10s %10s %10s\n", "ALL", len(all), float64(len(all))/elapsed.Seconds(),
+		pct(all, .5).Round(time.Microsecond), pct(all, .99).Round(time.Microsecond), pct(all, .999).Round(time.Microsecond))
+}
+
+var flowSteps = []string{"OpenSubscription", "RequestSpaceIncrease", "ToggleCoTermination", "ProceedToCheckout", "SelectPaymentMethod", "ConfirmOrder", "RegisterPayment"}
+
+func flows(url string, key ed25519.PrivateKey, clients int, duration time.Duration) error {
+	op, err := httpapi.Mint(key, httpapi.RoleOperator, "bench-operator", 24*time.Hour)
+	if err != nil {
+		return err
+	}
+	pay, _ := httpapi.Mint(key, httpapi.RolePayments, "bench-gateway", 24*time.Hour)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = clients * 2
+	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	if res, err := hc.Get(url + "/readyz"); err != nil {
+		return fmt.Errorf("orderd at %s: %w", url, err)
+	} else {
+		res.Body.Close()
+	}
+	st := &stats{lat: map[string][]time.Duration{}, fails: map[string]int{}}
+	ctx, cancel := context.WithTimeout(context.Background(), duration)
+	defer cancel()
+	var flowsDone atomic.Int64
+	var lastErr atomic.Value
+	start := time.Now()
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				owner := fmt.Sprintf("bench-%s-%d-%d", uuid.NewString()[:8], c, i)
+				cu, _ := httpapi.Mint(key, httpapi.RoleCustomer, owner, 24*time.Hour)
+				call := func(name, path, token string, body any) (map[string]any, bool) {
+					t0 := time.Now()
+					m, err := post(hc, url+path, token, body)
+					st.add(name, time.Since(t0), err == nil)
+					if err != nil {
+						lastErr.Store(fmt.Sprintf("%s: %v", name, err))
+					}
+					return m, err == nil
+				}
+				year := time.Now().Year() + 1
+				sub, ok := call("OpenSubscription", "/v1/subscriptions", op, map[string]any{
+					"ownerId": owner, "language": "it", "holder": map[string]any{"name": "Bench", "email": "bench@example.com"},
+					"services": []any{
+						map[string]any{"kind": "base", "quantity": 1, "expiresOn": fmt.Sprintf("%d-03-31", year)},
+						map[string]any{"kind": "users", "quantity": 2, "expiresOn": fmt.Sprintf("%d-01-31", year)},
+					}})
+				if !ok {
+					continue
+				}
+				o, ok := call("RequestSpaceIncrease", "/v1/orders", cu, map[string]any{"subscriptionId": sub["subscriptionId"], "channel": "app"})
+				if !ok {
+					continue
+				}
+				p := "/v1/orders/" + o["orderId"].(string)
+				if _, ok = call("ToggleCoTermination", p+"/co-termination", cu, map[string]any{"enabled": false}); !ok {
+					continue
+				}
+				if _, ok = call("ProceedToCheckout", p+"/checkout", cu, nil); !ok {
+					continue
+				}
+				if _, ok = call("SelectPaymentMethod", p+"/payment-method", cu, map[string]any{"method": "card"}); !ok {
+					continue
+				}
+				conf, ok := call("ConfirmOrder", p+"/confirm", cu, map[string]any{"acceptGeneralConditions": true, "approveUnfairTerms": true, "acknowledgePrivacy": true, "termsVersion": "v1"})
+				if !ok {
+					continue
+				}
+				total := conf["quote"].(map[string]any)["totalCents"]
+				if _, ok = call("RegisterPayment", p+"/payments", pay, map[string]any{"amountCents": total, "method": "card", "reference": "B-" + o["orderId"].(string)}); ok {
+					flowsDone.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	st.report(elapsed, flowSteps)
+	fmt.Printf("full flows: %d (%.1f/s)\n", flowsDone.Load(), float64(flowsDone.Load())/elapsed.Seconds())
+	if e := lastErr.Load(); e != nil {
+		fmt.Printf("last failure: %s\n", e)
+	}
+	return nil
+}
+
+func post(hc *http.Client, url, token string, body any) (map[string]any, error) {
+	var rd io.Reader = http.NoBody
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest("POST", url, rd)
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode/100 != 2 {
+		return nil, fmt.Errorf("%d %s", res.StatusCode, b)
+	}
+	var m map[string]any
+	return m, json.Unmarshal(b, &m)
+}
+
+func rawAppends(clients int, duration time.Duration) error {
+	dir, err := os.MkdirTemp("", "orderbench-raw-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	emb, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{Dir: dir})
+	if err != nil {
+		return err
+	}
+	defer emb.Close()
+	if !emb.SyncAlways() {
+		return errors.New("raw store is not SyncAlways")
+	}
+	store, err := jetstream.Open(context.Background(), emb.Conn, jetstream.Options{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	payload := json.RawMessage(`{"enabled":false,"quote":{"gb":1,"netCents":2500,"vatCents":550,"totalCents":3050}}`)
+	st := &stats{lat: map[string][]time.Duration{}, fails: map[string]int{}}
+	ctx, cancel := context.WithTimeout(context.Background(), duration)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stream := eventstore.StreamName("order", uuid.New())
+			for v := uint64(0); ctx.Err() == nil; v++ {
+				exp := eventstore.Exact(v - 1)
+				if v == 0 {
+					exp = eventstore.NoStream
+				}
+				t0 := time.Now()
+				_, err := store.Append(context.Background(), stream, exp, eventstore.EventData{
+					ID: uuid.New(), Type: "CoTerminationToggled", SchemaVersion: 1, Payload: payload,
+					Metadata: eventstore.Metadata{CorrelationID: "bench", Actor: "bench"},
+				})
+				st.add("Append", time.Since(t0), err == nil)
+			}
+		}()
+	}
+	wg.Wait()
+	st.report(time.Since(start), []string{"Append"})
+	return nil
+}
+
+// prefillEvents writes full unpaid flows (7 events each: open, reserve, request, toggle,
+// checkout, method, confirm) through the command handler, relaxed, until about n events.
+func prefillEvents(data string, n, workers int) error {
+	emb, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{Dir: filepath.Join(data, "jetstream"), RelaxedSync: true})
+	if err != nil {
+		return err
+	}
+	defer emb.Close()
+	store, err := jetstream.Open(context.Background(), emb.Conn, jetstream.Options{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	h := command.New(store, command.Options{CacheSize: 1}) // nothing is read twice
+	ctx := context.Background()
+	const perFlow = 7
+	var next atomic.Int64
+	flowsWanted := int64(n / perFlow)
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			next := func() bool { return next.Add(1) <= flowsWanted }
+			for next() {
+				if err := prefillFlow(ctx, h); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(10 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				head, _ := store.Head(ctx)
+				fmt.Printf("prefill: %d commits after %s\n", head, time.Since(start).Round(time.Second))
+			case <-done:
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	close(done)
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	head, _ := store.Head(ctx)
+	fmt.Printf("prefill: %d flows, log head %d, %s\n", flowsWanted, head, time.Since(start).Round(time.Second))
+	return nil
+}
+
+func prefillFlow(ctx context.Context, h *command.Handler) error {
+	meta := command.Meta{CorrelationID: uuid.NewString(), Actor: "prefill", Channel: "panel"}
+	sub := uuid.New()
+	exp := domain.DateOf(time.Now()).AddMonths(9)
+	if _, _, err := h.ExecuteSubscription(ctx, sub, domain.OpenSubscription{
+		SubscriptionID: sub, OwnerID: "prefill-" + sub.String()[:8], Language: "it",
+		Holder:   domain.Holder{Name: "Prefill", Email: "prefill@example.com"},
+		Services: []domain.Service{{Kind: "base", Quantity: 1, ExpiresOn: exp}, {Kind: "users", Quantity: 1, ExpiresOn: exp.AddMonths(-3)}},
+	}, meta, nil); err != nil {
+		return err
+	}
+	id, _, _, err := h.RequestSpaceIncrease(ctx, sub, 1, "panel", meta)
+	if err != nil {
+		return err
+	}
+	for _, c := range []domain.OrderCommand{
+		domain.ToggleCoTermination{Enabled: false}, domain.ProceedToCheckout{}, domain.SelectPaymentMethod{Method: "bank-transfer"},
+		domain.ConfirmOrder{AcceptGeneralConditions: true, ApproveUnfairTerms: true, AcknowledgePrivacy: true, TermsVersion: "v1"},
+	} {
+		if _, _, err := h.ExecuteOrder(ctx, id, c, meta, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -58,8 +58,8 @@ func opened() domain.SubscriptionOpened {
 func confirmed(method string, totalCents int64, when time.Time) domain.OrderConfirmed {
 	return domain.OrderConfirmed{
 		OrderID: orderID, SubscriptionID: subID, OwnerID: "cust-1", PaymentMethod: method,
-		Quote:     domain.Quote{GB: 2, TotalCents: totalCents},
-		Recipient: domain.Recipient{Name: "@Holder", Email: "a@example.com", Language: "it"},
+		Quote:       domain.Quote{GB: 2, TotalCents: totalCents},
+		Recipient:   domain.Recipient{Name: "@Holder", Email: "a@example.com", Language: "it"},
 		ConfirmedAt: when, PayBy: domain.DateOf(when).AddDays(30), ExpectedRegistrationDays: 5,
 	}
 }

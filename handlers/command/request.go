@@ -49,7 +49,8 @@ func (h *Handler) requestSpaceIncrease(ctx context.Context, subID uuid.UUID, gb 
 		cmd.Subscription = sub.state
 		var res Result
 		var o domain.Order
-		res, o, err = h.orders.execute(ctx, orderID, cmd, meta, nil)
+		// run, not execute: RequestSpaceIncrease above observes this command once, as a whole.
+		res, o, err = h.orders.run(ctx, orderID, cmd, meta, nil)
 		if err == nil {
 			return orderID, res, o, nil
 		}

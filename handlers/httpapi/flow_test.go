@@ -158,6 +158,7 @@ func TestSeedFlowFromEachChannel(t *testing.T) {
 	for _, want := range []string{
 		`http_requests_total{code="201",method="POST",route="POST /v1/orders"} 3`,
 		`orders_commands_total{command="ConfirmOrder",outcome="accepted"} 3`,
+		`orders_commands_total{command="RequestSpaceIncrease",outcome="accepted"} 3` + "\n",
 		`http_request_duration_seconds_bucket{method="POST",route="POST /v1/orders/{id}/payments"`,
 	} {
 		if !strings.Contains(metrics, want) {

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/einvoice/spaceorders/eventstore"
+	"github.com/einvoice/spaceorders/handlers/audit"
+	"github.com/einvoice/spaceorders/handlers/httpapi"
+)
+
+// The auditor's read-model subcommands; the logic is in handlers/audit.
+func init() {
+	subcommands["replay"] = subcommand{"every read model as it stood at a past instant, as JSON or JSON and CSV files", runReplay}
+	subcommands["verify"] = subcommand{"rebuild every read model from zero and compare its digest with what a running orderd reports", runVerify}
+}
+
+func runReplay(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("orderctl replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := storeFlags(fs)
+	asOf := fs.String("as-of", "", "the `instant` (RFC 3339, e.g. 2026-03-01T18:00:00+01:00): the log is folded up to the last commit recorded at or before it")
+	out := fs.String("out", "", "`folder` to write <model>.json, <model>.csv and replay.json into; without it, JSON goes to standard output")
+	format := fs.String("format", "", "json, csv or both (default: json on standard output, both into --out)")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	if *asOf == "" {
+		return errors.New("--as-of <RFC 3339 time> is required")
+	}
+	t, err := time.Parse(time.RFC3339Nano, *asOf)
+	if err != nil {
+		return fmt.Errorf("--as-of: %w", err)
+	}
+	asJSON, asCSV := true, *out != ""
+	switch *format {
+	case "":
+	case "json":
+		asCSV = false
+	case "csv":
+		asJSON, asCSV = false, true
+	case "both":
+		asCSV = true
+	default:
+		return fmt.Errorf("--format %q: json, csv or both", *format)
+	}
+	if *out == "" && asCSV {
+		return errors.New("CSV is written as one file per model: give --out <folder>")
+	}
+	return withStore(c, func(ctx context.Context, s eventstore.Store) error {
+		r, err := audit.ReplayAsOf(ctx, s, t, audit.NewBar(stderr, "replay"))
+		if err != nil {
+			return err
+		}
+		if *out == "" {
+			return r.WriteJSON(stdout)
+		}
+		rep, err := r.WriteFiles(*out, asJSON, asCSV)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "read models as of %s (position %d) written to %s:\n", t.Format(time.RFC3339Nano), rep.Position, *out)
+		for _, m := range rep.Models {
+			fmt.Fprintf(stdout, "  %-16s digest %s  %s\n", m.Name, m.Digest, strings.Join(m.Files, " "))
+		}
+		return nil
+	})
+}
+
+func runVerify(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("orderctl verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: orderctl verify --server <url> [flags]\n\n"+
+			"Rebuilds every read model from zero, each up to the position the server reports for it,\n"+
+			"and compares its digest with the server's. The log is read through the server's audit\n"+
+			"API unless --store (or --log-from-data) names the store to read it from.")
+		fs.PrintDefaults()
+	}
+	c := storeFlags(fs)
+	c.URL = "" // the log comes from the server unless --store is given on the command line
+	server := fs.String("server", os.Getenv("ORDERCTL_SERVER"), "orderd's base `URL`, e.g. http://127.0.0.1:8080 (ORDERCTL_SERVER)")
+	token := fs.String("token", os.Getenv("ORDERCTL_TOKEN"), "bearer `token` with the auditor role (ORDERCTL_TOKEN); without it, one is minted with --data's development key")
+	fromData := fs.Bool("log-from-data", false, "read the log from the embedded store in --data (only while no orderd runs on it)")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	if *server == "" {
+		return errors.New("--server <url> is required")
+	}
+	if *token == "" {
+		key, err := httpapi.LoadPrivateKey(httpapi.DevKeyFile(c.DataDir))
+		if err != nil {
+			return fmt.Errorf("no --token, and no development key to mint one: %w", err)
+		}
+		if *token, err = httpapi.Mint(key, httpapi.RoleAuditor, "orderctl-verify", time.Hour); err != nil {
+			return err
+		}
+	}
+	remote, err := audit.NewRemote(*server, *token, nil)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	reported, err := remote.Projections(ctx)
+	if err != nil {
+		return err
+	}
+	check := func(ctx context.Context, log eventstore.Store) error {
+		rep, err := audit.VerifyModels(ctx, log, reported, audit.NewBar(stderr, "verify"))
+		if err != nil {
+			return err
+		}
+		if err := rep.WriteText(stdout); err != nil {
+			return err
+		}
+		if bad := rep.Differing(); len(bad) > 0 {
+			return fmt.Errorf("read models that differ from the log: %s", strings.Join(bad, ", "))
+		}
+		fmt.Fprintf(stdout, "ok: %d read models rebuilt from %d events match the server\n", len(rep.Models), rep.Events)
+		return nil
+	}
+	if c.URL == "" && !*fromData {
+		return check(ctx, remote.Log())
+	}
+	if !*fromData {
+		c.DataDir = ""
+	}
+	return withStore(c, check)
+}

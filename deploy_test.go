@@ -1,0 +1,207 @@
+package spaceorders_test
+
+import (
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// No Docker engine runs on the project's machines, so docker-compose.yml is checked for
+// what would break it: the services and their health checks, the ports, and above all that
+// every environment variable it sets is one the programs actually read.
+
+type composeFile struct {
+	Services map[string]composeService `yaml:"services"`
+	Volumes  map[string]any            `yaml:"volumes"`
+}
+
+type composeService struct {
+	Image       string            `yaml:"image"`
+	Build       any               `yaml:"build"`
+	Entrypoint  []string          `yaml:"entrypoint"`
+	Environment map[string]string `yaml:"environment"`
+	Ports       []string          `yaml:"ports"`
+	Volumes     []string          `yaml:"volumes"`
+	DependsOn   map[string]any    `yaml:"depends_on"`
+	Healthcheck struct {
+		Test []string `yaml:"test"`
+	} `yaml:"healthcheck"`
+}
+
+func loadCompose(t *testing.T) composeFile {
+	t.Helper()
+	b, err := os.ReadFile("docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c composeFile
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		t.Fatalf("docker-compose.yml: %v", err)
+	}
+	return c
+}
+
+func TestComposeRunsTheWholeDeployment(t *testing.T) {
+	c := loadCompose(t)
+	var names []string
+	for n := range c.Services {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	want := []string{"kurrentdb", "mailer", "mailpit", "nats", "orderd"}
+	if !slices.Equal(names, want) {
+		t.Fatalf("services %v, want %v", names, want)
+	}
+	for n, s := range c.Services {
+		if len(s.Healthcheck.Test) == 0 {
+			t.Errorf("%s has no health check", n)
+		}
+	}
+	// Whatever keeps state keeps it in a named volume, so `docker compose down` loses nothing.
+	for _, n := range []string{"kurrentdb", "nats", "mailpit", "orderd"} {
+		if !hasNamedVolume(c, c.Services[n]) {
+			t.Errorf("%s keeps its data in no named volume", n)
+		}
+	}
+	ports := map[string][]string{"kurrentdb": {"2113"}, "nats": {"4222"}, "mailpit": {"1025", "8025"}, "orderd": {"8080"}}
+	for n, ps := range ports {
+		for _, p := range ps {
+			if !slices.ContainsFunc(c.Services[n].Ports, func(s string) bool { return strings.HasSuffix(s, ":"+p) }) {
+				t.Errorf("%s does not publish port %s (has %v)", n, p, c.Services[n].Ports)
+			}
+		}
+	}
+	for n, deps := range map[string][]string{"orderd": {"kurrentdb", "nats"}, "mailer": {"nats", "mailpit"}} {
+		for _, d := range deps {
+			if _, ok := c.Services[n].DependsOn[d]; !ok {
+				t.Errorf("%s does not wait for %s", n, d)
+			}
+		}
+	}
+}
+
+func hasNamedVolume(c composeFile, s composeService) bool {
+	for _, v := range s.Volumes {
+		if _, ok := c.Volumes[strings.SplitN(v, ":", 2)[0]]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// envRead lists the environment variables with the prefix that the Go files under dirs name.
+func envRead(t *testing.T, prefix string, dirs ...string) map[string]bool {
+	t.Helper()
+	re := regexp.MustCompile(`"(` + prefix + `[A-Z0-9_]+)"`)
+	found := map[string]bool{}
+	for _, dir := range dirs {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range re.FindAllStringSubmatch(string(b), -1) {
+				found[m[1]] = true
+			}
+		}
+	}
+	if len(found) == 0 {
+		t.Fatalf("no %s variables found in %v: has the configuration moved?", prefix, dirs)
+	}
+	return found
+}
+
+func TestComposeSetsOnlyVariablesTheProgramsRead(t *testing.T) {
+	c := loadCompose(t)
+	for service, check := range map[string]struct {
+		prefix string
+		dirs   []string
+	}{
+		"orderd": {"ORDERD_", []string{"cmd/orderd", "handlers/app"}},
+		"mailer": {"MAILER_", []string{"cmd/mailer"}},
+	} {
+		read := envRead(t, check.prefix, check.dirs...)
+		for name := range c.Services[service].Environment {
+			if !read[name] {
+				t.Errorf("%s sets %s, which the program does not read (it reads %v)", service, name, keys(read))
+			}
+		}
+	}
+}
+
+func TestComposeWiresThePartsTogether(t *testing.T) {
+	c := loadCompose(t)
+	od, ml := c.Services["orderd"].Environment, c.Services["mailer"].Environment
+	store, err := url.Parse(od["ORDERD_STORE"])
+	if err != nil || store.Scheme != "esdb" || store.Hostname() != "kurrentdb" || store.Port() != "2113" {
+		t.Errorf("orderd's store %q is not the kurrentdb service", od["ORDERD_STORE"])
+	}
+	for who, u := range map[string]string{"orderd": od["ORDERD_NATS_URL"], "mailer": ml["MAILER_NATS_URL"]} {
+		if u != "nats://nats:4222" {
+			t.Errorf("%s's NATS URL %q is not the nats service", who, u)
+		}
+	}
+	if ml["MAILER_SMTP_HOST"] != "mailpit" || ml["MAILER_SMTP_PORT"] != "1025" {
+		t.Errorf("the mailer does not send to mailpit: %s:%s", ml["MAILER_SMTP_HOST"], ml["MAILER_SMTP_PORT"])
+	}
+	if od["ORDERD_MAILER"] != "false" {
+		t.Error("orderd runs its own mailer beside the mailer service: emails would go out twice")
+	}
+	if !strings.HasSuffix(od["ORDERD_ADDR"], ":8080") || od["ORDERD_JWT_PUBLIC_KEYS"] == "" {
+		t.Errorf("orderd must listen on :8080 with configured keys, has %q and keys %q", od["ORDERD_ADDR"], od["ORDERD_JWT_PUBLIC_KEYS"])
+	}
+	conf, err := os.ReadFile("deploy/nats.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`(?m)^\s*sync_interval:\s*always\s*$`).Match(conf) {
+		t.Error("deploy/nats.conf does not fsync every write (sync_interval: always)")
+	}
+}
+
+func TestDockerfileBuildsEveryEntrypoint(t *testing.T) {
+	b, err := os.ReadFile("Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := string(b)
+	if !strings.Contains(df, "CGO_ENABLED=0") || strings.Count(df, "FROM ") < 2 {
+		t.Error("the Dockerfile must be multi-stage and build static binaries (CGO_ENABLED=0)")
+	}
+	c := loadCompose(t)
+	for n, s := range c.Services {
+		if s.Image != "spaceorders:latest" {
+			continue
+		}
+		bins := append([]string{s.Entrypoint[0]}, s.Healthcheck.Test[1])
+		for _, bin := range bins {
+			name := filepath.Base(bin)
+			if !strings.Contains(df, "./cmd/"+name) {
+				t.Errorf("%s runs %s, which the Dockerfile does not build", n, name)
+			}
+			if _, err := os.Stat(filepath.Join("cmd", name)); err != nil {
+				t.Errorf("%s runs %s: no cmd/%s", n, name, name)
+			}
+		}
+	}
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -40,7 +40,7 @@ func ReplayAsOf(ctx context.Context, store eventstore.Store, t time.Time, progre
 	return Replay{AsOf: t, Models: ms}, nil
 }
 
-// progressStore reports each page read through ReadAll.
+// progressStore reports what the fold reads, whether through ReadAll or Subscribe.
 type progressStore struct {
 	eventstore.Store
 	progress Progress
@@ -52,6 +52,24 @@ func (s progressStore) ReadAll(ctx context.Context, after uint64, limit int) ([]
 		s.progress.Advance(page[len(page)-1].Position, len(page))
 	}
 	return page, err
+}
+
+func (s progressStore) Subscribe(ctx context.Context, after uint64, fn func(eventstore.Envelope) error) error {
+	n := 0
+	return s.Store.Subscribe(ctx, after, func(env eventstore.Envelope) error {
+		n++
+		// Reported by whole commits, and at most every 256 events.
+		if env.LastInCommit() && n >= 256 {
+			s.progress.Advance(env.Position, n)
+			n = 0
+		}
+		err := fn(env)
+		if err != nil && n > 0 {
+			s.progress.Advance(env.Position, n)
+			n = 0
+		}
+		return err
+	})
 }
 
 // ReplayedModel is one model of a replay: its digest and its whole view as of the instant.

@@ -55,9 +55,8 @@ func (r *Remote) Projections(ctx context.Context) ([]projections.ModelStatus, er
 }
 
 // Log is the server's log read through GET /v1/audit/events, as a read-only store:
-// ReadAll and Head answer, the rest says ErrReadOnly. The events are the stored envelopes
-// as JSON carries them: their payloads decode to the same events, but a payload is not
-// guaranteed byte for byte, so do not hash what this returns.
+// ReadAll and Head answer, the rest (Subscribe too, so not projections.AsOf) says
+// ErrReadOnly. The events are the stored envelopes as the JSON answer carries them.
 func (r *Remote) Log() eventstore.Store { return remoteLog{r} }
 
 type remoteLog struct{ r *Remote }

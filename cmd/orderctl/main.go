@@ -59,7 +59,7 @@ func usage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-8s %s\n", n, subcommands[n].summary)
+		fmt.Fprintf(w, "  %-13s %s\n", n, subcommands[n].summary)
 	}
 	fmt.Fprintln(w, "\nrun orderctl <command> -h for its flags")
 }

@@ -33,6 +33,7 @@ func TestKeygenWritesAPairTheAPIAccepts(t *testing.T) {
 	if !priv.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(pub) {
 		t.Fatal("the public key is not the private key's")
 	}
+	out.Reset()
 	if code := run([]string{"token", "--key", filepath.Join(dir, "jwt-private.pem"), "--role", "finance", "--sub", "clerk-1"}, &out, &errb); code != 0 {
 		t.Fatalf("token exit %d: %s", code, errb.String())
 	}

@@ -48,6 +48,7 @@ type Order struct {
 	ConfirmedAt    time.Time
 	PayBy          Date
 	PaidCents      int64
+	PaidAt         time.Time // when the total was covered
 	// Payments maps each registered transaction reference to its amount: a payment
 	// registered again under the same reference is recognised and not counted twice.
 	Payments map[string]int64
@@ -363,7 +364,7 @@ func EvolveOrder(o Order, ev Event) Order {
 		payments[e.Reference] = e.AmountCents
 		o.Payments, o.PaidCents = payments, e.PaidCents
 	case OrderPaid:
-		o.Status = StatusPaid
+		o.Status, o.PaidAt = StatusPaid, e.PaidAt
 	case OrderCancelled:
 		o.Status = StatusCancelled
 	case OrderExpired:

@@ -176,11 +176,46 @@ func TestIfMatch(t *testing.T) {
 	}
 }
 
+// The payment's answer covers the grant: the space is on the subscription at once, at or
+// before the position the payment answered, and the process manager adds nothing.
+func TestPaymentGrantsTheSpaceAtOnce(t *testing.T) {
+	store := openStore(t)
+	h := command.New(store, command.Options{})
+	subID, id := newOrder(t, h)
+	exec(t, h, id, domain.ProceedToCheckout{})
+	exec(t, h, id, domain.SelectPaymentMethod{Method: "card"})
+	exec(t, h, id, domain.ConfirmOrder{AcceptGeneralConditions: true, ApproveUnfairTerms: true, AcknowledgePrivacy: true, TermsVersion: "v1"})
+	o, _, _, _ := h.Order(t.Context(), id)
+	res, _, err := h.ExecuteOrder(t.Context(), id, domain.RegisterPayment{AmountCents: o.Quote.TotalCents, Method: "card", Reference: "T1"}, meta, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	envs, err := store.ReadStream(t.Context(), eventstore.StreamName(command.SubscriptionCategory, subID), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := envs[len(envs)-1]
+	if last.Type != "SpaceAdded" && last.Type != "ServicesExtended" || last.Position != res.Position {
+		t.Fatalf("after the payment the subscription ends with %s at %d; the payment answered position %d", last.Type, last.Position, res.Position)
+	}
+	orderEnvs, _ := store.ReadStream(t.Context(), eventstore.StreamName(command.OrderCategory, id), 0)
+	paid := orderEnvs[len(orderEnvs)-1]
+	for _, env := range envs {
+		if env.Type == "SpaceAdded" && (paid.Type != "OrderPaid" || env.Metadata.CausationID != paid.ID.String()) {
+			t.Fatalf("the grant's cause is %q, want the OrderPaid event %s", env.Metadata.CausationID, paid.ID)
+		}
+	}
+	s, _, _, _ := command.New(store, command.Options{}).Subscription(t.Context(), subID)
+	if len(s.Space) != 1 || s.OpenOrder != uuid.Nil {
+		t.Fatalf("space %+v, open order %s", s.Space, s.OpenOrder)
+	}
+}
+
 // A crash between the order's payment and the purchase loses nothing: the process manager
 // started later applies it; replayed from zero, it applies nothing twice.
 func TestPurchasesApplyOnceAcrossRestarts(t *testing.T) {
 	store := openStore(t)
-	h := command.New(store, command.Options{})
+	h := command.New(store, command.Options{DeferGrants: true})
 	subID, id := newOrder(t, h)
 	exec(t, h, id, domain.ProceedToCheckout{})
 	exec(t, h, id, domain.SelectPaymentMethod{Method: "card"})

@@ -44,11 +44,14 @@ type Meta struct {
 type Result struct {
 	// Version is the aggregate's version after the command.
 	Version uint64 `json:"version"`
-	// Position is the log position of the command's last event (or of the aggregate's last
+	// Position is the log position of the command's last event (for a payment that pays the
+	// order, of the grant of its space to the subscription; or of the aggregate's last
 	// event when the command had already taken effect): what a read-your-writes query waits for.
 	Position uint64 `json:"position"`
 	// Appended is false when the command had already taken effect and nothing was written.
 	Appended bool `json:"-"`
+	// EventIDs are the ids of the events written, in order.
+	EventIDs []uuid.UUID `json:"-"`
 }
 
 // Options tune a Handler.
@@ -62,6 +65,9 @@ type Options struct {
 	CacheSize int
 	// MaxRetries bounds the reloads after a version conflict; 0 means 8.
 	MaxRetries int
+	// DeferGrants leaves the grant of a paid order's space to the Purchases process manager
+	// alone, as after a crash between the payment and the grant (tests use it to make one).
+	DeferGrants bool
 }
 
 // Handler executes commands. It is safe for concurrent use.
@@ -72,6 +78,7 @@ type Handler struct {
 	now     func() time.Time
 	log     *zap.Logger
 	retries int
+	defer_  bool
 	metrics *metrics
 	subs    *aggregate[domain.Subscription, domain.SubscriptionCommand]
 	orders  *aggregate[domain.Order, domain.OrderCommand]
@@ -96,7 +103,7 @@ func New(store eventstore.Store, opts Options) *Handler {
 	}
 	h := &Handler{
 		store: store, codec: eventstore.DomainCodec(), cat: opts.Catalogue, now: opts.Clock,
-		log: opts.Logger, retries: opts.MaxRetries, metrics: newMetrics(opts.Registerer),
+		log: opts.Logger, retries: opts.MaxRetries, defer_: opts.DeferGrants, metrics: newMetrics(opts.Registerer),
 	}
 	h.subs = &aggregate[domain.Subscription, domain.SubscriptionCommand]{
 		h: h, category: SubscriptionCategory, cache: newCache[domain.Subscription](opts.CacheSize),
@@ -136,7 +143,32 @@ func (h *Handler) ExecuteOrder(ctx context.Context, id uuid.UUID, cmd domain.Ord
 	if _, ok := cmd.(domain.RequestSpaceIncrease); ok {
 		return Result{}, domain.Order{}, fmt.Errorf("command: RequestSpaceIncrease must go through Handler.RequestSpaceIncrease")
 	}
-	return h.orders.execute(ctx, id, cmd, meta, ifMatch)
+	res, o, err := h.orders.execute(ctx, id, cmd, meta, ifMatch)
+	if _, paying := cmd.(domain.RegisterPayment); err == nil && paying && res.Appended && o.Status == domain.StatusPaid && !h.defer_ {
+		res = h.grantNow(ctx, o, res, meta)
+	}
+	return res, o, err
+}
+
+// grantNow applies a just-paid order to its subscription at once, so that the payment's
+// answer already covers the grant: a read-your-writes query after it sees the space. The
+// Purchases process manager applies it from the log in any case (a crash here loses
+// nothing), and the subscription refuses a second application of the same order.
+func (h *Handler) grantNow(ctx context.Context, o domain.Order, paid Result, meta Meta) Result {
+	// The same command the process manager derives from OrderPaid: whichever runs second
+	// is a no-op.
+	apply := domain.ApplyPurchase{OrderID: o.ID, Quote: o.Quote, PaidAt: o.PaidAt}
+	// Caused by OrderPaid, the payment's last event, as when the process manager applies it.
+	meta.CausationID = paid.EventIDs[len(paid.EventIDs)-1].String()
+	granted, _, err := h.subs.execute(ctx, o.SubscriptionID, apply, meta, nil)
+	if err != nil {
+		h.log.Warn("grant at payment; the process manager will apply it", zap.Stringer("order", o.ID), zap.Error(err))
+		return paid
+	}
+	if granted.Position > paid.Position {
+		paid.Position = granted.Position
+	}
+	return paid
 }
 
 // aggregate is the load-decide-append loop of one kind of aggregate.
@@ -287,5 +319,9 @@ func (a *aggregate[S, C]) append(ctx context.Context, e cached[S], events []doma
 	}
 	e.exists, e.ver, e.pos, e.hash = true, res.Version, res.Position, prev
 	a.cache.put(e)
-	return Result{Version: res.Version, Position: res.Position, Appended: true}, e, nil
+	ids := make([]uuid.UUID, len(data))
+	for i, d := range data {
+		ids[i] = d.ID
+	}
+	return Result{Version: res.Version, Position: res.Position, Appended: true, EventIDs: ids}, e, nil
 }

@@ -29,6 +29,16 @@ var allowed = map[string][]httpapi.Role{
 	"POST /v1/orders/{id}/confirm":        {"customer"},
 	"POST /v1/orders/{id}/cancel":         {"customer", "operator"},
 	"POST /v1/orders/{id}/payments":       {"payments"},
+	// Read models and audit.
+	"GET /v1/subscriptions/{id}/quota":    {"customer", "operator", "finance", "auditor"},
+	"GET /v1/subscriptions/{id}/expiries": {"customer", "operator", "finance", "auditor"},
+	"GET /v1/expiries":                    {"operator", "finance", "auditor"},
+	"GET /v1/pending-payments":            {"finance", "auditor"},
+	"GET /v1/pending-payments/summary":    {"finance", "auditor"},
+	"GET /v1/projections":                 {"operator", "finance", "auditor"},
+	"POST /v1/projections/{name}/rebuild": {"operator"},
+	"GET /v1/audit/streams/{stream}":      {"auditor"},
+	"GET /v1/audit/events":                {"auditor"},
 }
 
 // Every route × every role (and no token): allowed roles get past authorization, the

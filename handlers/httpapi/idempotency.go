@@ -5,24 +5,34 @@ import (
 	"container/list"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // HeaderIdempotencyKey names a command so that a retry gets the first answer again.
 const HeaderIdempotencyKey = "Idempotency-Key"
 
 // idempotency remembers the answers of commands sent with an Idempotency-Key, per caller,
-// in memory, for a while (see the report: a restart forgets them; the domain's own
-// idempotence — same payment reference, same toggle, one order per subscription — then
-// keeps a retry from doing harm).
+// for a while. In memory it coordinates concurrent requests with the same key and caches
+// answers; with a key-value bucket (IdempotencyKV) each answer is also kept durably, before
+// the client sees it, so that a retry after a crash or a restart still gets the first answer.
+// Without the bucket (or while it does not answer) a restart forgets the keys; the domain's
+// own idempotence — same payment reference, same toggle, one order per subscription — then
+// keeps a retry from doing harm.
 type idempotency struct {
 	mu      sync.Mutex
 	ttl     time.Duration
 	max     int
 	entries map[string]*list.Element
 	order   *list.List // front: newest
+	kv      jetstream.KeyValue
 }
 
 type idemEntry struct {
@@ -31,6 +41,8 @@ type idemEntry struct {
 	at    time.Time
 	done  chan struct{}
 	resp  *recorded // nil until done; nil after done means "not kept, run again"
+	// durable: this request holds the key's claim in the bucket and must settle it.
+	durable bool
 }
 
 type recorded struct {
@@ -39,8 +51,42 @@ type recorded struct {
 	body   []byte
 }
 
-func newIdempotency(ttl time.Duration, max int) *idempotency {
-	return &idempotency{ttl: ttl, max: max, entries: map[string]*list.Element{}, order: list.New()}
+// durableAnswer is a key's record in the bucket: a claim while the first request runs
+// (Done false), then its answer.
+type durableAnswer struct {
+	Print  []byte      `json:"print"`
+	At     time.Time   `json:"at"`
+	Done   bool        `json:"done"`
+	Status int         `json:"status,omitempty"`
+	Header http.Header `json:"header,omitempty"`
+	Body   []byte      `json:"body,omitempty"`
+}
+
+// IdempotencyBucket is the default key-value bucket of Idempotency-Key answers.
+const IdempotencyBucket = "IDEMPOTENCY"
+
+// staleClaim is when a claim whose answer never came (its process died mid-request) is
+// taken over: longer than any request may run (the server's write timeout is 30 s).
+const staleClaim = 35 * time.Second
+
+// NewIdempotencyBucket creates (or updates) the key-value bucket that keeps Idempotency-Key
+// answers durably, for ttl, on js's server.
+func NewIdempotencyBucket(ctx context.Context, js jetstream.JetStream, ttl time.Duration) (jetstream.KeyValue, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      IdempotencyBucket,
+		Description: "answers of commands sent with an Idempotency-Key, by caller and key",
+		TTL:         ttl,
+		History:     1,
+		Storage:     jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("idempotency bucket %s: %w", IdempotencyBucket, err)
+	}
+	return kv, nil
+}
+
+func newIdempotency(ttl time.Duration, max int, kv jetstream.KeyValue) *idempotency {
+	return &idempotency{ttl: ttl, max: max, entries: map[string]*list.Element{}, order: list.New(), kv: kv}
 }
 
 func fingerprint(r *http.Request, body []byte) [32]byte {
@@ -88,12 +134,109 @@ func (s *idempotency) begin(ctx context.Context, key string, fp [32]byte) (repla
 			s.remove(s.order.Back())
 		}
 		s.mu.Unlock()
+		if s.kv == nil {
+			return nil, e, false, nil
+		}
+		// Not known in memory: the bucket may know it from before a restart.
+		rec, otherPrint, err := s.claim(ctx, e)
+		switch {
+		case err != nil:
+			s.drop(e)
+			return nil, nil, false, err
+		case otherPrint:
+			s.drop(e)
+			return nil, nil, true, nil
+		case rec != nil:
+			s.mu.Lock()
+			e.resp = rec
+			s.mu.Unlock()
+			close(e.done)
+			return rec, nil, false, nil
+		}
 		return nil, e, false, nil
 	}
 }
 
-// finish records the answer of e's request. Server errors are not kept: a retry runs again.
-func (s *idempotency) finish(e *idemEntry, rec *recorded) {
+func kvKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// claim takes the key in the bucket for e's request, or finds the answer recorded there.
+// A claim held by a request still running elsewhere is waited for; one left by a process
+// that died is taken over once stale.
+func (s *idempotency) claim(ctx context.Context, e *idemEntry) (rec *recorded, otherPrint bool, err error) {
+	k := kvKey(e.key)
+	mine, _ := json.Marshal(durableAnswer{Print: e.print[:], At: time.Now()})
+	for {
+		_, err := s.kv.Create(ctx, k, mine)
+		if err == nil {
+			e.durable = true
+			return nil, false, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, false, fmt.Errorf("idempotency bucket: %w", err)
+		}
+		entry, err := s.kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			continue
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("idempotency bucket: %w", err)
+		}
+		var d durableAnswer
+		if err := json.Unmarshal(entry.Value(), &d); err != nil {
+			return nil, false, fmt.Errorf("idempotency bucket: record of a key: %w", err)
+		}
+		switch {
+		case !bytes.Equal(d.Print, e.print[:]):
+			return nil, true, nil
+		case d.Done:
+			return &recorded{status: d.Status, header: d.Header, body: d.Body}, false, nil
+		case time.Since(d.At) > staleClaim:
+			if _, err := s.kv.Update(ctx, k, mine, entry.Revision()); err == nil {
+				e.durable = true
+				return nil, false, nil
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// drop forgets e without an answer, waking whoever waits on it.
+func (s *idempotency) drop(e *idemEntry) {
+	s.mu.Lock()
+	if el, ok := s.entries[e.key]; ok && el.Value == e {
+		s.remove(el)
+	}
+	s.mu.Unlock()
+	close(e.done)
+}
+
+// finish records the answer of e's request, durably first when e holds a claim. Server
+// errors are not kept: a retry runs again.
+func (s *idempotency) finish(e *idemEntry, rec *recorded) error {
+	var err error
+	if e.durable {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		k := kvKey(e.key)
+		if rec.status >= 500 {
+			err = s.kv.Delete(ctx, k)
+		} else {
+			b, _ := json.Marshal(durableAnswer{Print: e.print[:], At: e.at, Done: true,
+				Status: rec.status, Header: rec.header, Body: rec.body})
+			_, err = s.kv.Put(ctx, k, b)
+		}
+		cancel()
+		if err != nil {
+			err = fmt.Errorf("idempotency bucket: %w", err)
+		}
+	}
 	s.mu.Lock()
 	if rec.status >= 500 {
 		if el, ok := s.entries[e.key]; ok && el.Value == e {
@@ -104,6 +247,7 @@ func (s *idempotency) finish(e *idemEntry, rec *recorded) {
 	}
 	s.mu.Unlock()
 	close(e.done)
+	return err
 }
 
 func (s *idempotency) remove(el *list.Element) {
@@ -111,7 +255,8 @@ func (s *idempotency) remove(el *list.Element) {
 	delete(s.entries, el.Value.(*idemEntry).key)
 }
 
-// recorder keeps a copy of what a handler writes.
+// recorder holds what a handler writes (the headers go to the real writer's map), so that
+// the answer is recorded before the client sees it.
 type recorder struct {
 	http.ResponseWriter
 	status int
@@ -122,15 +267,22 @@ func (r *recorder) WriteHeader(code int) {
 	if r.status == 0 {
 		r.status = code
 	}
-	r.ResponseWriter.WriteHeader(code)
 }
 
 func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
 		r.status = http.StatusOK
 	}
-	r.buf.Write(b)
-	return r.ResponseWriter.Write(b)
+	return r.buf.Write(b)
+}
+
+// flush sends the held answer.
+func (r *recorder) flush() {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	r.ResponseWriter.WriteHeader(r.status)
+	_, _ = r.ResponseWriter.Write(r.buf.Bytes())
 }
 
 func (r *recorder) result() *recorded {

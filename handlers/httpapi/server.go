@@ -12,11 +12,13 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
 	"github.com/einvoice/spaceorders/handlers/command"
+	"github.com/einvoice/spaceorders/projections"
 )
 
 // Headers the API reads and writes.
@@ -39,8 +41,19 @@ type Options struct {
 	Ready func(context.Context) error
 	// IdempotencyTTL is how long an Idempotency-Key's answer is kept. Default 24 h.
 	IdempotencyTTL time.Duration
-	// IdempotencyMax bounds the keys kept. Default 100,000.
+	// IdempotencyMax bounds the keys kept in memory. Default 100,000.
 	IdempotencyMax int
+	// IdempotencyKV keeps the answers durably, so that a retry after a restart still gets
+	// the first answer (see NewIdempotencyBucket). Nil: in memory only.
+	IdempotencyKV jetstream.KeyValue
+
+	// Projections answers the read-model queries. Nil: those routes are not served.
+	Projections *projections.Runner
+	// ReadWait bounds how long a query with ?after=<position> waits for the read models
+	// before it answers 503 with Retry-After. Default 3 s.
+	ReadWait time.Duration
+	// Clock is "now" of the queries (ages, days left). Default time.Now.
+	Clock func() time.Time
 }
 
 // Server is the HTTP API. Mount adds routes of other parts (projection queries, audit).
@@ -54,6 +67,10 @@ type Server struct {
 	routes  []Route
 	metrics *httpMetrics
 	handler http.Handler
+
+	proj     *projections.Runner
+	readWait time.Duration
+	clock    func() time.Time
 }
 
 // Route is one method and path pattern with the roles allowed on it (nil: public).
@@ -83,12 +100,22 @@ func New(cmds *command.Handler, opts Options) (*Server, error) {
 	if opts.IdempotencyMax == 0 {
 		opts.IdempotencyMax = 100_000
 	}
+	if opts.ReadWait <= 0 {
+		opts.ReadWait = 3 * time.Second
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
 	s := &Server{
 		cmds: cmds, auth: opts.Auth, log: opts.Logger, ready: opts.Ready,
-		idem: newIdempotency(opts.IdempotencyTTL, opts.IdempotencyMax),
+		idem: newIdempotency(opts.IdempotencyTTL, opts.IdempotencyMax, opts.IdempotencyKV),
 		mux:  http.NewServeMux(), metrics: newHTTPMetrics(opts.Registerer),
+		proj: opts.Projections, readWait: opts.ReadWait, clock: opts.Clock,
 	}
 	s.routesOfTheContract(opts.Gatherer)
+	if s.proj != nil {
+		s.queryRoutes()
+	}
 	s.mux.HandleFunc("/", s.unmatched)
 	s.handler = s.observe(s.mux)
 	return s, nil
@@ -267,8 +294,19 @@ func (s *Server) command(rt Route, serve serveFunc) {
 		default:
 			rec := &recorder{ResponseWriter: w}
 			c.w = rec
-			defer func() { s.idem.finish(mine, rec.result()) }()
+			finished := false
+			defer func() { // a panic: forget the key, so that a retry runs again
+				if !finished {
+					_ = s.idem.finish(mine, &recorded{status: http.StatusInternalServerError})
+				}
+			}()
 			s.respond(rec, r, c, serve)
+			finished = true
+			if err := s.idem.finish(mine, rec.result()); err != nil {
+				// The command is done; only a retry after a restart would run it again.
+				s.logger(r).Warn("idempotency key not kept durably", zap.Error(err))
+			}
+			rec.flush()
 		}
 	}))
 }

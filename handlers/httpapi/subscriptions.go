@@ -50,7 +50,8 @@ func subscriptionView(s domain.Subscription, version uint64, today domain.Date) 
 	return v
 }
 
-func (s *Server) today() domain.Date { return domain.DateOf(time.Now()) }
+func (s *Server) now() time.Time     { return s.clock() }
+func (s *Server) today() domain.Date { return domain.DateOf(s.now()) }
 
 // visibleSubscription loads a subscription the caller may see: another customer's is
 // answered as unknown, so that its existence is not disclosed.

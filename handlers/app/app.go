@@ -1,5 +1,6 @@
-// Package app assembles the whole product from a Config — embedded store, command
-// handler, process manager, HTTP API — so that orderd and tests start the same thing.
+// Package app assembles the whole product from a Config — event store, command handler,
+// process manager, read models, relay, mailer, sweeper, HTTP API — so that orderd and
+// tests start the same thing.
 package app
 
 import (
@@ -9,35 +10,54 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 
 	"github.com/einvoice/spaceorders/domain"
+	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/eventstore/jetstream"
+	"github.com/einvoice/spaceorders/eventstore/kurrentdb"
+	"github.com/einvoice/spaceorders/handlers/audit"
 	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/mailer"
+	"github.com/einvoice/spaceorders/handlers/relay"
+	"github.com/einvoice/spaceorders/projections"
 )
 
 // App is the running product. Its parts are exported so that wiring code can add others
 // (projection queries through API.Mount, the relay and the mailer through Go) before Start.
 type App struct {
-	Config    Config
-	Log       *zap.Logger
-	Embedded  *jetstream.Embedded
-	Store     *jetstream.Store
-	Commands  *command.Handler
-	Purchases *command.Purchases
-	API       *httpapi.Server
-	Registry  *prometheus.Registry
+	Config Config
+	Log    *zap.Logger
+	// Embedded is the in-process NATS server, nil when --store and --nats-url name others.
+	Embedded *jetstream.Embedded
+	Store    eventstore.Store
+	// NATS is the connection of the notifications and of the idempotency keys.
+	NATS        *nats.Conn
+	Catalogue   *domain.Catalogue
+	Commands    *command.Handler
+	Purchases   *command.Purchases
+	Projections *projections.Runner
+	API         *httpapi.Server
+	Registry    *prometheus.Registry
 	// DevKeyFile is the development signing key's file, "" when keys are configured.
 	DevKeyFile string
+	// Outbox is the folder the in-process mailer writes emails to, "" when it sends by
+	// SMTP or does not run.
+	Outbox string
+
+	closers []func() error // in the order opened; closed in reverse
 
 	workers  []worker
 	ln       net.Listener
@@ -53,7 +73,7 @@ type worker struct {
 	run  func(context.Context) error
 }
 
-// New opens the store in cfg.DataDir and builds every part; nothing listens yet.
+// New opens the store Config names and builds every part; nothing listens yet.
 func New(ctx context.Context, cfg Config, log *zap.Logger) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -61,18 +81,19 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*App, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
+	cfg = cfg.withDefaults()
 	a := &App{Config: cfg, Log: log, Registry: prometheus.NewRegistry(), serveErr: make(chan error, 1)}
 	abs, _ := filepath.Abs(cfg.DataDir)
 	log.Info("data folder", zap.String("dir", abs), zap.Bool("fsync_every_append", !cfg.RelaxedSync))
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	cat := domain.DefaultCatalogue()
+	a.Catalogue = domain.DefaultCatalogue()
 	if cfg.CatalogueFile != "" {
 		b, err := os.ReadFile(cfg.CatalogueFile)
 		if err != nil {
 			return nil, fmt.Errorf("--catalogue (ORDERD_CATALOGUE): %w", err)
 		}
-		if cat, err = domain.ParseCatalogue(b); err != nil {
+		if a.Catalogue, err = domain.ParseCatalogue(b); err != nil {
 			return nil, fmt.Errorf("--catalogue (ORDERD_CATALOGUE) %s: %w", cfg.CatalogueFile, err)
 		}
 	}
@@ -84,33 +105,210 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-
-	storeDir := filepath.Join(cfg.DataDir, "jetstream")
-	if err := os.MkdirAll(storeDir, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("--data (ORDERD_DATA) %s: %w", cfg.DataDir, err)
 	}
-	a.Embedded, err = jetstream.StartEmbedded(jetstream.EmbeddedConfig{
-		Dir: storeDir, Listen: cfg.NATSListen, RelaxedSync: cfg.RelaxedSync, Logger: log,
-	})
-	if err != nil {
-		return nil, err
-	}
-	a.Store, err = jetstream.Open(ctx, a.Embedded.Conn, jetstream.Options{Logger: log})
-	if err != nil {
-		a.Embedded.Close()
-		return nil, err
-	}
-	a.Commands = command.New(a.Store, command.Options{Catalogue: cat, Logger: log.Named("command"), Registerer: a.Registry})
-	a.Purchases = command.NewPurchases(a.Commands, filepath.Join(cfg.DataDir, "checkpoints", "purchases"))
-	a.API, err = httpapi.New(a.Commands, httpapi.Options{
-		Auth: auth, Logger: log.Named("http"), Registerer: a.Registry, Gatherer: a.Registry, Ready: a.ready,
-	})
-	if err != nil {
+	if err := a.openStore(ctx); err != nil {
 		a.close()
 		return nil, err
 	}
-	a.Go("purchases", a.Purchases.Run)
+	if err := a.build(ctx, auth); err != nil {
+		a.close()
+		return nil, err
+	}
 	return a, nil
+}
+
+// build makes the parts over the open store and NATS connection.
+func (a *App) build(ctx context.Context, auth *httpapi.Authenticator) error {
+	cfg, log := a.Config, a.Log
+	js, err := natsjs.New(a.NATS)
+	if err != nil {
+		return fmt.Errorf("NATS JetStream: %w", err)
+	}
+	a.Commands = command.New(a.Store, command.Options{Catalogue: a.Catalogue, Clock: cfg.Clock,
+		Logger: log.Named("command"), Registerer: a.Registry})
+	a.Purchases = command.NewPurchases(a.Commands, filepath.Join(cfg.DataDir, "checkpoints", "purchases"))
+	a.Projections, err = projections.NewRunner(a.Store, projections.Options{
+		Dir: filepath.Join(cfg.DataDir, "projections"), Logger: log.Named("projections")})
+	if err != nil {
+		return fmt.Errorf("--data (ORDERD_DATA): %w", err)
+	}
+
+	bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	idem, err := httpapi.NewIdempotencyBucket(bctx, js, 24*time.Hour)
+	cancel()
+	if err != nil {
+		// Commands still work; only a retry after a restart would run again.
+		log.Warn("idempotency keys kept in memory only: the NATS server refused their bucket", zap.Error(err))
+		idem = nil
+	}
+	a.API, err = httpapi.New(a.Commands, httpapi.Options{
+		Auth: auth, Logger: log.Named("http"), Registerer: a.Registry, Gatherer: a.Registry, Ready: a.ready,
+		IdempotencyKV: idem, Projections: a.Projections, ReadWait: cfg.ReadWait, Clock: cfg.Clock,
+	})
+	if err != nil {
+		return err
+	}
+	aud := audit.NewAPI(a.Store, log.Named("audit"))
+	auditor := []httpapi.Role{httpapi.RoleAuditor}
+	a.API.Mount(httpapi.Route{Method: "GET", Path: "/v1/audit/streams/{stream}", Roles: auditor, Name: "GetAuditStream"},
+		http.HandlerFunc(aud.Stream))
+	a.API.Mount(httpapi.Route{Method: "GET", Path: "/v1/audit/events", Roles: auditor, Name: "ListAuditEvents"},
+		http.HandlerFunc(aud.Events))
+
+	a.Go("purchases", a.Purchases.Run)
+	a.Go("projections", a.Projections.Run)
+	rel := relay.New(a.Store, js, relay.Options{Logger: log.Named("relay")})
+	a.Go("relay", rel.Run)
+	if !cfg.NoMailer {
+		m, err := a.mailer(js)
+		if err != nil {
+			return err
+		}
+		a.Go("mailer", m.Run)
+	}
+	a.Sweep(a.overdue, cfg.SweepInterval)
+	return nil
+}
+
+// openStore opens the event store --store names and the NATS connection of the
+// notifications: the embedded server unless --store or --nats-url names another.
+func (a *App) openStore(ctx context.Context) error {
+	cfg, log := a.Config, a.Log
+	kind, err := cfg.StoreKind()
+	if err != nil {
+		return err
+	}
+	if cfg.embeddedNATS() {
+		dir := filepath.Join(cfg.DataDir, "jetstream")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("--data (ORDERD_DATA) %s: %w", cfg.DataDir, err)
+		}
+		a.Embedded, err = jetstream.StartEmbedded(jetstream.EmbeddedConfig{
+			Dir: dir, Listen: cfg.NATSListen, RelaxedSync: cfg.RelaxedSync, Logger: log,
+		})
+		if err != nil {
+			return fmt.Errorf("--data (ORDERD_DATA): embedded NATS: %w", err)
+		}
+		a.closers = append(a.closers, a.Embedded.Close)
+		a.NATS = a.Embedded.Conn
+	}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	switch kind {
+	case StoreEmbedded:
+		err = a.openJetStream(ctx, a.Embedded.Conn)
+	case StoreNATS:
+		var nc *nats.Conn
+		if nc, err = a.connect(cctx, cfg.Store); err != nil {
+			return fmt.Errorf("--store (ORDERD_STORE): %w", err)
+		}
+		if err = a.openJetStream(ctx, nc); err != nil {
+			return fmt.Errorf("--store (ORDERD_STORE): %w", err)
+		}
+		a.NATS = nc
+	case StoreKurrent:
+		var s *kurrentdb.Store
+		if s, err = kurrentdb.Open(cctx, cfg.Store, kurrentdb.Options{}); err != nil {
+			return fmt.Errorf("--store (ORDERD_STORE): %w", err)
+		}
+		a.Store = s
+		a.closers = append(a.closers, s.Close)
+		log.Info("event store: KurrentDB", zap.String("store", redact(cfg.Store)))
+	}
+	if err != nil {
+		return err
+	}
+	if cfg.NATSURL != "" {
+		if a.NATS, err = a.connect(cctx, cfg.NATSURL); err != nil {
+			return fmt.Errorf("--nats-url (ORDERD_NATS_URL): %w", err)
+		}
+	}
+	return nil
+}
+
+func (a *App) openJetStream(ctx context.Context, nc *nats.Conn) error {
+	s, err := jetstream.Open(ctx, nc, jetstream.Options{Logger: a.Log})
+	if err != nil {
+		return err
+	}
+	a.Store = s
+	a.closers = append(a.closers, s.Close)
+	return nil
+}
+
+// connect reaches an external NATS server, and keeps reconnecting for as long as it runs.
+func (a *App) connect(ctx context.Context, url string) (*nats.Conn, error) {
+	log := a.Log.Named("nats")
+	nc, err := jetstream.Connect(ctx, url, nats.Name("orderd"), nats.MaxReconnects(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", zap.Error(err)) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", zap.String("url", nc.ConnectedUrl())) }))
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, func() error { nc.Close(); return nil })
+	log.Info("connected to NATS", zap.String("url", nc.ConnectedUrl()))
+	return nc, nil
+}
+
+// redact hides a password in a URL for the log.
+func redact(u string) string {
+	if p, err := neturl.Parse(u); err == nil && p.User != nil {
+		return p.Redacted()
+	}
+	return u
+}
+
+// mailer builds the in-process mailer: SMTP when a host is set, else the outbox folder.
+func (a *App) mailer(js natsjs.JetStream) (*mailer.Mailer, error) {
+	cfg := a.Config
+	var sender mailer.Sender
+	if cfg.SMTPHost != "" {
+		s, err := mailer.NewSMTPSender(mailer.SMTPConfig{Host: cfg.SMTPHost, Port: cfg.SMTPPort, TLS: cfg.SMTPTLS,
+			Username: cfg.SMTPUser, Password: cfg.SMTPPassword})
+		if err != nil {
+			return nil, fmt.Errorf("--smtp-host, --smtp-port, --smtp-tls (ORDERD_SMTP_*): %w", err)
+		}
+		sender = s
+	} else {
+		a.Outbox = filepath.Join(cfg.DataDir, "outbox")
+		o, err := mailer.NewOutbox(a.Outbox, a.Log.Named("mailer"))
+		if err != nil {
+			return nil, fmt.Errorf("--data (ORDERD_DATA): %w", err)
+		}
+		sender = o
+	}
+	m, err := mailer.New(js, mailer.Config{Catalogue: a.Catalogue, Sender: sender, From: cfg.MailFrom,
+		Logger: a.Log.Named("mailer"), Registerer: a.Registry, Now: cfg.Clock})
+	if err != nil {
+		return nil, fmt.Errorf("--mail-from (ORDERD_MAIL_FROM): %w", err)
+	}
+	return m, nil
+}
+
+// overdue lists the confirmed, unpaid orders whose last day to pay is before today, from
+// the pending-payment read model; the decider checks each again before expiring it.
+func (a *App) overdue(now time.Time) []uuid.UUID {
+	today := domain.DateOf(now)
+	var ids []uuid.UUID
+	q := projections.PendingQuery{Limit: 1000}
+	for {
+		page, err := a.Projections.PendingPayments(q, now)
+		if err != nil {
+			a.Log.Warn("sweeper: pending payments", zap.Error(err))
+			return ids
+		}
+		for _, o := range page.Orders {
+			if today.After(o.PayBy) {
+				ids = append(ids, o.OrderID)
+			}
+		}
+		if page.NextCursor == "" {
+			return ids
+		}
+		q.Cursor = page.NextCursor
+	}
 }
 
 func (a *App) keys() ([]ed25519.PublicKey, error) {
@@ -189,13 +387,44 @@ func (a *App) Start(ctx context.Context) error {
 		ErrorLog:          zap.NewStdLog(a.Log.Named("http")),
 	}
 	go func() { a.serveErr <- a.srv.Serve(ln) }()
-	a.Log.Info("API listening", zap.String("url", a.URL()))
+	a.Log.Info("API listening", zap.String("url", a.URL()), zap.String("openapi", a.URL()+"/v1/openapi.json"))
+	a.Log.Info("event store and notifications", zap.String("store", a.storeName()), zap.String("nats", a.natsName()))
+	switch {
+	case a.Config.NoMailer:
+		a.Log.Info("mailer not run here (--mailer=false): run cmd/mailer against the NATS server above")
+	case a.Outbox != "":
+		abs, _ := filepath.Abs(a.Outbox)
+		a.Log.Info("no --smtp-host: emails are written as .eml files to the outbox", zap.String("outbox", abs))
+	default:
+		a.Log.Info("emails sent through SMTP", zap.String("host", a.Config.SMTPHost), zap.String("tls", a.Config.SMTPTLS))
+	}
 	if a.DevKeyFile != "" {
 		a.Log.Info("no --jwt-public-key configured: tokens are signed with the development key, and the API stays on loopback",
 			zap.String("key", a.DevKeyFile),
 			zap.String("mint a token", fmt.Sprintf("orderctl token --data %s --role <customer|operator|payments|finance|auditor> --sub <subject>", a.Config.DataDir)))
 	}
 	return nil
+}
+
+func (a *App) storeName() string {
+	if a.Config.Store == "" {
+		abs, _ := filepath.Abs(filepath.Join(a.Config.DataDir, "jetstream"))
+		return "embedded JetStream in " + abs
+	}
+	return redact(a.Config.Store)
+}
+
+func (a *App) natsName() string {
+	if a.Config.NATSURL != "" {
+		return redact(a.Config.NATSURL)
+	}
+	if a.Embedded != nil {
+		if u := a.Embedded.ClientURL(); u != "" {
+			return "embedded, reachable at " + u
+		}
+		return "embedded, in-process only (--nats-listen to reach it)"
+	}
+	return redact(a.Config.Store)
 }
 
 // Addr is the address the API listens on (after Start).
@@ -226,11 +455,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 
 func (a *App) close() error {
 	var errs []error
-	if a.Store != nil {
-		errs = append(errs, a.Store.Close())
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		errs = append(errs, a.closers[i]())
 	}
-	if a.Embedded != nil {
-		errs = append(errs, a.Embedded.Close())
-	}
+	a.closers = nil
 	return errors.Join(errs...)
 }

@@ -33,7 +33,16 @@ type env struct {
 
 func start(t *testing.T, log *zap.Logger) *env {
 	t.Helper()
+	return startWith(t, log, nil)
+}
+
+// startWith starts the product with settings changed by tune (nil: the test defaults).
+func startWith(t *testing.T, log *zap.Logger, tune func(*app.Config)) *env {
+	t.Helper()
 	cfg := app.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), RelaxedSync: true, ShutdownTimeout: 5 * time.Second}
+	if tune != nil {
+		tune(&cfg)
+	}
 	a, err := app.New(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestConfigNamesTheWrongSetting(t *testing.T) {
@@ -45,9 +46,54 @@ func TestConfigNamesTheWrongSetting(t *testing.T) {
 		{nil, env("ORDERD_RELAXED_SYNC", "maybe"), "ORDERD_RELAXED_SYNC"},
 		{nil, env("ORDERD_SHUTDOWN_TIMEOUT", "soon"), "ORDERD_SHUTDOWN_TIMEOUT"},
 		{[]string{"--nats-listen", "x"}, env(), "--nats-listen"},
+		{[]string{"--store", "ftp://x"}, env(), "--store"},
+		{nil, env("ORDERD_STORE", "localhost:4222"), "--store (ORDERD_STORE)"},
+		{[]string{"--nats-url", "http://x"}, env(), "--nats-url"},
+		{[]string{"--store", "nats://h:4222", "--nats-listen", "127.0.0.1:4222"}, env(), "--nats-listen"},
+		{[]string{"--smtp-tls", "ssl"}, env(), "--smtp-tls"},
+		{nil, env("ORDERD_SMTP_PORT", "smtp"), "ORDERD_SMTP_PORT"},
+		{[]string{"--smtp-port", "70000"}, env(), "--smtp-port"},
+		{nil, env("ORDERD_MAILER", "sometimes"), "ORDERD_MAILER"},
+		{[]string{"--sweep-interval", "-1s"}, env(), "--sweep-interval"},
+		{nil, env("ORDERD_SWEEP_INTERVAL", "often"), "ORDERD_SWEEP_INTERVAL"},
+		{nil, env("ORDERD_READ_WAIT", "a bit"), "ORDERD_READ_WAIT"},
+		{[]string{"--read-wait", "-3s"}, env(), "--read-wait"},
 	} {
 		if _, err := ParseConfig(tc.args, tc.env, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want one naming %s", tc.args, err, tc.want)
+		}
+	}
+	c, err = ParseConfig(nil, env(), io.Discard)
+	if err != nil || c.NoMailer || c.Store != "" || c.SMTPTLS != "starttls" || c.SweepInterval != time.Minute ||
+		c.ReadWait != 3*time.Second || c.MailFrom != DefaultMailFrom {
+		t.Fatalf("defaults of the new settings: %+v %v", c, err)
+	}
+	c, err = ParseConfig([]string{"--mailer=false", "--store", "esdb://k:2113?tls=false", "--smtp-user", "u", "--smtp-port", "2525"},
+		env("ORDERD_SMTP_PASSWORD", "secret", "ORDERD_SMTP_HOST", "mail", "ORDERD_NATS_URL", "nats://n:4222", "ORDERD_MAIL_FROM", "a@b.it"), io.Discard)
+	if err != nil || !c.NoMailer || c.Store != "esdb://k:2113?tls=false" || c.SMTPUser != "u" || c.SMTPPassword != "secret" ||
+		c.SMTPHost != "mail" || c.SMTPPort != 2525 || c.NATSURL != "nats://n:4222" || c.MailFrom != "a@b.it" {
+		t.Fatalf("settings: %+v %v", c, err)
+	}
+	if k, _ := c.StoreKind(); k != StoreKurrent {
+		t.Fatalf("esdb:// is KurrentDB, not %s", k)
+	}
+	// Settings only New can check: a store that does not answer, a sender that is no address.
+	for _, tc := range []struct {
+		tune func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Store = "nats://127.0.0.1:1" }, "--store (ORDERD_STORE)"},
+		{func(c *Config) { c.NATSURL = "nats://127.0.0.1:1" }, "--nats-url (ORDERD_NATS_URL)"},
+		{func(c *Config) { c.MailFrom = "not an address" }, "--mail-from (ORDERD_MAIL_FROM)"},
+	} {
+		c := Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), RelaxedSync: true, ShutdownTimeout: time.Second}
+		tc.tune(&c)
+		a, err := New(context.Background(), c, nil)
+		if err == nil {
+			a.Shutdown(context.Background())
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: error %v, want one naming %s", c, err, tc.want)
 		}
 	}
 	// With a key configured, any interface will do; a missing key file stops the start.

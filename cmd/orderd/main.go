@@ -1,5 +1,8 @@
-// Command orderd runs the order backend: the HTTP API and the purchase process manager on
-// the embedded JetStream store in its data folder. See handlers/app for the settings.
+// Command orderd runs the whole order backend in one process: the HTTP API, the purchase
+// process manager, the read models and their queries, the audit endpoints, the relay to
+// NATS, the mailer and the sweeper of unpaid orders; on the embedded JetStream store in its
+// data folder by default, or on the store --store names. `orderd -help` lists the settings
+// (handlers/app.Config).
 package main
 
 import (

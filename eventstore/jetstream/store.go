@@ -34,6 +34,10 @@ type Options struct {
 	CacheSize int
 	// Logger for the start-up report. Default: no logging.
 	Logger *zap.Logger
+	// SkipSyncReport leaves out the report of the server's fsync setting, for a caller that
+	// knows it already (the embedded server reports its own, and its in-process connection
+	// cannot ask).
+	SkipSyncReport bool
 }
 
 // Store is an eventstore.Store on one JetStream stream. Each commit is one message on the
@@ -156,7 +160,9 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: create stream %s: %w", opts.Stream, err)
 	}
-	s.reportSync(ctx)
+	if !opts.SkipSyncReport {
+		s.reportSync(ctx)
+	}
 	return s, nil
 }
 

@@ -198,13 +198,14 @@ func (a *App) openStore(ctx context.Context) error {
 	defer cancel()
 	switch kind {
 	case StoreEmbedded:
-		err = a.openJetStream(ctx, a.Embedded.Conn)
+		// The embedded server has already said whether it fsyncs every write.
+		err = a.openJetStream(ctx, a.Embedded.Conn, jetstream.Options{Logger: a.Log, SkipSyncReport: true})
 	case StoreNATS:
 		var nc *nats.Conn
 		if nc, err = a.connect(cctx, cfg.Store); err != nil {
 			return fmt.Errorf("--store (ORDERD_STORE): %w", err)
 		}
-		if err = a.openJetStream(ctx, nc); err != nil {
+		if err = a.openJetStream(ctx, nc, jetstream.Options{Logger: a.Log}); err != nil {
 			return fmt.Errorf("--store (ORDERD_STORE): %w", err)
 		}
 		a.NATS = nc
@@ -228,8 +229,8 @@ func (a *App) openStore(ctx context.Context) error {
 	return nil
 }
 
-func (a *App) openJetStream(ctx context.Context, nc *nats.Conn) error {
-	s, err := jetstream.Open(ctx, nc, jetstream.Options{Logger: a.Log})
+func (a *App) openJetStream(ctx context.Context, nc *nats.Conn, opts jetstream.Options) error {
+	s, err := jetstream.Open(ctx, nc, opts)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
 )
 
@@ -38,6 +39,14 @@ func (ms *Models) Model(name string) (Model, error) {
 		return ms.Pending, nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownModel, name)
+}
+
+// Apply folds one event into every model. Apply a commit's events together, then set
+// Position, as the runner does.
+func (ms *Models) Apply(env eventstore.Envelope, ev domain.Event) {
+	for _, m := range []Model{ms.Quota, ms.Expiry, ms.Pending} {
+		m.Apply(env, ev)
+	}
 }
 
 // Digest is the named model's digest.

@@ -148,10 +148,7 @@ func VerifyModels(ctx context.Context, log eventstore.Store, reported []projecti
 				rep.Skipped++
 				continue
 			}
-			for _, name := range projections.ModelNames {
-				m, _ := ms.Model(name)
-				m.Apply(e, ev)
-			}
+			ms.Apply(e, ev)
 		}
 		ms.Position = env.Position
 		commit = commit[:0]

@@ -23,9 +23,10 @@ type Options struct {
 	// Logger for skipped events, snapshots and resubscriptions. Default: none.
 	Logger *zap.Logger
 	// SnapshotEvery saves a model after that many events folded since its last save.
-	// Default 10,000.
+	// Default 100,000: a snapshot is the whole state (tens of MB with 100,000s of
+	// subscriptions), while folding what a restart must replay takes a few seconds.
 	SnapshotEvery int
-	// SnapshotInterval saves a model with unsaved events after that long. Default 30 s.
+	// SnapshotInterval saves a model with unsaved events after that long. Default 60 s.
 	SnapshotInterval time.Duration
 	// RetryDelay is the pause before subscribing again after the store failed. Default 1 s.
 	RetryDelay time.Duration
@@ -75,10 +76,10 @@ func NewRunner(store eventstore.Store, opts Options) (*Runner, error) {
 		opts.Logger = zap.NewNop()
 	}
 	if opts.SnapshotEvery <= 0 {
-		opts.SnapshotEvery = 10_000
+		opts.SnapshotEvery = 100_000
 	}
 	if opts.SnapshotInterval <= 0 {
-		opts.SnapshotInterval = 30 * time.Second
+		opts.SnapshotInterval = time.Minute
 	}
 	if opts.RetryDelay <= 0 {
 		opts.RetryDelay = time.Second

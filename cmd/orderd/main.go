@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/einvoice/spaceorders/handlers/app"
 )
@@ -28,7 +29,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "orderd:", err)
 		os.Exit(2)
 	}
-	log, err := zap.NewProduction()
+	log, err := newLogger()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "orderd: logger:", err)
 		os.Exit(1)
@@ -62,4 +63,18 @@ func run(cfg app.Config, log *zap.Logger) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// newLogger writes JSON lines for log collectors, and readable lines to a person at a
+// terminal, so that the first lines (where the data is, where the API listens, how to get
+// a token) read as sentences.
+func newLogger() (*zap.Logger, error) {
+	cfg := zap.NewProductionConfig()
+	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+		cfg.Encoding = "console"
+		cfg.EncoderConfig.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05")
+		cfg.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		cfg.EncoderConfig.EncodeCaller = nil
+	}
+	return cfg.Build()
 }

@@ -225,7 +225,7 @@ func (s *idempotency) finish(e *idemEntry, rec *recorded) error {
 	if e.durable {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		k := kvKey(e.key)
-		if rec.status >= 500 {
+		if rec.retryable() {
 			err = s.kv.Delete(ctx, k)
 		} else {
 			b, _ := json.Marshal(durableAnswer{Print: e.print[:], At: e.at, Done: true,
@@ -238,7 +238,7 @@ func (s *idempotency) finish(e *idemEntry, rec *recorded) error {
 		}
 	}
 	s.mu.Lock()
-	if rec.status >= 500 {
+	if rec.retryable() {
 		if el, ok := s.entries[e.key]; ok && el.Value == e {
 			s.remove(el)
 		}
@@ -248,6 +248,22 @@ func (s *idempotency) finish(e *idemEntry, rec *recorded) error {
 	s.mu.Unlock()
 	close(e.done)
 	return err
+}
+
+// retryable reports whether an answer says "try again" rather than what the command did:
+// a server error, or a version conflict that outlasted the retries. Kept under the key, it
+// would answer every retry of the same request the same way for a day.
+func (r *recorded) retryable() bool {
+	if r.status >= 500 {
+		return true
+	}
+	if r.status != http.StatusConflict {
+		return false
+	}
+	var p struct {
+		Code string `json:"code"`
+	}
+	return json.Unmarshal(r.body, &p) == nil && p.Code == CodeConflict
 }
 
 func (s *idempotency) remove(el *list.Element) {

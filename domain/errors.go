@@ -72,7 +72,7 @@ var (
 	ErrOrderAlreadyPaid       = wrongState("order-already-paid", "The order is already paid.")
 	ErrOrderCancelled         = wrongState("order-cancelled", "The order was cancelled.")
 	ErrOrderExpired           = wrongState("order-expired", "The order expired unpaid.")
-	ErrOrderPartiallyPaid     = wrongState("order-partially-paid", "Part of the order is paid: it cannot be cancelled.")
+	ErrOrderPartiallyPaid     = wrongState("order-partially-paid", "Part of the order is paid: it can be neither cancelled nor expired, only paid in full.")
 	ErrPaymentTermNotReached  = wrongState("payment-term-not-reached", "The order's payment term has not passed yet.")
 	ErrPaymentReferenceReused = wrongState("payment-reference-reused", "This transaction reference was registered with another amount.")
 )

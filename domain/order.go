@@ -182,6 +182,11 @@ func DecideOrder(cat *Catalogue, o Order, cmd OrderCommand, now time.Time) ([]Ev
 		if !DateOf(now).After(o.PayBy) {
 			return nil, fmt.Errorf("%w: payable until %s", ErrPaymentTermNotReached, o.PayBy)
 		}
+		if o.PaidCents > 0 {
+			// Money was received: expiring would keep it and grant nothing, and drop the
+			// order from finance's pending list. It stays pending until paid in full.
+			return nil, ErrOrderPartiallyPaid
+		}
 		return []Event{OrderExpired{ExpiredAt: now}}, nil
 	}
 	return nil, fmt.Errorf("domain: unknown order command %T", cmd)

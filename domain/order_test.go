@@ -456,6 +456,13 @@ func TestUnpaidOrderExpiresAfterThePaymentTerm(t *testing.T) {
 		thenEvents(domain.OrderExpired{ExpiredAt: dayAfterTerm})
 }
 
+// Money received is never kept without a grant: a partly paid order is not expired.
+func TestPartlyPaidOrderDoesNotExpire(t *testing.T) {
+	dayAfterTerm := time.Date(2026, 4, 15, 0, 0, 1, 0, domain.Rome)
+	partly := append(confirmedOrder(), domain.PaymentRegistered{AmountCents: 100, Method: "bank-transfer", Reference: "CRO-1", PaidCents: 100, RegisteredAt: now})
+	givenOrder(t, partly...).on(dayAfterTerm).when(domain.ExpireOrder{}).thenError(domain.ErrOrderPartiallyPaid)
+}
+
 func TestUnpaidOrderDoesNotExpireBeforeThePaymentTerm(t *testing.T) {
 	for _, at := range []time.Time{
 		now,

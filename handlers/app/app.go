@@ -301,7 +301,8 @@ func (a *App) overdue(now time.Time) []uuid.UUID {
 			return ids
 		}
 		for _, o := range page.Orders {
-			if today.After(o.PayBy) {
+			// A partly paid order is never expired: the money received stays visible.
+			if today.After(o.PayBy) && o.PaidCents == 0 {
 				ids = append(ids, o.OrderID)
 			}
 		}

@@ -162,7 +162,11 @@ func foldStore(ctx context.Context, store eventstore.Store, codec *eventstore.Co
 	pos := after
 	var commit []decoded
 	err = store.Subscribe(ctx, after, func(env eventstore.Envelope) error {
-		commit = append(commit, decode(codec, log, env))
+		d, err := decode(codec, log, env)
+		if err != nil {
+			return err
+		}
+		commit = append(commit, d)
 		if !env.LastInCommit() {
 			return nil
 		}
@@ -186,18 +190,19 @@ func foldStore(ctx context.Context, store eventstore.Store, codec *eventstore.Co
 // errFoldDone ends foldStore's subscription once it has what it needs.
 var errFoldDone = errors.New("projections: fold done")
 
-// decode reads an envelope's domain event. An event this build cannot read is skipped (and
-// logged): the other events of the log still count, and a newer build can rebuild.
-func decode(codec *eventstore.Codec, log *zap.Logger, env eventstore.Envelope) decoded {
+// decode reads an envelope's domain event. An event of a type this build does not know is
+// skipped (and logged): the other events still count, and a newer build can rebuild. Any
+// other failure (a payload that does not decode, an upcast that fails) is an error: folding
+// past it would leave the totals silently wrong, so the fold stops there, visibly behind.
+func decode(codec *eventstore.Codec, log *zap.Logger, env eventstore.Envelope) (decoded, error) {
 	ev, err := codec.DecodeDomain(env)
-	if err != nil {
-		level := log.Error
-		if errors.Is(err, eventstore.ErrUnknownEventType) {
-			level = log.Warn
-		}
-		level("projections: event skipped", zap.String("type", env.Type), zap.Uint64("position", env.Position),
-			zap.Stringer("event_id", env.ID), zap.Error(err))
-		return decoded{env: env}
+	if errors.Is(err, eventstore.ErrUnknownEventType) {
+		log.Warn("projections: event of an unknown type skipped", zap.String("type", env.Type),
+			zap.Uint64("position", env.Position), zap.Stringer("event_id", env.ID), zap.Error(err))
+		return decoded{env: env}, nil
 	}
-	return decoded{env: env, ev: ev}
+	if err != nil {
+		return decoded{}, fmt.Errorf("projections: event %s (%s) at position %d: %w", env.ID, env.Type, env.Position, err)
+	}
+	return decoded{env: env, ev: ev}, nil
 }

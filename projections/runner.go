@@ -146,7 +146,11 @@ func (r *Runner) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		var commit []decoded
 		err := r.store.Subscribe(ctx, r.minPosition(), func(env eventstore.Envelope) error {
-			commit = append(commit, decode(r.codec, r.log, env))
+			d, err := decode(r.codec, r.log, env)
+			if err != nil {
+				return err
+			}
+			commit = append(commit, d)
 			if !env.LastInCommit() {
 				return nil
 			}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/einvoice/spaceorders/eventstore"
 )
 
@@ -348,3 +350,39 @@ func TestAsOfEqualsLiveAtThatInstant(t *testing.T) {
 type bytesCounter int
 
 func (b *bytesCounter) Write(p []byte) (int, error) { *b += bytesCounter(len(p)); return len(p), nil }
+
+// An event that cannot be read (not an unknown type: a payload that does not decode) stops
+// the fold there, visibly behind, instead of leaving the totals silently wrong; events of
+// an unknown type are skipped.
+func TestAnUnreadableEventStopsTheFold(t *testing.T) {
+	e, store := startStore(t, t.TempDir())
+	defer e.Close()
+	r, stop := newRunner(t, store, Options{RetryDelay: 10 * time.Millisecond})
+	defer stop()
+	g := newScenario(17)
+	good := appendAll(t, store, g.commits(20))
+	unknown, err := store.Append(context.Background(), "order-"+uuid.NewString(), eventstore.NoStream,
+		eventstore.EventData{ID: uuid.New(), Type: "SomethingNew", SchemaVersion: 1, Payload: []byte(`{}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, r, unknown.Position)
+	if good >= unknown.Position {
+		t.Fatal("the unknown event did not land after the scenario")
+	}
+	bad, err := store.Append(context.Background(), "subscription-"+uuid.NewString(), eventstore.NoStream,
+		eventstore.EventData{ID: uuid.New(), Type: "SpaceAdded", SchemaVersion: 1, Payload: []byte(`{"gb":"two"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := r.WaitFor(ctx, bad.Position); err != context.DeadlineExceeded {
+		t.Fatalf("the fold went past an unreadable event: %v", err)
+	}
+	for _, st := range r.Status(context.Background()) {
+		if st.Position != unknown.Position || st.Lag == 0 {
+			t.Fatalf("%s at %d (lag %d), want stopped at %d, behind", st.Name, st.Position, st.Lag, unknown.Position)
+		}
+	}
+}

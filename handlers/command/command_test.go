@@ -176,6 +176,21 @@ func TestIfMatch(t *testing.T) {
 	}
 }
 
+// An order that ended holds its slot only until the next request looks: it need not wait
+// for the process manager that releases it.
+func TestAnEndedOrderDoesNotBlockTheNext(t *testing.T) {
+	store := openStore(t)
+	h := command.New(store, command.Options{})
+	subID, id := newOrder(t, h)
+	exec(t, h, id, domain.CancelOrder{Reason: "changed my mind"})
+	if _, _, _, err := h.RequestSpaceIncrease(t.Context(), subID, 1, "panel", meta); err != nil {
+		t.Fatalf("after a cancellation, with no process manager running: %v", err)
+	}
+	if _, _, _, err := h.RequestSpaceIncrease(t.Context(), subID, 1, "panel", meta); !errors.Is(err, domain.ErrOrderInProgress) {
+		t.Fatalf("a live order must still block the next: %v", err)
+	}
+}
+
 // The payment's answer covers the grant: the space is on the subscription at once, at or
 // before the position the payment answered, and the process manager adds nothing.
 func TestPaymentGrantsTheSpaceAtOnce(t *testing.T) {
@@ -222,11 +237,13 @@ func TestPurchasesApplyOnceAcrossRestarts(t *testing.T) {
 	exec(t, h, id, domain.ConfirmOrder{AcceptGeneralConditions: true, ApproveUnfairTerms: true, AcknowledgePrivacy: true, TermsVersion: "v1"})
 	o, _, _, _ := h.Order(t.Context(), id)
 	exec(t, h, id, domain.RegisterPayment{AmountCents: o.Quote.TotalCents, Method: "card", Reference: "T1"})
-	// A second order, cancelled: its slot must be released.
-	_, _, _, err := h.RequestSpaceIncrease(t.Context(), subID, 1, "app", meta)
-	if !errors.Is(err, domain.ErrOrderInProgress) {
-		t.Fatalf("a paid but not yet applied order still holds the slot: %v", err)
+	// A paid order is no longer in progress: even before the process manager has applied
+	// it, a new order may start (the request frees the slot itself). Cancelled at once.
+	next, _, _, err := h.RequestSpaceIncrease(t.Context(), subID, 1, "app", meta)
+	if err != nil {
+		t.Fatalf("a paid order still blocks a new one: %v", err)
 	}
+	exec(t, h, next, domain.CancelOrder{Reason: "testing"})
 
 	checkpoint := filepath.Join(t.TempDir(), "purchases")
 	runUntil := func(cond func(domain.Subscription) bool) {
@@ -270,7 +287,8 @@ func TestPurchasesApplyOnceAcrossRestarts(t *testing.T) {
 	exec(t, h, second, domain.CancelOrder{Reason: "changed my mind"})
 	runUntil(func(s domain.Subscription) bool { return s.OpenOrder == uuid.Nil && len(s.Space) == 1 })
 
-	// Replay the whole log from zero.
+	// Replay the whole log from zero. Three orders took the slot: the paid one (freed by
+	// the next request) and two cancelled ones (freed by the process manager).
 	if err := os.Remove(checkpoint); err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +301,7 @@ func TestPurchasesApplyOnceAcrossRestarts(t *testing.T) {
 	for _, e := range envs {
 		counts[e.Type]++
 	}
-	if counts["SpaceAdded"] != 1 || counts["ServicesExtended"] != 1 || counts["OrderSlotReleased"] != 1 || counts["OrderSlotReserved"] != 2 {
+	if counts["SpaceAdded"] != 1 || counts["ServicesExtended"] != 1 || counts["OrderSlotReleased"] != 3 || counts["OrderSlotReserved"] != 3 {
 		t.Fatalf("subscription events after a replay: %v", counts)
 	}
 }

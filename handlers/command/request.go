@@ -74,14 +74,28 @@ func (h *Handler) reserveSlot(ctx context.Context, subID, orderID uuid.UUID, met
 		return errors.Join(err, err2)
 	}
 	held := sub.state.OpenOrder
-	if held == uuid.Nil || h.now().Sub(sub.state.ReservedAt) < AbandonedSlotAfter {
+	if held == uuid.Nil { // freed since: try again
+		_, _, err = h.subs.execute(ctx, subID, domain.ReserveOrderSlot{OrderID: orderID}, meta, nil)
 		return err
 	}
-	if _, _, ok, lerr := h.Order(ctx, held); lerr != nil || ok {
-		return err // a real order holds the slot
+	o, lerr := h.orders.load(ctx, held, true)
+	switch {
+	case lerr != nil:
+		return errors.Join(err, lerr)
+	case o.exists && o.state.Status.InProgress():
+		return err // a live order holds the slot
+	case !o.exists && h.now().Sub(sub.state.ReservedAt) < AbandonedSlotAfter:
+		return err // its order may be being created right now
 	}
-	h.log.Warn("taking over an abandoned order slot", zap.Stringer("subscription", subID), zap.Stringer("order", held))
-	release := domain.ReleaseOrderSlot{OrderID: held, Reason: "abandoned: the order was never created"}
+	// The order that holds the slot ended (the process manager, which releases it, is
+	// behind) or was never created (a crash between the two appends): free it now.
+	reason := "abandoned: the order was never created"
+	if o.exists {
+		reason = "order " + string(o.state.Status)
+	}
+	h.log.Warn("freeing an order slot", zap.Stringer("subscription", subID), zap.Stringer("order", held),
+		zap.String("reason", reason), zap.String("correlation_id", meta.CorrelationID))
+	release := domain.ReleaseOrderSlot{OrderID: held, Reason: reason}
 	if _, _, rerr := h.subs.execute(ctx, subID, release, meta, nil); rerr != nil {
 		return fmt.Errorf("release abandoned slot: %w", rerr)
 	}

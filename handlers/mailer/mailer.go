@@ -266,9 +266,14 @@ func (m *Mailer) Run(ctx context.Context) error {
 			}
 		})
 	}
+	stopped := make(chan struct{})
+	defer close(stopped)
 	go func() {
-		<-ctx.Done()
-		it.Stop()
+		select {
+		case <-ctx.Done():
+			it.Stop()
+		case <-stopped: // Run returned on its own (the consumer went away)
+		}
 	}()
 	var runErr error
 	for {

@@ -1,5 +1,6 @@
 // Package relay publishes the event log to a JetStream stream of integration messages, from
-// the log and after the append, so that a crash anywhere loses nothing and publishes nothing twice.
+// the log and after the append: a crash anywhere loses nothing, the relay resumes after the
+// last message the stream holds, and a re-publish is dropped by the server by event id.
 package relay
 
 import (

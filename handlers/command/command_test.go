@@ -250,14 +250,18 @@ func TestPurchasesApplyOnceAcrossRestarts(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)
-		go func() { done <- command.NewPurchases(command.New(store, command.Options{}), checkpoint).Run(ctx) }()
+		pm := command.NewPurchases(command.New(store, command.Options{}), checkpoint)
+		go func() { done <- pm.Run(ctx) }()
 		deadline := time.Now().Add(10 * time.Second)
 		for {
 			s, _, _, err := command.New(store, command.Options{}).Subscription(t.Context(), subID)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cond(s) {
+			// Done when the condition holds and the process manager has read the whole log,
+			// so that a second run has nothing left to do.
+			head, _ := store.Head(t.Context())
+			if cond(s) && pm.Position() >= head {
 				break
 			}
 			if time.Now().After(deadline) {
@@ -265,17 +269,14 @@ func TestPurchasesApplyOnceAcrossRestarts(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		head, _ := store.Head(t.Context())
-		for { // let it reach the head, so that a second run has nothing left to do
-			pos, _ := command.FileCheckpoint(checkpoint).Load()
-			if pos >= head || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatal(err)
+		}
+		// Stopping saves the checkpoint where the process manager stood.
+		head, _ := store.Head(t.Context())
+		if pos, err := command.FileCheckpoint(checkpoint).Load(); err != nil || pos == 0 || pos > head {
+			t.Fatalf("checkpoint at %d after stopping (head %d): %v", pos, head, err)
 		}
 	}
 	runUntil(func(s domain.Subscription) bool { return len(s.Space) == 1 && s.OpenOrder == uuid.Nil })

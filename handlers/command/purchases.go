@@ -3,6 +3,7 @@ package command
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -20,7 +21,11 @@ type Purchases struct {
 	h          *Handler
 	checkpoint FileCheckpoint
 	log        *zap.Logger
+	position   atomic.Uint64
 }
+
+// Position is the log position up to which the process manager has acted.
+func (p *Purchases) Position() uint64 { return p.position.Load() }
 
 // NewPurchases builds the process manager; its checkpoint is kept in the file at path.
 func NewPurchases(h *Handler, checkpointPath string) *Purchases {
@@ -33,7 +38,22 @@ func (p *Purchases) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	p.position.Store(after)
 	p.log.Info("following the log", zap.Uint64("after", after))
+	// Every step is idempotent, so the checkpoint only saves work on a restart: it is
+	// written at most every checkpointEvery, and when Run ends.
+	saved, lastSave := after, time.Now()
+	save := func() {
+		if after == saved {
+			return
+		}
+		if err := p.checkpoint.Save(after); err != nil {
+			p.log.Warn("save checkpoint", zap.Error(err))
+			return
+		}
+		saved, lastSave = after, time.Now()
+	}
+	defer save()
 	for {
 		err := p.h.store.Subscribe(ctx, after, func(env eventstore.Envelope) error {
 			if err := p.handle(ctx, env); err != nil {
@@ -41,8 +61,9 @@ func (p *Purchases) Run(ctx context.Context) error {
 			}
 			if env.LastInCommit() {
 				after = env.Position
-				if err := p.checkpoint.Save(after); err != nil {
-					p.log.Warn("save checkpoint", zap.Error(err))
+				p.position.Store(after)
+				if time.Since(lastSave) >= checkpointEvery {
+					save()
 				}
 			}
 			return nil
@@ -58,6 +79,9 @@ func (p *Purchases) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// checkpointEvery bounds how often the process manager writes its checkpoint.
+const checkpointEvery = time.Second
 
 func (p *Purchases) handle(ctx context.Context, env eventstore.Envelope) error {
 	category, orderID, err := eventstore.ParseStream(env.Stream)

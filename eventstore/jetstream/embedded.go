@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"time"
 
@@ -44,6 +45,7 @@ const DefaultMaxPayload = 8 << 20
 // Embedded is a running in-process NATS server with JetStream and a connection to it.
 // Other parts (relay, mailer) may create their own JetStream streams through Conn.
 type Embedded struct {
+	lock   *os.File // held on Dir while the server runs
 	Server *server.Server
 	// Conn is an in-process connection (no TCP): about 1.85x faster than loopback.
 	Conn *nats.Conn
@@ -68,6 +70,16 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
+	lock, err := lockDir(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			lock.Close()
+		}
+	}()
 	opts := &server.Options{
 		ServerName: cfg.ServerName,
 		JetStream:  true,
@@ -112,7 +124,8 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		ns.WaitForShutdown()
 		return nil, fmt.Errorf("jetstream: connect in-process: %w", err)
 	}
-	e := &Embedded{Server: ns, Conn: nc}
+	e := &Embedded{lock: lock, Server: ns, Conn: nc}
+	started = true
 	log.Info("embedded NATS JetStream started",
 		zap.String("dir", cfg.Dir),
 		zap.Bool("sync_always", e.SyncAlways()),
@@ -140,5 +153,5 @@ func (e *Embedded) Close() error {
 	e.Conn.Close()
 	e.Server.Shutdown()
 	e.Server.WaitForShutdown()
-	return nil
+	return e.lock.Close()
 }

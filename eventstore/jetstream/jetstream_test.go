@@ -289,3 +289,26 @@ func TestOpenReportsSyncSetting(t *testing.T) {
 		t.Fatalf("no line about the sync setting: %v", logs.All())
 	}
 }
+
+// Two servers on one folder would corrupt it: the second is refused while the first runs.
+func TestTheDataFolderHasOneServerAtATime(t *testing.T) {
+	dir := t.TempDir()
+	first, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{Dir: dir, RelaxedSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{Dir: dir, RelaxedSync: true}); !errors.Is(err, jetstream.ErrDirInUse) {
+		if second != nil {
+			second.Close()
+		}
+		t.Fatalf("a second server on the same folder: %v", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{Dir: dir, RelaxedSync: true})
+	if err != nil {
+		t.Fatalf("after the first closed: %v", err)
+	}
+	again.Close()
+}

@@ -162,7 +162,8 @@ func (h *Handler) grantNow(ctx context.Context, o domain.Order, paid Result, met
 	meta.CausationID = paid.EventIDs[len(paid.EventIDs)-1].String()
 	granted, _, err := h.subs.execute(ctx, o.SubscriptionID, apply, meta, nil)
 	if err != nil {
-		h.log.Warn("grant at payment; the process manager will apply it", zap.Stringer("order", o.ID), zap.Error(err))
+		h.log.Warn("grant at payment; the process manager will apply it", zap.Stringer("order", o.ID),
+			zap.String("correlation_id", meta.CorrelationID), zap.Error(err))
 		return paid
 	}
 	if granted.Position > paid.Position {

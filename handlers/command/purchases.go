@@ -120,7 +120,8 @@ func (p *Purchases) handle(ctx context.Context, env eventstore.Envelope) error {
 	_, _, err = p.h.ExecuteSubscription(ctx, o.SubscriptionID, cmd, meta, nil)
 	if de, ok := domain.AsError(err); ok {
 		// A refusal will not change on a retry: record it loudly and move on.
-		p.log.Error("purchase step refused", zap.Stringer("order", orderID), zap.String("type", env.Type), zap.Error(de))
+		p.log.Error("purchase step refused", zap.Stringer("order", orderID), zap.String("type", env.Type),
+			zap.String("correlation_id", env.Metadata.CorrelationID), zap.Error(de))
 		return nil
 	}
 	return err

@@ -59,7 +59,8 @@ func (h *Handler) requestSpaceIncrease(ctx context.Context, subID uuid.UUID, gb 
 	// over once AbandonedSlotAfter has passed).
 	if _, _, rerr := h.subs.execute(context.WithoutCancel(ctx), subID,
 		domain.ReleaseOrderSlot{OrderID: orderID, Reason: "order not created"}, meta, nil); rerr != nil {
-		h.log.Warn("release order slot", zap.Stringer("subscription", subID), zap.Error(rerr))
+		h.log.Warn("release order slot", zap.Stringer("subscription", subID),
+			zap.String("correlation_id", meta.CorrelationID), zap.Error(rerr))
 	}
 	return uuid.Nil, Result{}, domain.Order{}, err
 }

@@ -120,14 +120,25 @@ func (s *Store) lastEvents(ctx context.Context, stream string, n int) ([]*esdb.R
 // read runs one ReadStream and hands each event to fn. A missing stream is
 // eventstore.ErrStreamNotFound (the client reports it on the first Recv, not on the call).
 func (s *Store) read(ctx context.Context, stream string, opts esdb.ReadStreamOptions, count uint64, fn func(*esdb.RecordedEvent)) error {
+	err := s.drain(ctx, func(c *esdb.Client) (*esdb.ReadStream, error) {
+		return c.ReadStream(ctx, stream, opts, count)
+	}, func(ev *esdb.RecordedEvent) bool { fn(ev); return true })
+	var e *esdb.Error
+	if errors.As(err, &e) && e.IsErrorCode(esdb.ErrorCodeResourceNotFound) {
+		return eventstore.ErrStreamNotFound
+	}
+	return err
+}
+
+// drain opens a read with open and hands each event to fn until the end or until fn
+// returns false; ReadStream and ReadAll share it.
+func (s *Store) drain(ctx context.Context, open func(*esdb.Client) (*esdb.ReadStream, error), fn func(*esdb.RecordedEvent) bool) error {
 	c, err := s.conn()
 	if err != nil {
 		return err
 	}
 	defer c.release() // Recv reports some errors through the client, so hold it until done
-	rs, err := call(ctx, c, func(c *esdb.Client) (*esdb.ReadStream, error) {
-		return c.ReadStream(ctx, stream, opts, count)
-	}, (*esdb.ReadStream).Close)
+	rs, err := call(ctx, c, open, (*esdb.ReadStream).Close)
 	if err != nil {
 		s.recover(c, err)
 		return err
@@ -139,13 +150,11 @@ func (s *Store) read(ctx context.Context, stream string, opts esdb.ReadStreamOpt
 			return nil
 		}
 		if err != nil {
-			var e *esdb.Error
-			if errors.As(err, &e) && e.IsErrorCode(esdb.ErrorCodeResourceNotFound) {
-				return eventstore.ErrStreamNotFound
-			}
 			return err
 		}
-		fn(ev.Event)
+		if !fn(ev.Event) {
+			return nil
+		}
 	}
 }
 

@@ -122,31 +122,9 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, limit int) ([]eventst
 
 // readAll runs one ReadAll and hands each event to fn until fn returns false.
 func (s *Store) readAll(ctx context.Context, opts esdb.ReadAllOptions, count uint64, fn func(*esdb.RecordedEvent) bool) error {
-	c, err := s.conn()
-	if err != nil {
-		return err
-	}
-	defer c.release() // Recv reports some errors through the client, so hold it until done
-	rs, err := call(ctx, c, func(c *esdb.Client) (*esdb.ReadStream, error) {
+	return s.drain(ctx, func(c *esdb.Client) (*esdb.ReadStream, error) {
 		return c.ReadAll(ctx, opts, count)
-	}, (*esdb.ReadStream).Close)
-	if err != nil {
-		s.recover(c, err)
-		return err
-	}
-	defer rs.Close()
-	for {
-		ev, err := rs.Recv()
-		if isEOF(err) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if !fn(ev.Event) {
-			return nil
-		}
-	}
+	}, fn)
 }
 
 // Head is the commit position of the store's last event, skipping what is not ours

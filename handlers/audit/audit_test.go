@@ -12,7 +12,7 @@ import (
 
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
-	"github.com/einvoice/spaceorders/eventstore/jetstream"
+	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
 	"github.com/einvoice/spaceorders/eventstore/kurrentdb"
 	"github.com/einvoice/spaceorders/eventstore/kurrentdb/standin"
 	"github.com/einvoice/spaceorders/handlers/audit"
@@ -27,17 +27,7 @@ func testCtx(t testing.TB) context.Context {
 
 // embedded opens the real JetStream store on an in-process server in a temporary folder.
 func embedded(t testing.TB) eventstore.Store {
-	t.Helper()
-	emb, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{Dir: t.TempDir(), RelaxedSync: true})
-	if err != nil {
-		t.Fatalf("start embedded: %v", err)
-	}
-	t.Cleanup(func() { _ = emb.Close() })
-	s, err := jetstream.Open(testCtx(t), emb.Conn, jetstream.Options{})
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
+	_, s := jstest.Start(t, jstest.Relaxed)
 	return s
 }
 

@@ -13,22 +13,12 @@ import (
 
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
-	"github.com/einvoice/spaceorders/eventstore/jetstream"
+	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
 	"github.com/einvoice/spaceorders/handlers/command"
 )
 
 func openStore(t *testing.T) eventstore.Store {
-	t.Helper()
-	emb, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{Dir: t.TempDir(), RelaxedSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { emb.Close() })
-	s, err := jetstream.Open(context.Background(), emb.Conn, jetstream.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	_, s := jstest.Start(t, jstest.Relaxed)
 	return s
 }
 

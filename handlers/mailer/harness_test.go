@@ -17,6 +17,7 @@ import (
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
 	esjs "github.com/einvoice/spaceorders/eventstore/jetstream"
+	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
 	"github.com/einvoice/spaceorders/handlers/mailer"
 	"github.com/einvoice/spaceorders/handlers/relay"
 )
@@ -39,15 +40,7 @@ func newHarness(t testing.TB, listen string) *harness {
 // newHarnessSync chooses whether the server fsyncs every write (the product's default) or not.
 func newHarnessSync(t testing.TB, listen string, relaxed bool) *harness {
 	t.Helper()
-	emb, err := esjs.StartEmbedded(esjs.EmbeddedConfig{Dir: t.TempDir(), RelaxedSync: relaxed, Listen: listen})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = emb.Close() })
-	store, err := esjs.Open(context.Background(), emb.Conn, esjs.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	emb, store := jstest.Start(t, esjs.EmbeddedConfig{RelaxedSync: relaxed, Listen: listen})
 	js, err := jetstream.New(emb.Conn)
 	if err != nil {
 		t.Fatal(err)

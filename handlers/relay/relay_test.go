@@ -13,6 +13,7 @@ import (
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
 	esjs "github.com/einvoice/spaceorders/eventstore/jetstream"
+	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
 	"github.com/einvoice/spaceorders/handlers/relay"
 )
 
@@ -23,15 +24,7 @@ type env struct {
 
 func start(t *testing.T) env {
 	t.Helper()
-	emb, err := esjs.StartEmbedded(esjs.EmbeddedConfig{Dir: t.TempDir(), RelaxedSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = emb.Close() })
-	store, err := esjs.Open(context.Background(), emb.Conn, esjs.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	emb, store := jstest.Start(t, jstest.Relaxed)
 	js, err := jetstream.New(emb.Conn)
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"go.uber.org/zap"
 
 	"github.com/einvoice/spaceorders/domain"
@@ -97,27 +98,33 @@ func (p *Purchases) handle(ctx context.Context, env eventstore.Envelope) error {
 	if err != nil {
 		return fmt.Errorf("purchases: %s %s: %w", env.Stream, env.Type, err)
 	}
-	var cmd domain.SubscriptionCommand
+	var (
+		cmd   domain.SubscriptionCommand
+		subID uuid.UUID
+	)
 	switch e := ev.(type) {
 	case domain.OrderPaid:
-		cmd = domain.ApplyPurchase{OrderID: e.OrderID, Quote: e.Quote, PaidAt: e.PaidAt}
+		cmd, subID = domain.ApplyPurchase{OrderID: e.OrderID, Quote: e.Quote, PaidAt: e.PaidAt}, e.SubscriptionID
 	case domain.OrderCancelled:
 		cmd = domain.ReleaseOrderSlot{OrderID: orderID, Reason: "order cancelled"}
 	case domain.OrderExpired:
 		cmd = domain.ReleaseOrderSlot{OrderID: orderID, Reason: "order expired unpaid"}
 	}
-	o, _, ok, err := p.h.Order(ctx, orderID)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return fmt.Errorf("purchases: order %s not found", orderID)
+	if subID == uuid.Nil { // cancellation and expiry do not name the subscription: the order does
+		o, _, ok, err := p.h.Order(ctx, orderID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("purchases: order %s not found", orderID)
+		}
+		subID = o.SubscriptionID
 	}
 	meta := Meta{
 		CorrelationID: env.Metadata.CorrelationID, CausationID: env.ID.String(),
 		Actor: "process:purchases", Channel: env.Metadata.Channel,
 	}
-	_, _, err = p.h.ExecuteSubscription(ctx, o.SubscriptionID, cmd, meta, nil)
+	_, _, err = p.h.ExecuteSubscription(ctx, subID, cmd, meta, nil)
 	if de, ok := domain.AsError(err); ok {
 		// A refusal will not change on a retry: record it loudly and move on.
 		p.log.Error("purchase step refused", zap.Stringer("order", orderID), zap.String("type", env.Type),

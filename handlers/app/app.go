@@ -144,7 +144,7 @@ func (a *App) build(ctx context.Context, auth *httpapi.Authenticator) error {
 		idem = nil
 	}
 	a.API, err = httpapi.New(a.Commands, httpapi.Options{
-		Auth: auth, Logger: log.Named("http"), Registerer: a.Registry, Gatherer: a.Registry, Ready: a.ready,
+		Auth: auth, Logger: log.Named("http"), Registerer: a.Registry, Gatherer: a.Registry, Ready: a.ready, Writable: a.writable,
 		IdempotencyKV: idem, Projections: a.Projections, ReadWait: cfg.ReadWait, Clock: cfg.Clock,
 	})
 	if err != nil {
@@ -199,7 +199,8 @@ func (a *App) openStore(ctx context.Context) error {
 	switch kind {
 	case StoreEmbedded:
 		// The embedded server has already said whether it fsyncs every write.
-		err = a.openJetStream(ctx, a.Embedded.Conn, jetstream.Options{Logger: a.Log, SkipSyncReport: true})
+		// Given the server's faults, an append on a full disk is refused at once.
+		err = a.openJetStream(ctx, a.Embedded.Conn, jetstream.Options{Logger: a.Log, SkipSyncReport: true, Faults: a.Embedded})
 	case StoreNATS:
 		var nc *nats.Conn
 		if nc, err = a.connect(cctx, cfg.Store); err != nil {
@@ -348,7 +349,19 @@ func (a *App) Sweep(overdue func(now time.Time) []uuid.UUID, interval time.Durat
 	a.Go("sweeper", func(ctx context.Context) error { s.Run(ctx); return nil })
 }
 
+// writable is nil while the embedded store can write (a store elsewhere says so itself).
+func (a *App) writable() error {
+	if a.Embedded == nil {
+		return nil
+	}
+	return a.Embedded.WriteErr()
+}
+
 func (a *App) ready(ctx context.Context) error {
+	// A full disk still lets the log be read, but not one command be recorded.
+	if err := a.writable(); err != nil {
+		return fmt.Errorf("event store: %w", err)
+	}
 	if _, err := a.Store.Head(ctx); err != nil {
 		return fmt.Errorf("event store: %w", err)
 	}

@@ -39,6 +39,9 @@ type Options struct {
 	Gatherer   prometheus.Gatherer
 	// Ready answers /readyz: nil means ready.
 	Ready func(context.Context) error
+	// Writable, when set, is asked before a command touches any store: an error (such as
+	// one wrapping eventstore.ErrNoSpace) answers the command at once, as problemFor maps it.
+	Writable func() error
 	// IdempotencyTTL is how long an Idempotency-Key's answer is kept. Default 24 h.
 	IdempotencyTTL time.Duration
 	// IdempotencyMax bounds the keys kept in memory. Default 100,000.
@@ -71,6 +74,7 @@ type Server struct {
 	proj     *projections.Runner
 	readWait time.Duration
 	clock    func() time.Time
+	writable func() error
 }
 
 // Route is one method and path pattern with the roles allowed on it (nil: public).
@@ -107,7 +111,7 @@ func New(cmds *command.Handler, opts Options) (*Server, error) {
 		opts.Clock = time.Now
 	}
 	s := &Server{
-		cmds: cmds, auth: opts.Auth, log: opts.Logger, ready: opts.Ready,
+		cmds: cmds, auth: opts.Auth, log: opts.Logger, ready: opts.Ready, writable: opts.Writable,
 		idem: newIdempotency(opts.IdempotencyTTL, opts.IdempotencyMax, opts.IdempotencyKV),
 		mux:  http.NewServeMux(), metrics: newHTTPMetrics(opts.Registerer),
 		proj: opts.Projections, readWait: opts.ReadWait, clock: opts.Clock,
@@ -259,6 +263,12 @@ func (s *Server) query(rt Route, serve serveFunc) {
 // command mounts a command route: JSON body, If-Match and Idempotency-Key.
 func (s *Server) command(rt Route, serve serveFunc) {
 	s.Mount(rt, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.writable != nil {
+			if err := s.writable(); err != nil {
+				writeProblem(w, r, problemFor(err))
+				return
+			}
+		}
 		p, _ := PrincipalFrom(r.Context())
 		body, err := readBody(w, r)
 		if err != nil {

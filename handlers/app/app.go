@@ -58,6 +58,9 @@ type App struct {
 	Outbox string
 
 	closers []func() error // in the order opened; closed in reverse
+	// natsConnect are the credentials of orderd's own NATS connections (--nats-user,
+	// --nats-nkey-seed).
+	natsConnect []nats.Option
 
 	workers  []worker
 	ln       net.Listener
@@ -180,6 +183,11 @@ func (a *App) openStore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	auth, err := cfg.natsAuth()
+	if err != nil {
+		return err
+	}
+	a.natsConnect = auth.connect
 	if cfg.embeddedNATS() {
 		dir := filepath.Join(cfg.DataDir, "jetstream")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -187,6 +195,7 @@ func (a *App) openStore(ctx context.Context) error {
 		}
 		a.Embedded, err = jetstream.StartEmbedded(jetstream.EmbeddedConfig{
 			Dir: dir, Listen: cfg.NATSListen, RelaxedSync: cfg.RelaxedSync, Logger: log,
+			Users: auth.users, NKeys: auth.nkeys, ConnectOptions: auth.connect,
 		})
 		if err != nil {
 			return fmt.Errorf("--data (ORDERD_DATA): embedded NATS: %w", err)
@@ -243,9 +252,10 @@ func (a *App) openJetStream(ctx context.Context, nc *nats.Conn, opts jetstream.O
 // connect reaches an external NATS server, and keeps reconnecting for as long as it runs.
 func (a *App) connect(ctx context.Context, url string) (*nats.Conn, error) {
 	log := a.Log.Named("nats")
-	nc, err := jetstream.Connect(ctx, url, nats.Name("orderd"), nats.MaxReconnects(-1),
+	nc, err := jetstream.Connect(ctx, url, append([]nats.Option{nats.Name("orderd"), nats.MaxReconnects(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", zap.Error(err)) }),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", zap.String("url", nc.ConnectedUrl())) }))
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", zap.String("url", nc.ConnectedUrl())) })},
+		a.natsConnect...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -43,7 +44,9 @@ func writeErr(ctx context.Context, err error) error {
 	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jsErrCodeInsufficientResources ||
-		apiErr.ErrorCode == jsErrCodeStorageResourcesExceeded) {
+		apiErr.ErrorCode == jsErrCodeStorageResourcesExceeded ||
+		// "store failed" carries the file system's error in its description.
+		strings.Contains(apiErr.Description, noSpaceText)) {
 		return fmt.Errorf("%w: %w", eventstore.ErrNoSpace, err)
 	}
 	return err

@@ -59,6 +59,7 @@ func TestAFullDiskAnswers507AndRecoversWithoutRestart(t *testing.T) {
 			continue
 		}
 		refused++
+		t.Logf("command %d refused with %d in %s", i, a.status, took.Round(time.Microsecond))
 		if a.status != 507 {
 			t.Fatalf("command %d on a full disk: %d %s", i, a.status, a.body)
 		}

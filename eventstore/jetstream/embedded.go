@@ -46,9 +46,8 @@ type EmbeddedConfig struct {
 	// Logger receives the start-up report and the server's own warnings and errors.
 	// Default: no logging.
 	Logger *zap.Logger
-	// Users may connect over Listen with a name and password; orderd's own in-process
-	// connection is made as the first of them. None (and no NKeys): anyone who reaches
-	// Listen may connect, so a listener beyond loopback must have credentials.
+	// Users may connect with a name and password. None (and no NKeys): anyone who
+	// reaches Listen may connect, so a listener beyond loopback must have credentials.
 	Users []User
 	// NKeys are public user nkeys ("U..."), proved with the matching seed, that may connect.
 	NKeys []string
@@ -179,6 +178,11 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	}
 	e := &Embedded{lock: lock, Server: ns, cfg: cfg, log: log, quit: make(chan struct{})}
 	e.faulted, e.raiseFault = context.WithCancelCause(context.Background())
+	defer func() {
+		if !started {
+			e.stopRecovery()
+		}
+	}()
 	// Warnings and errors only: the server's notices are its start-up banner.
 	ns.SetLogger(&serverLog{log: log.Named("nats-server"), noSpace: e.noSpace}, false, false)
 	go ns.Start()
@@ -222,6 +226,15 @@ func (e *Embedded) SyncAlways() bool {
 // Close closes the connection and shuts the server down, waiting until its files are closed
 // so that the same Dir can be opened again at once.
 func (e *Embedded) Close() error {
+	e.stopRecovery()
+	e.Conn.Close()
+	e.Server.Shutdown()
+	e.Server.WaitForShutdown()
+	return e.lock.Close()
+}
+
+// stopRecovery stops a recovery that runs and keeps another from starting.
+func (e *Embedded) stopRecovery() {
 	// Under mu, so that noSpace either sees quit closed or has started its recovery,
 	// which Wait then waits for.
 	e.mu.Lock()
@@ -232,10 +245,6 @@ func (e *Embedded) Close() error {
 	}
 	e.mu.Unlock()
 	e.wg.Wait()
-	e.Conn.Close()
-	e.Server.Shutdown()
-	e.Server.WaitForShutdown()
-	return e.lock.Close()
 }
 
 // WriteErr is nil while the store can write, else why not: an error wrapping

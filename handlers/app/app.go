@@ -97,6 +97,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*App, error) {
 			return nil, fmt.Errorf("--catalogue (ORDERD_CATALOGUE) %s: %w", cfg.CatalogueFile, err)
 		}
 	}
+	if ex := a.Catalogue.ShippedPaymentDetails(); len(ex) > 0 {
+		log.Warn("the catalogue's payment details are the shipped examples: emails would send them to customers; give --catalogue (ORDERD_CATALOGUE) a file with your own",
+			zap.Strings("examples", ex))
+	}
 	keys, err := a.keys()
 	if err != nil {
 		return nil, err

@@ -18,7 +18,7 @@ import (
 	"os"
 	"sort"
 
-	"github.com/einvoice/spaceorders/handlers/buildinfo"
+	"github.com/einvoice/spaceorders/handlers/cli"
 )
 
 type subcommand struct {
@@ -44,7 +44,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stdout)
 		return 0
 	case "-version", "--version", "version":
-		fmt.Fprintln(stdout, buildinfo.Line("orderctl"))
+		fmt.Fprintln(stdout, cli.Version("orderctl"))
 		return 0
 	}
 	sc, ok := subcommands[args[0]]

@@ -1,4 +1,4 @@
-package buildinfo
+package cli
 
 import (
 	"runtime"
@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-func TestLineNamesTheProgramAndTheToolchain(t *testing.T) {
-	l := Line("orderd")
+func TestVersionNamesTheProgramAndTheToolchain(t *testing.T) {
+	l := Version("orderd")
 	if !strings.HasPrefix(l, "orderd ") || !strings.Contains(l, runtime.Version()) {
-		t.Fatalf("Line = %q", l)
+		t.Fatalf("Version = %q", l)
 	}
 }

@@ -1,7 +1,6 @@
-// Package buildinfo says which build a binary is, from what the Go toolchain stamped into
-// it: module version, VCS revision and time, and whether the tree was modified. Every
-// binary's --version prints its Line.
-package buildinfo
+// Package cli holds what every binary's command line shares: which build it is (--version)
+// and the logger (readable lines at a terminal, JSON lines for collectors).
+package cli
 
 import (
 	"fmt"
@@ -10,10 +9,10 @@ import (
 	"strings"
 )
 
-// Line is "<program> <version> (<revision>[+modified], <time>, <go version>)": the module
+// Version is "<program> <version> (<revision>[+modified], <time>, <go version>)": the module
 // version when built from a tagged module, else "devel", and the VCS stamp where the build
 // had one (go build in a git checkout; go run has none).
-func Line(program string) string {
+func Version(program string) string {
 	version, details := "devel", []string{}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if v := bi.Main.Version; v != "" && v != "(devel)" {

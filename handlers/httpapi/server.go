@@ -37,8 +37,8 @@ type Options struct {
 	// the Server makes a registry of its own.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
-	// Ready answers /readyz: nil means ready.
-	Ready func(context.Context) error
+	// Ready answers /readyz with the state of each component; all ready means ready.
+	Ready func(context.Context) []Check
 	// Writable, when set, is asked before a command touches any store: an error (such as
 	// one wrapping eventstore.ErrNoSpace) answers the command at once, as problemFor maps it.
 	Writable func() error
@@ -64,7 +64,7 @@ type Server struct {
 	cmds    *command.Handler
 	auth    *Authenticator
 	log     *zap.Logger
-	ready   func(context.Context) error
+	ready   func(context.Context) []Check
 	idem    *idempotency
 	mux     *http.ServeMux
 	routes  []Route
@@ -171,18 +171,41 @@ func (s *Server) routesOfTheContract(gatherer prometheus.Gatherer) {
 	s.command(Route{"POST", "/v1/orders/{id}/payments", []Role{RolePayments}, "RegisterPayment"}, s.registerPayment)
 }
 
+// Check is one component's part of the answer of /readyz.
+type Check struct {
+	Name  string `json:"name"`
+	Ready bool   `json:"ready"`
+	// Detail says why not, or how far along (e.g. "1,204 commits behind").
+	Detail string `json:"detail,omitempty"`
+}
+
+// Readiness is the answer of /readyz: 200 when every component is ready, else 503, with
+// every component's state either way so that an operator sees which one holds it back.
+type Readiness struct {
+	Status     string  `json:"status"` // "ready" or "not ready"
+	Components []Check `json:"components"`
+}
+
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	rd := Readiness{Status: "ready", Components: []Check{}}
 	if s.ready != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := s.ready(ctx); err != nil {
-			s.logger(r).Warn("not ready", zap.Error(err))
-			writeProblem(w, r, Problem{Type: ProblemBase + CodeUnavailable, Title: "Not ready.",
-				Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Detail: err.Error()})
-			return
+		rd.Components = s.ready(ctx)
+	}
+	var why []string
+	for _, c := range rd.Components {
+		if !c.Ready {
+			why = append(why, c.Name+": "+c.Detail)
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	if len(why) == 0 {
+		writeJSON(w, http.StatusOK, rd)
+		return
+	}
+	rd.Status = "not ready"
+	s.logger(r).Debug("not ready", zap.Strings("components", why))
+	writeJSON(w, http.StatusServiceUnavailable, rd)
 }
 
 // unmatched answers a path no route serves (404) or a method the path does not take (405).

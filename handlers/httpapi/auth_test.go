@@ -13,7 +13,7 @@ import (
 )
 
 // A token lives at most MaxTokenTTL: Mint refuses longer or negative lifetimes, and
-// Verify refuses a token signed elsewhere with a longer one, or with no issue time.
+// Verify refuses a token signed elsewhere with a longer one, with or without an issue time.
 func TestTokensHaveABoundedLifetime(t *testing.T) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -47,9 +47,12 @@ func TestTokensHaveABoundedLifetime(t *testing.T) {
 		}
 		return s
 	}
+	if _, err := auth.Verify(sign(nil, now.Add(time.Hour))); err != nil {
+		t.Errorf("a token without an issue time, valid for an hour: %v", err)
+	}
 	for name, tok := range map[string]string{
-		"a year long":   sign(jwt.NewNumericDate(now), now.Add(365*24*time.Hour)),
-		"no issue time": sign(nil, now.Add(time.Hour)),
+		"a year long":                sign(jwt.NewNumericDate(now), now.Add(365*24*time.Hour)),
+		"no issue time, a year long": sign(nil, now.Add(365*24*time.Hour)),
 	} {
 		if _, err := auth.Verify(tok); err == nil || !strings.Contains(err.Error(), "lifetime") {
 			t.Errorf("%s: Verify says %v", name, err)

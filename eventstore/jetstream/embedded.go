@@ -91,6 +91,12 @@ type Embedded struct {
 	quit chan struct{} // closed by Close: stops the recovery
 	wg   sync.WaitGroup
 
+	// restarting is held (written) while JetStream restarts after a full disk: in-process
+	// connections wait on it to connect again, so that no client's request reaches the
+	// server's JetStream API while it is torn down and rebuilt (the server does not guard
+	// that against its own clients: the race detector sees it).
+	restarting sync.RWMutex
+
 	mu sync.Mutex
 	// fault is nil while the store can write; else why not (wraps eventstore.ErrNoSpace).
 	fault error
@@ -191,7 +197,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		ns.WaitForShutdown()
 		return nil, fmt.Errorf("jetstream: embedded server in %s not ready within %s", cfg.Dir, cfg.StartTimeout)
 	}
-	nc, err := nats.Connect("", append([]nats.Option{nats.InProcessServer(ns), nats.Name(cfg.ServerName + "-inprocess"),
+	nc, err := nats.Connect("", append([]nats.Option{nats.InProcessServer(gatedServer{e}), nats.Name(cfg.ServerName + "-inprocess"),
 		// The server lives as long as this connection, but drops it on purpose once
 		// JetStream is restarted after a full disk (see recoverWrites): reconnect at once.
 		nats.MaxReconnects(-1), nats.ReconnectWait(20 * time.Millisecond)}, cfg.ConnectOptions...)...)
@@ -314,12 +320,18 @@ func (e *Embedded) recoverWrites() {
 		if free < e.cfg.MinFreeBytes {
 			continue
 		}
-		if err := e.restartJetStream(); err != nil {
+		// Clients are dropped first and come back once JetStream runs again: their
+		// consumers went away with the old JetStream, and a client would otherwise notice
+		// only when heartbeats are missed (5 to 30 s later).
+		e.restarting.Lock()
+		e.disconnectClients()
+		err = e.restartJetStream()
+		e.restarting.Unlock()
+		if err != nil {
 			wait = min(2*wait, 30*time.Second)
 			log.Error("restarting JetStream after space was freed", zap.Error(err), zap.Duration("next_try", wait))
 			continue
 		}
-		e.reconnectClients()
 		e.mu.Lock()
 		e.fault = nil
 		e.faulted, e.raiseFault = context.WithCancelCause(context.Background())
@@ -351,11 +363,20 @@ func (e *Embedded) restartJetStream() error {
 	return nil
 }
 
-// reconnectClients drops every client connection, in-process ones too, so that each
-// reconnects and its consumers start again at once: the consumers they had went away with
-// the old JetStream, and a client would otherwise notice only when heartbeats are missed
-// (5 to 30 s later).
-func (e *Embedded) reconnectClients() {
+// gatedServer hands in-process connections out of the server, waiting while JetStream
+// restarts.
+type gatedServer struct{ e *Embedded }
+
+func (g gatedServer) InProcessConn() (net.Conn, error) {
+	g.e.restarting.RLock()
+	defer g.e.restarting.RUnlock()
+	return g.e.Server.InProcessConn()
+}
+
+// disconnectClients drops every client connection, in-process ones too; each reconnects
+// by itself. A client on the network listener may come back before the restart is over:
+// only in-process clients (orderd's own parts) wait for it.
+func (e *Embedded) disconnectClients() {
 	connz, err := e.Server.Connz(&server.ConnzOptions{Limit: math.MaxInt32})
 	if err != nil {
 		e.log.Warn("listing the NATS clients to reconnect them", zap.Error(err))

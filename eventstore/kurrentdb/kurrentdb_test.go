@@ -18,7 +18,9 @@ import (
 // TestConformanceOnKurrentDB checks when a server is at hand.
 func TestConformanceOnStandin(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) storetest.Harness {
-		conn, stop := standin.Start()
+		srv := standin.New()
+		srv.SetMaxAppendSize(composeMaxAppendSize)
+		conn, stop := srv.Start()
 		t.Cleanup(stop)
 		s := open(t, conn)
 		return storetest.Harness{
@@ -33,8 +35,14 @@ func TestConformanceOnStandin(t *testing.T) {
 	})
 }
 
+// composeMaxAppendSize is the server's MaxAppendSize as docker-compose.yml sets it
+// (KURRENTDB_MAX_APPEND_SIZE): the suite appends an event of eventstore.MaxPayload, which
+// the server's default (1 MiB, counting metadata too) refuses.
+const composeMaxAppendSize = 8 << 20
+
 // TestConformanceOnKurrentDB runs the suite against a real KurrentDB named by
-// EVENTSTORE_URL (for example esdb://127.0.0.1:2113?tls=false, see docker-compose.yml).
+// EVENTSTORE_URL (for example esdb://127.0.0.1:2113?tls=false, the server of
+// docker-compose.yml, whose MaxAppendSize the suite needs; see the README).
 // A real log is never empty, so each subtest sees the store through a floor: $all as if it
 // began at the head it had when the subtest started. Streams are fresh uuids every run.
 func TestConformanceOnKurrentDB(t *testing.T) {
@@ -61,7 +69,16 @@ func TestConformanceOnKurrentDB(t *testing.T) {
 
 func open(t *testing.T, conn string) *kurrentdb.Store {
 	t.Helper()
-	s, err := kurrentdb.Open(ctx(t), conn, kurrentdb.Options{MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	return openWith(t, conn, kurrentdb.Options{})
+}
+
+func openWith(t *testing.T, conn string, opts kurrentdb.Options) *kurrentdb.Store {
+	t.Helper()
+	opts.MinBackoff, opts.MaxBackoff = 10*time.Millisecond, 200*time.Millisecond
+	if opts.MaxAppendSize == 0 {
+		opts.MaxAppendSize = composeMaxAppendSize
+	}
+	s, err := kurrentdb.Open(ctx(t), conn, opts)
 	if err != nil {
 		t.Fatalf("open %s: %v", conn, err)
 	}

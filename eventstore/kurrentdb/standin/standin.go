@@ -77,6 +77,8 @@ type Server struct {
 	maxAppendSize int
 	// retriesWithoutPosition answers an idempotent re-append with NoPosition.
 	retriesWithoutPosition bool
+	// unanswered is how many coming appends are written but never answered.
+	unanswered int
 }
 
 type stream struct {
@@ -159,6 +161,15 @@ func (s *Server) AnswerRetriesWithoutPosition(on bool) {
 	s.retriesWithoutPosition = on
 }
 
+// LeaveAppendsUnanswered makes the next n appends be written but never answered, until
+// the client gives up at its deadline: an answer lost on the way, or (for a re-append) the
+// server dropping one it cannot check yet (IdempotentNotReady).
+func (s *Server) LeaveAppendsUnanswered(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unanswered = n
+}
+
 // DropSubscriptions ends every open subscription with an error, as a server does when it
 // drops a slow or orphaned subscriber; the client sees SubscriptionDropped.
 func (s *Server) DropSubscriptions() {
@@ -234,6 +245,16 @@ func (s *Server) Append(srv api.Streams_AppendServer) error {
 	if deleted {
 		srv.SetTrailer(deletedTrailer(name))
 		return streamDeleted(name)
+	}
+	s.mu.Lock()
+	mute := s.unanswered > 0
+	if mute {
+		s.unanswered--
+	}
+	s.mu.Unlock()
+	if mute {
+		<-srv.Context().Done()
+		return status.FromContextError(srv.Context().Err()).Err()
 	}
 	return srv.SendAndClose(resp)
 }

@@ -251,6 +251,12 @@ func (r *Relay) runOnce(ctx context.Context) error {
 // finishCommit publishes what follows the checkpoint in its commit: the stream's events
 // after its version that carry the commit's position.
 func (r *Relay) finishCommit(ctx context.Context, cp Checkpoint) error {
+	if cp.Stream == "" {
+		// Not a message this relay wrote: nothing says where its commit's rest is.
+		r.log.Warn("relay: the last message names no stream; following the log after its commit",
+			zap.Uint64("position", cp.Position), zap.Int("index", cp.Index))
+		return nil
+	}
 	envs, err := r.store.ReadStream(ctx, cp.Stream, cp.StreamVersion+1)
 	if errors.Is(err, eventstore.ErrStreamNotFound) {
 		return nil

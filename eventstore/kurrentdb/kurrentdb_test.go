@@ -89,12 +89,12 @@ func lastRecord(t *testing.T, url string) uint64 {
 	return ev.OriginalEvent().Position.Commit
 }
 
-func open(t *testing.T, conn string) *kurrentdb.Store {
+func open(t testing.TB, conn string) *kurrentdb.Store {
 	t.Helper()
 	return openWith(t, conn, kurrentdb.Options{})
 }
 
-func openWith(t *testing.T, conn string, opts kurrentdb.Options) *kurrentdb.Store {
+func openWith(t testing.TB, conn string, opts kurrentdb.Options) *kurrentdb.Store {
 	t.Helper()
 	opts.MinBackoff, opts.MaxBackoff = 10*time.Millisecond, 200*time.Millisecond
 	if opts.MaxAppendSize == 0 {
@@ -108,7 +108,7 @@ func openWith(t *testing.T, conn string, opts kurrentdb.Options) *kurrentdb.Stor
 	return s
 }
 
-func ctx(t *testing.T) context.Context {
+func ctx(t testing.TB) context.Context {
 	c, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	t.Cleanup(cancel)
 	return c

@@ -27,9 +27,10 @@
 // events stay in $all, as they do on a server until a scavenge), stream metadata other
 // than the deletion ($maxAge, $maxCount, ACLs), link events and resolving them, persistent
 // subscriptions, BatchAppend, ServerFeatures (the client tolerates Unimplemented), gossip,
-// clusters and leader redirects, persistence, authentication, the IdempotentNotReady case
-// in which the server drops a re-append unanswered (the client then times out), and the
-// exact byte layout of records (positions are offsets, not the server's). Passing tests
+// clusters and leader redirects, persistence, authentication, the exact byte layout of
+// records (positions are offsets, not the server's), and the IdempotentNotReady case as
+// such: LeaveAppendsUnanswered stands for it (the client sees the same: no answer before
+// its deadline), but the stand-in writes the events first. Passing tests
 // against it prove the adapter's mapping of the client's protocol, never the real server's
 // behaviour.
 package standin

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -159,6 +160,19 @@ func TestComposeSetsOnlyVariablesTheProgramsRead(t *testing.T) {
 				t.Errorf("%s sets %s, which the program does not read (it reads %v)", service, name, keys(read))
 			}
 		}
+	}
+}
+
+// The KurrentDB server is pinned to the version the adapter and its stand-in were checked
+// against, and takes appends as large as the store's contract allows (the conformance
+// suite, run against it with EVENTSTORE_URL, appends an event of eventstore.MaxPayload).
+func TestComposePinsTheKurrentDBServer(t *testing.T) {
+	k := loadCompose(t).Services["kurrentdb"]
+	if !strings.HasSuffix(k.Image, "/kurrentdb:25.1.4") {
+		t.Errorf("kurrentdb image %q, want .../kurrentdb:25.1.4", k.Image)
+	}
+	if n, err := strconv.Atoi(k.Environment["KURRENTDB_MAX_APPEND_SIZE"]); err != nil || n < 8<<20 {
+		t.Errorf("KURRENTDB_MAX_APPEND_SIZE %q, want at least 8 MiB (8388608)", k.Environment["KURRENTDB_MAX_APPEND_SIZE"])
 	}
 }
 

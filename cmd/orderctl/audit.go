@@ -33,6 +33,8 @@ func storeFlags(fs *flag.FlagSet) *audit.StoreConfig {
 	c.URL = os.Getenv("ORDERD_STORE")
 	fs.StringVar(&c.DataDir, "data", c.DataDir, "orderd's data `folder` with the embedded store (ORDERD_DATA); not while orderd runs on it: use --store with its NATS URL")
 	fs.StringVar(&c.URL, "store", c.URL, "`URL` of the store instead: nats://host:4222 (a NATS server or cluster) or esdb://host:2113?tls=false (KurrentDB) (ORDERD_STORE)")
+	c.StreamPrefix = os.Getenv("ORDERD_STORE_PREFIX")
+	fs.StringVar(&c.StreamPrefix, "store-prefix", c.StreamPrefix, "`prefix` of the product's stream names in KurrentDB, as orderd's --store-prefix (ORDERD_STORE_PREFIX)")
 	return c
 }
 

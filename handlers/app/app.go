@@ -226,7 +226,7 @@ func (a *App) openStore(ctx context.Context) error {
 		a.NATS = nc
 	case StoreKurrent:
 		var s *kurrentdb.Store
-		if s, err = kurrentdb.Open(cctx, cfg.Store, kurrentdb.Options{}); err != nil {
+		if s, err = kurrentdb.Open(cctx, cfg.Store, kurrentdb.Options{StreamPrefix: cfg.StorePrefix}); err != nil {
 			return fmt.Errorf("--store (ORDERD_STORE): %w", err)
 		}
 		a.Store = s

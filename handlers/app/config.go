@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/einvoice/spaceorders/eventstore/kurrentdb"
 )
 
 // Config is everything orderd is started with. Each field has a flag and an environment
@@ -48,6 +50,11 @@ type Config struct {
 	// store in DataDir/jetstream; nats://host:4222 (comma-separated for a cluster) for a
 	// JetStream store on that server; esdb://host:2113?tls=false for KurrentDB.
 	Store string
+	// StorePrefix goes before every stream name in KurrentDB (--store-prefix,
+	// ORDERD_STORE_PREFIX), e.g. "spaceorders.", so that the product's streams are told
+	// apart from other applications' in the same database. Empty: none (every
+	// <category>-<uuid> stream is taken as the product's). KurrentDB only.
+	StorePrefix string
 	// NATSURL is the NATS server of the notifications (relay, mailer) and of the
 	// idempotency keys (--nats-url, ORDERD_NATS_URL). Empty: the store's own NATS server
 	// when Store is nats://, else the embedded one.
@@ -143,6 +150,7 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	c.NATSPassword = getenv("ORDERD_NATS_PASSWORD")
 	c.NATSNKeySeed = getenv("ORDERD_NATS_NKEY_SEED")
 	c.Store = getenv("ORDERD_STORE")
+	c.StorePrefix = getenv("ORDERD_STORE_PREFIX")
 	c.NATSURL = getenv("ORDERD_NATS_URL")
 	str(&c.SMTPHost, "ORDERD_SMTP_HOST")
 	str(&c.SMTPTLS, "ORDERD_SMTP_TLS")
@@ -181,6 +189,7 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	fs.StringVar(&c.NATSNKeySeed, "nats-nkey-seed", c.NATSNKeySeed, "`file` of a NATS user nkey seed: the embedded server admits its public key, orderd connects with it (ORDERD_NATS_NKEY_SEED)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long to drain in-flight requests on SIGINT/SIGTERM (ORDERD_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&c.Store, "store", c.Store, "event store `URL`: empty for the embedded store in --data, nats://host:4222 (JetStream on a NATS server or cluster) or esdb://host:2113?tls=false (KurrentDB) (ORDERD_STORE)")
+	fs.StringVar(&c.StorePrefix, "store-prefix", c.StorePrefix, "`prefix` of the product's stream names in KurrentDB, e.g. spaceorders., to tell them apart from other applications' (ORDERD_STORE_PREFIX)")
 	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "NATS `URL` of the notifications and idempotency keys; empty: the --store's NATS server, else the embedded one (ORDERD_NATS_URL)")
 	fs.BoolVar(&mailerOn, "mailer", mailerOn, "run the mailer in this process; false when cmd/mailer runs on its own (ORDERD_MAILER)")
 	fs.StringVar(&c.SMTPHost, "smtp-host", c.SMTPHost, "SMTP server `host`; empty writes .eml files to <data>/outbox (ORDERD_SMTP_HOST)")
@@ -287,8 +296,17 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("--shutdown-timeout (ORDERD_SHUTDOWN_TIMEOUT) %s: must be more than zero", c.ShutdownTimeout)
 	}
-	if _, err := c.StoreKind(); err != nil {
+	kind, err := c.StoreKind()
+	if err != nil {
 		return err
+	}
+	if c.StorePrefix != "" {
+		if kind != StoreKurrent {
+			return fmt.Errorf("--store-prefix (ORDERD_STORE_PREFIX) %q: only for a KurrentDB store (esdb://)", c.StorePrefix)
+		}
+		if err := kurrentdb.ValidPrefix(c.StorePrefix); err != nil {
+			return fmt.Errorf("--store-prefix (ORDERD_STORE_PREFIX): %w", err)
+		}
 	}
 	if c.NATSURL != "" && !natsURLs(c.NATSURL) {
 		return fmt.Errorf("--nats-url (ORDERD_NATS_URL) %q: want nats://host:4222 (comma-separated for a cluster)", c.NATSURL)

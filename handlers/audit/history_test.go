@@ -132,7 +132,7 @@ func TestAuditEndpointsPageThroughTheLogAndStreams(t *testing.T) {
 		if pages > 100 {
 			t.Fatal("no end of pages")
 		}
-		url = fmt.Sprintf("%s/v1/audit/events?from=%d&limit=4", srv.URL, *page.Next)
+		url = fmt.Sprintf("%s/v1/audit/events?after=%d&limit=4", srv.URL, *page.Next)
 	}
 	sameEvents(t, want, got, true)
 	for i := range want {
@@ -158,7 +158,9 @@ func TestAuditEndpointsPageThroughTheLogAndStreams(t *testing.T) {
 	for url, code := range map[string]int{
 		"/v1/audit/streams/not-a-stream":                                   http.StatusBadRequest,
 		"/v1/audit/streams/" + eventstore.StreamName("order", [16]byte{1}): http.StatusNotFound,
-		"/v1/audit/events?from=x":                                          http.StatusBadRequest,
+		"/v1/audit/events?after=x":                                         http.StatusBadRequest,
+		"/v1/audit/events?after=-1":                                        http.StatusBadRequest,
+		"/v1/audit/events?from=0":                                          http.StatusBadRequest,
 		"/v1/audit/events?limit=0":                                         http.StatusBadRequest,
 		"/v1/audit/events?limit=5000":                                      http.StatusBadRequest,
 	} {
@@ -167,7 +169,7 @@ func TestAuditEndpointsPageThroughTheLogAndStreams(t *testing.T) {
 		}
 	}
 	var end audit.EventsPage
-	get(t, fmt.Sprintf("%s/v1/audit/events?from=%d", srv.URL, want[len(want)-1].Position+1), &end)
+	get(t, fmt.Sprintf("%s/v1/audit/events?after=%d", srv.URL, want[len(want)-1].Position), &end)
 	if len(end.Events) != 0 || end.Next != nil || end.Head != want[len(want)-1].Position {
 		t.Fatalf("past the head: %+v", end)
 	}

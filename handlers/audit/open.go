@@ -20,6 +20,8 @@ type StoreConfig struct {
 	URL     string
 	// RelaxedSync: an embedded store does not fsync every append (import prefills only).
 	RelaxedSync bool
+	// StreamPrefix is orderd's --store-prefix of a KurrentDB store.
+	StreamPrefix string
 }
 
 // OpenStore opens the store; close releases it (and stops an embedded server). An embedded
@@ -27,7 +29,7 @@ type StoreConfig struct {
 func OpenStore(ctx context.Context, c StoreConfig) (store eventstore.Store, close func() error, err error) {
 	switch {
 	case strings.HasPrefix(c.URL, "esdb://"), strings.HasPrefix(c.URL, "esdb+discover://"):
-		s, err := kurrentdb.Open(ctx, c.URL, kurrentdb.Options{})
+		s, err := kurrentdb.Open(ctx, c.URL, kurrentdb.Options{StreamPrefix: c.StreamPrefix})
 		if err != nil {
 			return nil, nil, err
 		}

@@ -64,7 +64,7 @@ type remoteLog struct{ r *Remote }
 func (l remoteLog) ReadAll(ctx context.Context, after uint64, limit int) ([]eventstore.Envelope, error) {
 	limit = min(max(limit, 1), MaxLimit)
 	var page EventsPage
-	if err := l.r.get(ctx, fmt.Sprintf("/v1/audit/events?from=%d&limit=%d", after+1, limit), &page); err != nil {
+	if err := l.r.get(ctx, fmt.Sprintf("/v1/audit/events?after=%d&limit=%d", after, limit), &page); err != nil {
 		return nil, err
 	}
 	envs := make([]eventstore.Envelope, len(page.Events))
@@ -76,8 +76,8 @@ func (l remoteLog) ReadAll(ctx context.Context, after uint64, limit int) ([]even
 
 func (l remoteLog) Head(ctx context.Context) (uint64, error) {
 	var page EventsPage
-	// From past any position, the page holds no events, only the head.
-	if err := l.r.get(ctx, "/v1/audit/events?limit=1&from="+strconv.FormatUint(math.MaxUint64, 10), &page); err != nil {
+	// After any position, the page holds no events, only the head (the log is not read).
+	if err := l.r.get(ctx, "/v1/audit/events?limit=1&after="+strconv.FormatUint(math.MaxUint64, 10), &page); err != nil {
 		return 0, err
 	}
 	return page.Head, nil

@@ -167,4 +167,3 @@ func TestOrderInProgressIsNotKeptUnderTheKey(t *testing.T) {
 		return e.do("POST", "/v1/orders", cu, body, "Idempotency-Key", "busy-1").status == http.StatusCreated
 	})
 }
-

@@ -138,6 +138,13 @@ func (h *Handler) Order(ctx context.Context, id uuid.UUID) (o domain.Order, vers
 	return e.state, e.ver, e.exists, err
 }
 
+// OrderNow loads an order as the store has it now, not as this process last saw it: for a
+// check that another process's writes must not slip past (the mailer's "was it sent?").
+func (h *Handler) OrderNow(ctx context.Context, id uuid.UUID) (o domain.Order, version uint64, ok bool, err error) {
+	e, err := h.orders.load(ctx, id, true)
+	return e.state, e.ver, e.exists, err
+}
+
 // ExecuteSubscription runs a command on a subscription. ifMatch, when not nil, is the
 // version the caller saw: any other version answers ErrPreconditionFailed.
 func (h *Handler) ExecuteSubscription(ctx context.Context, id uuid.UUID, cmd domain.SubscriptionCommand, meta Meta, ifMatch *uint64) (Result, domain.Subscription, error) {

@@ -147,6 +147,10 @@ func TestRestoredBackupSendsNoEmailAgain(t *testing.T) {
 		if n := emailsOf(t, cl, auditor, o.id); n != o.emails {
 			t.Errorf("order %s history shows %d emails after the restore, want %d", o.id, n, o.emails)
 		}
+		// The mailer's records are links of the order's hash chain like any other event.
+		if page := cl.get(t, "/v1/audit/streams/order-"+o.id, auditor); page["chainIntact"] != true {
+			t.Errorf("order %s: hash chain broken: %v", o.id, page["break"])
+		}
 	}
 	t.Logf("%d emails before the backup, %d after the restore; %d orders with the same status", sent, countFiles(t, filepath.Join(restored, "outbox")), len(orders))
 }

@@ -38,6 +38,7 @@ func EventTypes() []EventType {
 		{"OrderPaid", 1, OrderPaid{}},
 		{"OrderCancelled", 1, OrderCancelled{}},
 		{"OrderExpired", 1, OrderExpired{}},
+		{"EmailSent", 1, EmailSent{}},
 	}
 }
 

@@ -52,6 +52,8 @@ type Order struct {
 	// Payments maps each registered transaction reference to its amount: a payment
 	// registered again under the same reference is recognised and not counted twice.
 	Payments map[string]int64
+	// Emails are the emails sent about the order, by kind (EmailSent).
+	Emails map[string]EmailSent
 }
 
 // DueCents is what remains to be paid.
@@ -175,6 +177,8 @@ func DecideOrder(cat *Catalogue, o Order, cmd OrderCommand, now time.Time) ([]Ev
 			return nil, ErrOrderPartiallyPaid
 		}
 		return []Event{OrderCancelled{Reason: clip(c.Reason, maxNameLen), CancelledAt: now}}, nil
+	case RecordEmailSent:
+		return recordEmailSent(o, c)
 	case ExpireOrder:
 		if err := o.mustBe(StatusConfirmed); err != nil {
 			return nil, err
@@ -374,6 +378,8 @@ func EvolveOrder(o Order, ev Event) Order {
 		o.Status = StatusCancelled
 	case OrderExpired:
 		o.Status = StatusExpired
+	case EmailSent:
+		o = o.withEmail(e)
 	}
 	return o
 }

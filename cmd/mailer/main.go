@@ -1,5 +1,6 @@
 // Command mailer runs the mailer on its own, against an external NATS server: it sends the
-// payment instructions and receipts of the orders the relay publishes.
+// payment instructions and receipts of the orders the relay publishes, and records each
+// email sent in the order's history, in the event store (-store, as orderd's --store).
 //
 //	mailer [flags]              run until SIGINT or SIGTERM
 //	mailer deadletters [-json]  list the emails given up
@@ -17,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -29,6 +31,9 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/einvoice/spaceorders/domain"
+	"github.com/einvoice/spaceorders/eventstore"
+	"github.com/einvoice/spaceorders/handlers/audit"
+	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/mailer"
 )
 
@@ -40,10 +45,10 @@ func main() {
 }
 
 type config struct {
-	natsURL, from, outbox, catalogue, metrics string
-	nats                                      natsCreds
-	smtp                                      mailer.SMTPConfig
-	concurrency, attempts                     int
+	natsURL, store, from, outbox, catalogue, metrics string
+	nats                                             natsCreds
+	smtp                                             mailer.SMTPConfig
+	concurrency, attempts                            int
 }
 
 // setting is one flag with its environment variable, so that an error can name both.
@@ -62,6 +67,7 @@ func parse(fs *flag.FlagSet, args []string) (config, error) {
 	}
 	str(&c.natsURL, "nats", "MAILER_NATS_URL", nats.DefaultURL, "NATS server URL(s), comma-separated")
 	c.nats.flags(fs)
+	str(&c.store, "store", "MAILER_STORE", "", "event store, as orderd's --store: nats://host:4222[,...] or esdb://host:2113?tls=false (default: the -nats server)")
 	str(&c.smtp.Host, "smtp-host", "MAILER_SMTP_HOST", "", "SMTP server host; empty writes .eml files to -outbox")
 	str(&port, "smtp-port", "MAILER_SMTP_PORT", "", "SMTP port (default 587 starttls, 465 tls, 25 none)")
 	str(&c.smtp.TLS, "smtp-tls", "MAILER_SMTP_TLS", mailer.TLSStartTLS, "SMTP TLS mode: none, starttls or tls")
@@ -88,6 +94,13 @@ func parse(fs *flag.FlagSet, args []string) (config, error) {
 	}
 	if c.attempts, err = strconv.Atoi(attempts); err != nil || c.attempts < 1 {
 		return c, fmt.Errorf("%s: %q is not a positive number", setting{"attempts", "MAILER_ATTEMPTS"}, attempts)
+	}
+	if c.store == "" {
+		c.store = c.natsURL
+	}
+	if !strings.HasPrefix(c.store, "nats://") && !strings.HasPrefix(c.store, "tls://") &&
+		!strings.HasPrefix(c.store, "esdb://") && !strings.HasPrefix(c.store, "esdb+discover://") {
+		return c, fmt.Errorf("%s: %q is neither a nats:// nor an esdb:// URL", setting{"store", "MAILER_STORE"}, c.store)
 	}
 	return c, nil
 }
@@ -145,10 +158,16 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	store, err := openStore(ctx, c.store, log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = store.Close() }()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m, err := mailer.New(js, mailer.Config{
 		Catalogue:   cat,
+		Commands:    command.New(store, command.Options{Catalogue: cat, Logger: log.Named("command")}),
 		Sender:      sender,
 		From:        c.from,
 		Attempts:    c.attempts,
@@ -174,6 +193,32 @@ func run(args []string) error {
 	log.Info("mailer stopped")
 	return nil
 }
+
+// openStore opens the event store, waiting for it while it is not up yet (as for NATS).
+func openStore(ctx context.Context, url string, log *zap.Logger) (eventstore.Store, error) {
+	for {
+		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		store, closeStore, err := audit.OpenStore(octx, audit.StoreConfig{URL: url})
+		cancel()
+		if err == nil {
+			return closer{store, closeStore}, nil
+		}
+		log.Warn("waiting for the event store", zap.String("store", url), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s: %w", setting{"store", "MAILER_STORE"}, err)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// closer is a store whose Close also releases what OpenStore opened for it.
+type closer struct {
+	eventstore.Store
+	close func() error
+}
+
+func (c closer) Close() error { return c.close() }
 
 // connect keeps trying in the background when the server is not up yet: the mailer waits.
 func connect(url string, log *zap.Logger, creds ...nats.Option) (*nats.Conn, error) {

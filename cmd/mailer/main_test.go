@@ -32,6 +32,7 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		{[]string{"-smtp-port", "x"}, "-smtp-port (MAILER_SMTP_PORT)"},
 		{[]string{"-concurrency", "0"}, "-concurrency (MAILER_CONCURRENCY)"},
 		{[]string{"-attempts", "many"}, "-attempts (MAILER_ATTEMPTS)"},
+		{[]string{"-store", "/var/lib/data"}, "-store (MAILER_STORE)"},
 	} {
 		fs := flag.NewFlagSet("t", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
@@ -84,7 +85,8 @@ func TestRunWritesOutboxAndStopsOnSignal(t *testing.T) {
 	q, _ := cat.Quote(nil, 1, true, domain.Date{Year: 2026, Month: 3, Day: 10})
 	order, id := uuid.New(), uuid.New()
 	ev, _ := eventstore.DomainCodec().Encode(id, domain.OrderConfirmed{OrderID: order, Quote: q, PaymentMethod: "card",
-		Recipient: domain.Recipient{Name: "Mario", Email: "mario@example.it", Language: "it"}}, eventstore.Metadata{})
+		Recipient: domain.Recipient{Name: "Mario", Email: "mario@example.it", Language: "it"},
+		PayBy:     domain.DateOf(time.Now()).AddDays(30)}, eventstore.Metadata{})
 	if _, err := store.Append(ctx, eventstore.StreamName("order", order), eventstore.NoStream, ev); err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +101,20 @@ func TestRunWritesOutboxAndStopsOnSignal(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("no .eml in the outbox")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The email is a fact in the order's history, written by the mailer through -store.
+	for {
+		envs, err := store.ReadStream(ctx, eventstore.StreamName("order", order), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(envs) == 2 && envs[1].Type == "EmailSent" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the order's history has no EmailSent: %d events", len(envs))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -296,7 +296,7 @@ func (a *App) mailer(js natsjs.JetStream) (*mailer.Mailer, error) {
 		}
 		sender = o
 	}
-	m, err := mailer.New(js, mailer.Config{Catalogue: a.Catalogue, Sender: sender, From: cfg.MailFrom,
+	m, err := mailer.New(js, mailer.Config{Catalogue: a.Catalogue, Commands: a.Commands, Sender: sender, From: cfg.MailFrom,
 		Logger: a.Log.Named("mailer"), Registerer: a.Registry, Now: cfg.Clock})
 	if err != nil {
 		return nil, fmt.Errorf("--mail-from (ORDERD_MAIL_FROM): %w", err)

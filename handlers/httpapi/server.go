@@ -112,7 +112,7 @@ func New(cmds *command.Handler, opts Options) (*Server, error) {
 	}
 	s := &Server{
 		cmds: cmds, auth: opts.Auth, log: opts.Logger, ready: opts.Ready, writable: opts.Writable,
-		idem: newIdempotency(opts.IdempotencyTTL, opts.IdempotencyMax, opts.IdempotencyKV),
+		idem: newIdempotency(opts.IdempotencyTTL, opts.IdempotencyMax, opts.IdempotencyKV, opts.Logger),
 		mux:  http.NewServeMux(), metrics: newHTTPMetrics(opts.Registerer),
 		proj: opts.Projections, readWait: opts.ReadWait, clock: opts.Clock,
 	}
@@ -315,7 +315,11 @@ func (s *Server) command(rt Route, serve serveFunc) {
 			writeProblem(w, r, problemFor(malformed("%s is longer than 255 characters", HeaderIdempotencyKey)))
 			return
 		}
-		replay, mine, reused, err := s.idem.begin(r.Context(), string(p.Role)+"\x00"+p.Subject+"\x00"+key, fingerprint(r, body))
+		// A key belongs to its caller and its route: the same key on another order's
+		// confirm, or from another customer, is another request.
+		scope := []string{string(p.Role), p.Subject, r.Method + " " + r.URL.Path, key}
+		c.meta.Key = command.IdempotencyKey(scope...)
+		replay, mine, reused, err := s.idem.begin(r.Context(), strings.Join(scope, "\x00"), fingerprint(r, body))
 		switch {
 		case err != nil:
 			writeProblem(w, r, problemFor(err))

@@ -33,6 +33,7 @@ import (
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/handlers/audit"
+	"github.com/einvoice/spaceorders/handlers/cli"
 	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/mailer"
 )
@@ -45,10 +46,10 @@ func main() {
 }
 
 type config struct {
-	natsURL, store, from, outbox, catalogue, metrics string
-	nats                                             natsCreds
-	smtp                                             mailer.SMTPConfig
-	concurrency, attempts                            int
+	natsURL, store, storePrefix, from, outbox, catalogue, metrics string
+	nats                                                          natsCreds
+	smtp                                                          mailer.SMTPConfig
+	concurrency, attempts                                         int
 }
 
 // setting is one flag with its environment variable, so that an error can name both.
@@ -68,6 +69,7 @@ func parse(fs *flag.FlagSet, args []string) (config, error) {
 	str(&c.natsURL, "nats", "MAILER_NATS_URL", nats.DefaultURL, "NATS server URL(s), comma-separated")
 	c.nats.flags(fs)
 	str(&c.store, "store", "MAILER_STORE", "", "event store, as orderd's --store: nats://host:4222[,...] or esdb://host:2113?tls=false (default: the -nats server)")
+	str(&c.storePrefix, "store-prefix", "MAILER_STORE_PREFIX", "", "KurrentDB only: orderd's --store-prefix")
 	str(&c.smtp.Host, "smtp-host", "MAILER_SMTP_HOST", "", "SMTP server host; empty writes .eml files to -outbox")
 	str(&port, "smtp-port", "MAILER_SMTP_PORT", "", "SMTP port (default 587 starttls, 465 tls, 25 none)")
 	str(&c.smtp.TLS, "smtp-tls", "MAILER_SMTP_TLS", mailer.TLSStartTLS, "SMTP TLS mode: none, starttls or tls")
@@ -158,7 +160,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, c.store, log)
+	store, err := openStore(ctx, audit.StoreConfig{URL: c.store, StreamPrefix: c.storePrefix, NATSOptions: creds}, log)
 	if err != nil {
 		return err
 	}
@@ -195,15 +197,15 @@ func run(args []string) error {
 }
 
 // openStore opens the event store, waiting for it while it is not up yet (as for NATS).
-func openStore(ctx context.Context, url string, log *zap.Logger) (eventstore.Store, error) {
+func openStore(ctx context.Context, sc audit.StoreConfig, log *zap.Logger) (eventstore.Store, error) {
 	for {
 		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		store, closeStore, err := audit.OpenStore(octx, audit.StoreConfig{URL: url})
+		store, closeStore, err := audit.OpenStore(octx, sc)
 		cancel()
 		if err == nil {
 			return closer{store, closeStore}, nil
 		}
-		log.Warn("waiting for the event store", zap.String("store", url), zap.Error(err))
+		log.Warn("waiting for the event store", zap.String("store", cli.Redact(sc.URL)), zap.Error(err))
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%s: %w", setting{"store", "MAILER_STORE"}, err)

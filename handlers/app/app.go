@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	neturl "net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,6 +28,7 @@ import (
 	"github.com/einvoice/spaceorders/eventstore/jetstream"
 	"github.com/einvoice/spaceorders/eventstore/kurrentdb"
 	"github.com/einvoice/spaceorders/handlers/audit"
+	"github.com/einvoice/spaceorders/handlers/cli"
 	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
 	"github.com/einvoice/spaceorders/handlers/mailer"
@@ -231,7 +231,7 @@ func (a *App) openStore(ctx context.Context) error {
 		}
 		a.Store = s
 		a.closers = append(a.closers, s.Close)
-		log.Info("event store: KurrentDB", zap.String("store", redact(cfg.Store)))
+		log.Info("event store: KurrentDB", zap.String("store", cli.Redact(cfg.Store)))
 	}
 	if err != nil {
 		return err
@@ -267,14 +267,6 @@ func (a *App) connect(ctx context.Context, url string) (*nats.Conn, error) {
 	a.closers = append(a.closers, func() error { nc.Close(); return nil })
 	log.Info("connected to NATS", zap.String("url", nc.ConnectedUrl()))
 	return nc, nil
-}
-
-// redact hides a password in a URL for the log.
-func redact(u string) string {
-	if p, err := neturl.Parse(u); err == nil && p.User != nil {
-		return p.Redacted()
-	}
-	return u
 }
 
 // mailer builds the in-process mailer: SMTP when a host is set, else the outbox folder.
@@ -493,12 +485,12 @@ func (a *App) storeName() string {
 		abs, _ := filepath.Abs(filepath.Join(a.Config.DataDir, "jetstream"))
 		return "embedded JetStream in " + abs
 	}
-	return redact(a.Config.Store)
+	return cli.Redact(a.Config.Store)
 }
 
 func (a *App) natsName() string {
 	if a.Config.NATSURL != "" {
-		return redact(a.Config.NATSURL)
+		return cli.Redact(a.Config.NATSURL)
 	}
 	if a.Embedded != nil {
 		if u := a.Embedded.ClientURL(); u != "" {
@@ -506,7 +498,7 @@ func (a *App) natsName() string {
 		}
 		return "embedded, in-process only (--nats-listen to reach it)"
 	}
-	return redact(a.Config.Store)
+	return cli.Redact(a.Config.Store)
 }
 
 // Addr is the address the API listens on (after Start).

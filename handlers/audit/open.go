@@ -10,6 +10,7 @@ import (
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/eventstore/jetstream"
 	"github.com/einvoice/spaceorders/eventstore/kurrentdb"
+	"github.com/nats-io/nats.go"
 )
 
 // StoreConfig names an event store the way orderd is configured: a data folder with the
@@ -22,6 +23,8 @@ type StoreConfig struct {
 	RelaxedSync bool
 	// StreamPrefix is orderd's --store-prefix of a KurrentDB store.
 	StreamPrefix string
+	// NATSOptions are added to the connection of a nats:// store: its credentials.
+	NATSOptions []nats.Option
 }
 
 // OpenStore opens the store; close releases it (and stops an embedded server). An embedded
@@ -35,7 +38,7 @@ func OpenStore(ctx context.Context, c StoreConfig) (store eventstore.Store, clos
 		}
 		return s, s.Close, nil
 	case c.URL != "":
-		nc, err := jetstream.Connect(ctx, c.URL)
+		nc, err := jetstream.Connect(ctx, c.URL, c.NATSOptions...)
 		if err != nil {
 			return nil, nil, err
 		}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"net/url"
 	"os"
 
 	"go.uber.org/zap"
@@ -19,4 +20,12 @@ func NewLogger() (*zap.Logger, error) {
 		cfg.EncoderConfig.EncodeCaller = nil
 	}
 	return cfg.Build()
+}
+
+// Redact hides a password in a URL, for the log.
+func Redact(u string) string {
+	if p, err := url.Parse(u); err == nil && p.User != nil {
+		return p.Redacted()
+	}
+	return u
 }

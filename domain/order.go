@@ -418,6 +418,12 @@ func confirmOrder(cat *Catalogue, o Order, c ConfirmOrder, now time.Time) ([]Eve
 // order is not payable) becomes a credit due to the customer.
 func registerPayment(cat *Catalogue, o Order, c RegisterPayment, now time.Time) ([]Event, error) {
 	ref := strings.TrimSpace(c.Reference)
+	switch {
+	case c.AmountCents <= 0:
+		return nil, fieldErr("amountCents", ErrInvalidAmount, "%d", c.AmountCents)
+	case c.AmountCents > MaxAmountCents:
+		return nil, fieldErr("amountCents", ErrAmountOutOfRange, "%d cents, at most %d", c.AmountCents, MaxAmountCents)
+	}
 	if prev, seen := o.Payments[ref]; seen && ref != "" {
 		// The same transaction again (a gateway retry): it was counted once already.
 		if prev != c.AmountCents {
@@ -426,10 +432,6 @@ func registerPayment(cat *Catalogue, o Order, c RegisterPayment, now time.Time) 
 		return nil, nil
 	}
 	switch {
-	case c.AmountCents <= 0:
-		return nil, fieldErr("amountCents", ErrInvalidAmount, "%d", c.AmountCents)
-	case c.AmountCents > MaxAmountCents:
-		return nil, fieldErr("amountCents", ErrAmountOutOfRange, "%d cents, at most %d", c.AmountCents, MaxAmountCents)
 	case ref == "" || len(ref) > maxReferenceLen || !utf8.ValidString(ref) || strings.ContainsFunc(ref, isControl):
 		return nil, ErrPaymentReference
 	}

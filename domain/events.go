@@ -21,8 +21,8 @@ type EventType struct {
 // current schema version. Adding a version means a new entry here and an upcaster from the
 // older one (see the eventstore codec); old events are upcast on read, never rewritten.
 // A field added with omitempty, whose absence means exactly what the older payloads meant
-// (SpaceIncreaseRequested.Space, OrderConfirmed.ExpectedRegistrationOn, OrderPaid.ExcessCents,
-// CancelOrder's credit), keeps the version: every older payload still reads as it did.
+// (SpaceIncreaseRequested.Space, OrderConfirmed.ExpectedRegistrationOn, OrderPaid.ExcessCents),
+// keeps the version: every older payload still reads as it did.
 func EventTypes() []EventType {
 	return []EventType{
 		{"SubscriptionOpened", 1, SubscriptionOpened{}},

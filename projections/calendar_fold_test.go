@@ -108,3 +108,31 @@ func TestQuotaOfAHugeUseDoesNotWrap(t *testing.T) {
 		t.Fatalf("quota with MaxInt64 bytes used: %+v", q)
 	}
 }
+
+// Events written before the calendar rules read as they did: a cart with no copy of the
+// space, a confirmation with no expected registration day (it is computed by the same
+// working-day rule), a payment with no excess.
+func TestOlderEventsStillRead(t *testing.T) {
+	old := []struct{ name, payload string }{
+		{"SpaceIncreaseRequested", `{"orderId":"22222222-2222-4222-8222-222222222222","subscriptionId":"11111111-1111-4111-8111-111111111111","ownerId":"cust-1","holder":{"name":"R","email":"r@example.com"},"language":"it","services":[{"kind":"base","quantity":1,"expiresOn":"2025-09-30"}],"channel":"panel","quote":{"orderDate":"2025-01-31","newExpiry":"2026-01-31","coTermination":true,"gb":1,"lines":[],"netCents":2500,"vatPercent":22,"vatCents":550,"totalCents":3050,"currency":"EUR"},"requestedAt":"2025-01-31T09:00:00Z"}`},
+		{"OrderConfirmed", `{"orderId":"22222222-2222-4222-8222-222222222222","subscriptionId":"11111111-1111-4111-8111-111111111111","ownerId":"cust-1","quote":{"orderDate":"2025-01-31","newExpiry":"2026-01-31","gb":1,"totalCents":3050},"paymentMethod":"bank-transfer","recipient":{"name":"R","email":"r@example.com","language":"it"},"acceptances":{"generalConditions":true,"unfairTerms":true,"privacy":true,"termsVersion":"v1","acceptedAt":"2025-01-31T09:00:00Z"},"confirmedAt":"2025-01-31T09:00:00Z","payBy":"2025-03-02","expectedRegistrationDays":5}`},
+		{"OrderPaid", `{"orderId":"22222222-2222-4222-8222-222222222222","subscriptionId":"11111111-1111-4111-8111-111111111111","quote":{"gb":1,"totalCents":3050},"recipient":{"name":"R","email":"r@example.com","language":"it"},"paidCents":3050,"paidAt":"2025-02-03T09:00:00Z"}`},
+	}
+	var o domain.Order
+	for _, e := range old {
+		ev, err := codec.Decode(e.name, 1, []byte(e.payload))
+		if err != nil {
+			t.Fatalf("%s v1: %v", e.name, err)
+		}
+		if c, ok := ev.(domain.OrderConfirmed); ok {
+			// Friday 31 January 2025 + 5 working days: Friday 7 February.
+			if got := c.ExpectedRegistration(); got != day(2025, 2, 7) {
+				t.Fatalf("expected registration of an older confirmation: %s", got)
+			}
+		}
+		o = domain.EvolveOrder(o, ev.(domain.Event))
+	}
+	if o.Status != domain.StatusPaid || len(o.Space) != 0 || o.CreditCents != 0 || o.Quote.SpaceMonths() != 12 {
+		t.Fatalf("older order folds to %+v", o)
+	}
+}

@@ -303,6 +303,7 @@ func genPayment(t *rapid.T, o *orderLog) domain.OrderCommand {
 		rapid.Just(due),
 		rapid.Int64Range(-10, max(due, 0)+10),
 		rapid.Int64Range(1, max(due/2, 1)),
+		rapid.Int64Range(max(due, 0)+1, max(due, 0)+1000), // more than due: rule 6's excess
 	).Draw(t, "amount")
 	return domain.RegisterPayment{
 		AmountCents: amount,

@@ -102,6 +102,7 @@ type order struct {
 	ExpiryCountsFrom string          `json:"expiryCountsFrom"`
 	GrantedUntil     domain.Date     `json:"grantedUntil"`
 	AbandonsOn       domain.Date     `json:"abandonsOn"`
+	QuoteStale       bool            `json:"quoteStale"`
 	Position         uint64          `json:"position"`
 }
 
@@ -154,6 +155,9 @@ func TestRuleAQuoteBelongsToOneRomeDayOverHTTP(t *testing.T) {
 		t.Fatalf("first quote %+v", first)
 	}
 	clock.on("2027-05-20")
+	if !r.order(id).QuoteStale {
+		t.Fatal("a quote of 5 May is not flagged stale on 20 May")
+	}
 	r.toForm("cust-1", id, "card")
 	if q := r.order(id).Quote; q.OrderDate.String() != "2027-05-20" || q.NewExpiry.String() != "2028-05-20" {
 		t.Fatalf("the order form on a later day kept %s -> %s", q.OrderDate, q.NewExpiry)

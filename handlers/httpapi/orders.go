@@ -33,6 +33,9 @@ type OrderView struct {
 	GrantedUntil domain.Date `json:"grantedUntil,omitzero"`
 	// AbandonsOn, for a cart or order form, is the day the sweeper ends it if untouched.
 	AbandonsOn domain.Date `json:"abandonsOn,omitzero"`
+	// QuoteStale, for a cart or order form, says the quote is of an earlier Rome day: the
+	// next command prices it again, and a confirmation is refused with the new quote.
+	QuoteStale bool `json:"quoteStale,omitempty"`
 	// CreditDueCents is the money received that the order did not take, owed back.
 	CreditDueCents int64           `json:"creditDueCents"`
 	Credits        []domain.Credit `json:"credits,omitempty"`
@@ -53,6 +56,7 @@ func (s *Server) orderView(o domain.Order, version uint64) OrderView {
 	}
 	if o.Status == domain.StatusCart || o.Status == domain.StatusCheckout {
 		v.AbandonsOn = o.AbandonsOn(s.cmds.Catalogue())
+		v.QuoteStale = o.Quote.OrderDate != domain.DateOf(s.now())
 	}
 	if o.Acceptances.GeneralConditions {
 		a := o.Acceptances

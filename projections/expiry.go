@@ -43,7 +43,9 @@ type expirySub struct {
 func NewExpiryModel() *ExpiryModel { return &ExpiryModel{subs: map[uuid.UUID]*expirySub{}} }
 
 func (*ExpiryModel) Name() string { return ExpiryName }
-func (*ExpiryModel) Version() int { return 1 }
+
+// Version 2: earlier space aligned by co-termination (SpaceExtended).
+func (*ExpiryModel) Version() int { return 2 }
 
 // Apply folds one event.
 func (m *ExpiryModel) Apply(env eventstore.Envelope, ev domain.Event) {
@@ -65,6 +67,10 @@ func (m *ExpiryModel) Apply(env eventstore.Envelope, ev domain.Event) {
 					s.Services[i].ExpiresOn = x.NewExpiry
 				}
 			}
+		}
+	case domain.SpaceExtended:
+		if s := m.sub(env.Stream); s != nil {
+			s.Space = extendBlocks(s.Space, e)
 		}
 	case domain.SpaceAdded:
 		s := m.sub(env.Stream)

@@ -469,3 +469,16 @@ func (r *Runner) export(name string, now time.Time) (x export, err error) {
 	r.read(name, func(m Model) { x, err = exportOf(m, now) })
 	return x, err
 }
+
+// CreditsDue lists the credits due to customers, with their totals.
+func (r *Runner) CreditsDue(now time.Time) (c CreditsDue) {
+	r.read(PendingName, func(m Model) { c = m.(*PendingModel).CreditsDue(now) })
+	return c
+}
+
+// SweepDue lists the orders the sweeper has work for as of now: past their last day to pay,
+// or carts untouched for abandonDays.
+func (r *Runner) SweepDue(now time.Time, abandonDays int) (ids []uuid.UUID) {
+	r.read(PendingName, func(m Model) { ids = m.(*PendingModel).Due(now, abandonDays) })
+	return ids
+}

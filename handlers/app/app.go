@@ -296,29 +296,11 @@ func (a *App) mailer(js natsjs.JetStream) (*mailer.Mailer, error) {
 	return m, nil
 }
 
-// overdue lists the confirmed, unpaid orders whose last day to pay is before today, from
-// the pending-payment read model; the decider checks each again before expiring it.
+// overdue lists the orders the sweeper has work for, from the pending-payment read model:
+// confirmed orders past their last day to pay, and carts untouched for the catalogue's
+// days. The decider checks each again before changing it.
 func (a *App) overdue(now time.Time) []uuid.UUID {
-	today := domain.DateOf(now)
-	var ids []uuid.UUID
-	q := projections.PendingQuery{Limit: 1000}
-	for {
-		page, err := a.Projections.PendingPayments(q, now)
-		if err != nil {
-			a.Log.Warn("sweeper: pending payments", zap.Error(err))
-			return ids
-		}
-		for _, o := range page.Orders {
-			// A partly paid order is never expired: the money received stays visible.
-			if today.After(o.PayBy) && o.PaidCents == 0 {
-				ids = append(ids, o.OrderID)
-			}
-		}
-		if page.NextCursor == "" {
-			return ids
-		}
-		q.Cursor = page.NextCursor
-	}
+	return a.Projections.SweepDue(now, a.Catalogue.AbandonDays())
 }
 
 func (a *App) keys() ([]ed25519.PublicKey, error) {

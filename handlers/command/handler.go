@@ -162,7 +162,22 @@ func (h *Handler) ExecuteOrder(ctx context.Context, id uuid.UUID, cmd domain.Ord
 	if _, paying := cmd.(domain.RegisterPayment); err == nil && paying && (res.Appended || res.Replayed) && o.Status == domain.StatusPaid && !h.defer_ {
 		res = h.grantNow(ctx, o, res, meta)
 	}
+	var changed *domain.QuoteChangedError
+	if errors.As(err, &changed) && changed.Repriced {
+		return h.recordReprice(ctx, id, changed, meta)
+	}
 	return res, o, err
+}
+
+// recordReprice records the new quote of an order whose confirmation was refused because
+// its quote is of another day, and answers the refusal with the quote recorded: the
+// customer confirms that one, on this day, with its total. Nothing is confirmed.
+func (h *Handler) recordReprice(ctx context.Context, id uuid.UUID, changed *domain.QuoteChangedError, meta Meta) (Result, domain.Order, error) {
+	res, o, err := h.orders.execute(ctx, id, domain.RepriceOrder{}, meta, nil)
+	if err != nil {
+		return Result{}, o, err
+	}
+	return res, o, &domain.QuoteChangedError{Quote: o.Quote, Repriced: true}
 }
 
 // grantNow applies a just-paid order to its subscription at once, so that the payment's

@@ -95,6 +95,16 @@ func (h *Handler) reserveSlot(ctx context.Context, subID, orderID uuid.UUID, met
 		return err
 	}
 	o, lerr := h.orders.load(ctx, held, true)
+	if lerr == nil && o.exists && (o.state.Status == domain.StatusCart || o.state.Status == domain.StatusCheckout) &&
+		!domain.DateOf(h.now()).Before(o.state.AbandonsOn(h.cat)) {
+		// An abandoned cart the sweeper has not ended yet: end it now, with its own event,
+		// rather than answer order-in-progress for a cart nobody will finish.
+		abandon := meta
+		abandon.Actor, abandon.Channel = "process:sweeper", ""
+		if _, after, aerr := h.orders.execute(ctx, held, domain.AbandonOrder{}, abandon, nil); aerr == nil {
+			o.state = after
+		}
+	}
 	switch {
 	case lerr != nil:
 		return errors.Join(err, lerr)

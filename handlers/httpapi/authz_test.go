@@ -35,6 +35,7 @@ var allowed = map[string][]httpapi.Role{
 	"GET /v1/expiries":                    {"operator", "finance", "auditor"},
 	"GET /v1/pending-payments":            {"finance", "auditor"},
 	"GET /v1/pending-payments/summary":    {"finance", "auditor"},
+	"GET /v1/credits-due":                 {"finance", "auditor"},
 	"GET /v1/projections":                 {"operator", "finance", "auditor"},
 	"POST /v1/projections/{name}/rebuild": {"operator"},
 	"GET /v1/audit/streams/{stream}":      {"auditor"},

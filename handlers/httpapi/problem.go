@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/einvoice/spaceorders/domain"
@@ -24,7 +25,29 @@ type Problem struct {
 	Instance      string `json:"instance,omitempty"`
 	Code          string `json:"code"`
 	CorrelationID string `json:"correlationId,omitempty"`
+	// Field names the request field a refusal is about (an out-of-range value).
+	Field string `json:"field,omitempty"`
+	// Quote is the quote that holds now, on a quote-changed refusal: show it, and confirm
+	// again with its totalCents as expectedTotalCents.
+	Quote *domain.Quote `json:"quote,omitempty"`
+	// CreditDueCents, on a payment refused as a payment of the order (subscription not
+	// active), is the amount recorded as a credit due: money that arrived is never lost.
+	CreditDueCents *int64 `json:"creditDueCents,omitempty"`
+	// Version and Position, on such a payment, are those of the events that recorded it.
+	Version  *uint64 `json:"version,omitempty"`
+	Position *uint64 `json:"position,omitempty"`
 }
+
+// creditRecorded is the refusal of a payment as a payment of its order, while the money
+// was recorded as a credit due (rule 6 of docs/RULES.md): the problem says both.
+type creditRecorded struct {
+	err               error
+	credit            int64
+	version, position uint64
+}
+
+func (e *creditRecorded) Error() string { return e.err.Error() }
+func (e *creditRecorded) Unwrap() error { return e.err }
 
 // Codes of the problems that are not domain refusals.
 const (
@@ -78,6 +101,20 @@ func problemFor(err error) Problem {
 		p := Problem{Type: ProblemBase + de.Code, Title: de.Message, Status: status, Code: de.Code}
 		if d := err.Error(); d != de.Message {
 			p.Detail = d
+		}
+		var fe *domain.FieldError
+		if errors.As(err, &fe) {
+			p.Field = fe.Field
+		}
+		var qc *domain.QuoteChangedError
+		if errors.As(err, &qc) {
+			q := qc.Quote
+			p.Quote = &q
+		}
+		var cr *creditRecorded
+		if errors.As(err, &cr) {
+			p.CreditDueCents, p.Version, p.Position = &cr.credit, &cr.version, &cr.position
+			p.Detail = fmt.Sprintf("%s The %d cents received are recorded as a credit due to the customer.", de.Message, cr.credit)
 		}
 		return p
 	}

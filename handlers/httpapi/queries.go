@@ -61,6 +61,7 @@ func (s *Server) queryRoutes() {
 	s.read(Route{"GET", "/v1/expiries", staff, "ListExpiries"}, []string{projections.ExpiryName}, s.listExpiries)
 	s.read(Route{"GET", "/v1/pending-payments", finance, "ListPendingPayments"}, []string{projections.PendingName}, s.listPending)
 	s.read(Route{"GET", "/v1/pending-payments/summary", finance, "GetPendingSummary"}, []string{projections.PendingName}, s.pendingSummary)
+	s.read(Route{"GET", "/v1/credits-due", finance, "ListCreditsDue"}, []string{projections.PendingName}, s.creditsDue)
 	s.read(Route{"GET", "/v1/projections", staff, "GetProjections"}, nil, func(c *call) (answer, error) {
 		return answer{json: ProjectionsAnswer{Models: s.proj.Status(c.ctx())}}, nil
 	})
@@ -247,6 +248,15 @@ func (s *Server) listPending(c *call) (answer, error) {
 	}
 	return answer{json: page, file: "pending-payments-" + page.Today.String() + ".csv", csv: func(w io.Writer) error {
 		return projections.WriteCSV(w, page.Orders)
+	}}, nil
+}
+
+// creditsDue lists the money owed back to customers, with totals by reason (JSON), or the
+// list as CSV.
+func (s *Server) creditsDue(c *call) (answer, error) {
+	cd := s.proj.CreditsDue(s.now())
+	return answer{json: cd, file: "credits-due-" + cd.Today.String() + ".csv", csv: func(w io.Writer) error {
+		return projections.WriteCSV(w, cd.Credits)
 	}}, nil
 }
 

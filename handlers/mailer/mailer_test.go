@@ -87,9 +87,10 @@ func TestPaidOrderGetsNoInstructionsOnlyAReceipt(t *testing.T) {
 		t.Fatalf("the email is not the receipt: %s %q", r.Header.Get("Message-Id"), r.Subject)
 	}
 	contains(t, "receipt subject", r.Subject, "pagamento ricevuto")
-	contains(t, "receipt", r.Text, "72,59 €", "1 GB", "10/03/2027",
-		"Servizio Fatturazione Elettronica: dal 30/06/2026 al 10/03/2027",
-		"Utenti aggiuntivi × 2: dal 30/09/2026 al 10/03/2027")
+	// Paid on 11 March 2026: a year from the payment, for the space and the services alike.
+	contains(t, "receipt", r.Text, "72,59 €", "1 GB", "11/03/2027",
+		"Servizio Fatturazione Elettronica: dal 30/06/2026 al 11/03/2027 (9 mesi addebitati)",
+		"Utenti aggiuntivi × 2: dal 30/09/2026 al 11/03/2027 (6 mesi addebitati)")
 	if v := value(m.Metrics().Skipped.WithLabelValues("order_paid")); v != 1 {
 		t.Errorf("skipped order_paid = %v", v)
 	}

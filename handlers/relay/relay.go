@@ -45,6 +45,9 @@ func DefaultTypes() []string {
 	return []string{
 		"SubscriptionOpened", "SpaceAdded", "ServicesExtended",
 		"OrderConfirmed", "PaymentRegistered", "OrderPaid", "OrderCancelled", "OrderExpired",
+		// The calendar rules' facts that others act on: space aligned (provisioning), money
+		// owed back (payments), orders ended or overdue (finance).
+		"SpaceExtended", "CreditDue", "OrderOverdue", "OrderAbandoned",
 	}
 }
 

@@ -150,9 +150,13 @@ func (a *App) build(ctx context.Context, auth *httpapi.Authenticator) error {
 		log.Warn("idempotency keys kept in memory only: the NATS server refused their bucket", zap.Error(err))
 		idem = nil
 	}
+	var watch func(context.Context) (context.Context, context.CancelFunc)
+	if a.Embedded != nil {
+		watch = a.Embedded.Watch
+	}
 	a.API, err = httpapi.New(a.Commands, httpapi.Options{
 		Auth: auth, Logger: log.Named("http"), Registerer: a.Registry, Gatherer: a.Registry, Ready: a.ready, Writable: a.writable,
-		IdempotencyKV: idem, Projections: a.Projections, ReadWait: cfg.ReadWait, Clock: cfg.Clock,
+		IdempotencyKV: idem, WatchWrites: watch, Projections: a.Projections, ReadWait: cfg.ReadWait, Clock: cfg.Clock,
 	})
 	if err != nil {
 		return err

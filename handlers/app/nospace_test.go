@@ -19,8 +19,13 @@ import (
 
 // The whole product on a small disk that fills up: commands answer 507 at once with a
 // problem that says so, /readyz answers 503, and once space is freed (no restart) /readyz
-// is 200 again, commands succeed, the read models follow, and every command that was
-// answered 2xx has its events in the log.
+// is 200 again, commands succeed, the read models follow, every command that was answered
+// 2xx has its events in the log, and nothing is there twice.
+//
+// A 507 says the command was not acknowledged, not that nothing was written: the server
+// may still flush a write it failed once space is back. A retry with the same
+// Idempotency-Key answers what the log holds, so every command here carries one and the
+// refused ones are retried after the recovery.
 func TestAFullDiskAnswers507AndRecoversWithoutRestart(t *testing.T) {
 	dir := jstest.SmallDisk(t, 32<<20)
 	cfg := testConfig(dir)
@@ -29,13 +34,18 @@ func TestAFullDiskAnswers507AndRecoversWithoutRestart(t *testing.T) {
 	op := r.token(httpapi.RoleOperator, "op")
 
 	var acked []string // subscription ids of commands answered 2xx
-	open := func(hdr ...string) answer {
-		a := r.do("POST", "/v1/subscriptions", op, openBody("cust-"+uuid.NewString()), hdr...)
+	bodies := map[string]map[string]any{}
+	send := func(key string) answer {
+		if bodies[key] == nil {
+			bodies[key] = openBody("cust-" + key)
+		}
+		a := r.do("POST", "/v1/subscriptions", op, bodies[key], "Idempotency-Key", key)
 		if a.status/100 == 2 {
 			acked = append(acked, a.field(t, "subscriptionId").(string))
 		}
 		return a
 	}
+	open := func() answer { return send(uuid.NewString()) }
 	for range 5 {
 		r.must(open(), 201)
 	}
@@ -43,22 +53,19 @@ func TestAFullDiskAnswers507AndRecoversWithoutRestart(t *testing.T) {
 
 	// A write may still fit in a page the store's file already has: the disk is full once
 	// a command is refused.
-	refused := 0
-	for i := 0; refused < 3; i++ {
+	var refusedKeys []string
+	for i := 0; len(refusedKeys) < 3; i++ {
 		if i == 100 {
 			t.Fatalf("100 commands answered 2xx on a full disk")
 		}
-		var hdr []string
-		if refused == 2 {
-			hdr = []string{"Idempotency-Key", "full-1"}
-		}
+		key := uuid.NewString()
 		start := time.Now()
-		a := open(hdr...)
+		a := send(key)
 		took := time.Since(start)
 		if a.status/100 == 2 {
 			continue
 		}
-		refused++
+		refusedKeys = append(refusedKeys, key)
 		t.Logf("command %d refused with %d in %s", i, a.status, took.Round(time.Microsecond))
 		if a.status != 507 {
 			t.Fatalf("command %d on a full disk: %d %s", i, a.status, a.body)
@@ -87,7 +94,13 @@ func TestAFullDiskAnswers507AndRecoversWithoutRestart(t *testing.T) {
 	for range 5 {
 		last = r.must(open(), 201)
 	}
-	r.must(open("Idempotency-Key", "full-1"), 201)
+	// Each refused command, retried with its key, is answered: from the log when its write
+	// reached the disk after all, else by running it now.
+	for _, key := range refusedKeys {
+		if a := send(key); a.status/100 != 2 {
+			t.Fatalf("retry of a refused command: %d %s", a.status, a.body)
+		}
+	}
 	pos := uint64(last.field(t, "position").(float64))
 	sub := last.field(t, "subscriptionId").(string)
 	r.must(r.do("GET", fmt.Sprintf("/v1/subscriptions/%s/quota?after=%d", sub, pos), op, nil), 200)
@@ -118,9 +131,12 @@ func TestAFullDiskAnswers507AndRecoversWithoutRestart(t *testing.T) {
 	opened := map[string]bool{}
 	for _, e := range all {
 		if e.Type == "SubscriptionOpened" {
+			if opened[e.Stream] {
+				t.Errorf("%s opened twice", e.Stream)
+			}
 			opened[e.Stream] = true
 			if !want[e.Stream] {
-				t.Errorf("%s is in the log, but its command was refused", e.Stream)
+				t.Errorf("%s is in the log, but no answer gave it", e.Stream)
 			}
 		}
 	}

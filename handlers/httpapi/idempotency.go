@@ -40,6 +40,9 @@ type idempotency struct {
 	order   *list.List // front: newest
 	kv      jetstream.KeyValue
 	log     *zap.Logger
+	// watch bounds a write to the bucket by the store's faults (Options.WatchWrites): on a
+	// full disk the server never answers it.
+	watch func(context.Context) (context.Context, context.CancelFunc)
 }
 
 type idemEntry struct {
@@ -94,8 +97,12 @@ func NewIdempotencyBucket(ctx context.Context, js jetstream.JetStream, ttl time.
 	return kv, nil
 }
 
-func newIdempotency(ttl time.Duration, max int, kv jetstream.KeyValue, log *zap.Logger) *idempotency {
-	return &idempotency{ttl: ttl, max: max, entries: map[string]*list.Element{}, order: list.New(), kv: kv, log: log}
+func newIdempotency(ttl time.Duration, max int, kv jetstream.KeyValue, log *zap.Logger,
+	watch func(context.Context) (context.Context, context.CancelFunc)) *idempotency {
+	if watch == nil {
+		watch = context.WithCancel
+	}
+	return &idempotency{ttl: ttl, max: max, entries: map[string]*list.Element{}, order: list.New(), kv: kv, log: log, watch: watch}
 }
 
 func fingerprint(r *http.Request, body []byte) [32]byte {
@@ -178,7 +185,15 @@ func kvKey(key string) string {
 
 // claim takes the key in the bucket for e's request, or finds the answer recorded there.
 // A claim held by another request is waited for, for claimPatience at most, then taken over.
-func (s *idempotency) claim(ctx context.Context, e *idemEntry) (rec *recorded, otherPrint bool, err error) {
+func (s *idempotency) claim(parent context.Context, e *idemEntry) (rec *recorded, otherPrint bool, err error) {
+	ctx, cancel := s.watch(parent)
+	defer cancel()
+	defer func() {
+		// A fault of the store (not the request's end) is the bucket failing: a cache.
+		if err != nil && parent.Err() == nil && context.Cause(ctx) != nil {
+			err = fmt.Errorf("idempotency bucket: %w", context.Cause(ctx))
+		}
+	}()
 	k := kvKey(e.key)
 	mine, _ := json.Marshal(durableAnswer{Print: e.print[:], At: time.Now()})
 	giveUp := time.Now().Add(claimPatience)
@@ -244,6 +259,8 @@ func (s *idempotency) finish(e *idemEntry, rec *recorded) error {
 	var err error
 	if e.durable {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, unwatch := s.watch(ctx)
+		defer unwatch()
 		k := kvKey(e.key)
 		if rec.retryable() {
 			err = s.kv.Delete(ctx, k)

@@ -49,6 +49,10 @@ type Options struct {
 	// IdempotencyKV keeps the answers durably, so that a retry after a restart still gets
 	// the first answer (see NewIdempotencyBucket). Nil: in memory only.
 	IdempotencyKV jetstream.KeyValue
+	// WatchWrites, when set, derives a context that ends when the store stops writing
+	// (embedded JetStream's Watch): a write to the idempotency bucket then gives up at once
+	// rather than wait for an answer a full disk never gives.
+	WatchWrites func(context.Context) (context.Context, context.CancelFunc)
 
 	// Projections answers the read-model queries. Nil: those routes are not served.
 	Projections *projections.Runner
@@ -112,7 +116,7 @@ func New(cmds *command.Handler, opts Options) (*Server, error) {
 	}
 	s := &Server{
 		cmds: cmds, auth: opts.Auth, log: opts.Logger, ready: opts.Ready, writable: opts.Writable,
-		idem: newIdempotency(opts.IdempotencyTTL, opts.IdempotencyMax, opts.IdempotencyKV, opts.Logger),
+		idem: newIdempotency(opts.IdempotencyTTL, opts.IdempotencyMax, opts.IdempotencyKV, opts.Logger, opts.WatchWrites),
 		mux:  http.NewServeMux(), metrics: newHTTPMetrics(opts.Registerer),
 		proj: opts.Projections, readWait: opts.ReadWait, clock: opts.Clock,
 	}

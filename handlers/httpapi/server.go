@@ -115,6 +115,7 @@ func New(cmds *command.Handler, opts Options) (*Server, error) {
 	s.routesOfTheContract(opts.Gatherer)
 	if s.proj != nil {
 		s.queryRoutes()
+		s.listRoutes()
 	}
 	s.mux.HandleFunc("/", s.unmatched)
 	s.handler = s.observe(s.mux)

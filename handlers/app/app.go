@@ -146,6 +146,7 @@ func (a *App) build(ctx context.Context, auth *httpapi.Authenticator) error {
 	a.API, err = httpapi.New(a.Commands, httpapi.Options{
 		Auth: auth, Logger: log.Named("http"), Registerer: a.Registry, Gatherer: a.Registry, Ready: a.ready,
 		IdempotencyKV: idem, Projections: a.Projections, ReadWait: cfg.ReadWait, Clock: cfg.Clock,
+		CORSOrigins: corsOrigins(cfg.CORSOrigins),
 	})
 	if err != nil {
 		return err

@@ -29,6 +29,7 @@ import (
 	"github.com/einvoice/spaceorders/eventstore/kurrentdb"
 	"github.com/einvoice/spaceorders/handlers/audit"
 	"github.com/einvoice/spaceorders/handlers/command"
+	"github.com/einvoice/spaceorders/handlers/console"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
 	"github.com/einvoice/spaceorders/handlers/mailer"
 	"github.com/einvoice/spaceorders/handlers/relay"
@@ -157,6 +158,12 @@ func (a *App) build(ctx context.Context, auth *httpapi.Authenticator) error {
 		http.HandlerFunc(aud.Stream))
 	a.API.Mount(httpapi.Route{Method: "GET", Path: "/v1/audit/events", Roles: auditor, Name: "ListAuditEvents"},
 		http.HandlerFunc(aud.Events))
+	con, err := console.New(console.Options{Auth: auth, Store: a.Store, Projections: a.Projections,
+		Catalogue: a.Catalogue, Clock: cfg.Clock, Logger: log.Named("console")})
+	if err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
+	a.API.MountPages(console.Prefix, con)
 
 	a.Go("purchases", a.Purchases.Run)
 	a.Go("projections", a.Projections.Run)

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -269,16 +270,20 @@ func show(v any) string {
 		return when(x)
 	case fmt.Stringer:
 		return x.String()
-	case string:
-		return x
-	case bool, int, int64, uint64:
-		return fmt.Sprint(x)
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.String:
+		return rv.String()
+	case reflect.Bool, reflect.Int, reflect.Int64, reflect.Uint64:
 		return fmt.Sprint(v)
 	}
-	return string(b)
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // the template escapes; "&" stays readable
+	if err := enc.Encode(v); err != nil {
+		return fmt.Sprint(v)
+	}
+	return strings.TrimSpace(b.String())
 }
 
 type modelsPage struct {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -176,5 +177,56 @@ func TestItalian(t *testing.T) {
 	_, body = get(t, browserless(t), p.url+"/console/", "Accept-Language", "it-IT,it;q=0.9,en;q=0.5")
 	if !strings.Contains(body, "Accedi") {
 		t.Fatalf("Accept-Language it:\n%s", body)
+	}
+}
+
+// The pages over plain HTTP: the pending filters and their CSV, an unknown timeline, and
+// the log checked against a digest recorded earlier (right and wrong).
+func TestPagesFiltersAndVerification(t *testing.T) {
+	p := startProduct(t)
+	w := p.walkthrough()
+	hc := browserless(t)
+	signIn(t, p, hc, p.token(httpapi.RoleAuditor, "aud-1"))
+
+	_, body := get(t, hc, p.url+"/console/pending?method=bank-transfer")
+	if !strings.Contains(body, w.order) || !strings.Contains(body, `<option value="bank-transfer" selected>`) {
+		t.Fatalf("filtered by bank transfer:\n%s", body)
+	}
+	for _, q := range []string{"method=card", "minAgeDays=3"} {
+		if _, body := get(t, hc, p.url+"/console/pending?"+q); strings.Contains(body, `id="pending-orders"`) {
+			t.Fatalf("%s still lists the order", q)
+		}
+		if _, csv := get(t, hc, p.url+"/console/pending.csv?"+q); strings.Contains(csv, w.order) || !strings.HasPrefix(csv, "order_id,") {
+			t.Fatalf("%s CSV:\n%s", q, csv)
+		}
+	}
+	res, csv := get(t, hc, p.url+"/console/pending.csv?method=bank-transfer")
+	if !strings.Contains(csv, w.order) || !strings.HasPrefix(res.Header.Get("Content-Disposition"), "attachment") {
+		t.Fatalf("CSV %v:\n%s", res.Header, csv)
+	}
+	if _, body := get(t, hc, p.url+"/console/pending?minAgeDays=soon"); !strings.Contains(body, `role="alert"`) {
+		t.Fatalf("a bad filter is not named:\n%s", body)
+	}
+
+	if res, body := get(t, hc, p.url+"/console/timeline?id=00000000-0000-4000-8000-000000000000"); res.StatusCode != http.StatusNotFound ||
+		!strings.Contains(body, "No order or subscription has that id") {
+		t.Fatalf("an unknown id: %d\n%s", res.StatusCode, body)
+	}
+
+	_, body = get(t, hc, p.url+"/console/log?verify=1")
+	i := strings.Index(body, `<code id="digest">`)
+	if i < 0 || !strings.Contains(body, "Intact") {
+		t.Fatalf("verification:\n%s", body)
+	}
+	digest := body[i+len(`<code id="digest">`) : i+len(`<code id="digest">`)+64]
+	head := p.a.Store
+	h, _ := head.Head(t.Context())
+	at := strconv.FormatUint(h, 10)
+	if _, body := get(t, hc, p.url+"/console/log?verify=1&expectDigest="+digest+"&at="+at); !strings.Contains(body, "The recorded digest matches") {
+		t.Fatalf("the right digest:\n%s", body)
+	}
+	wrong := strings.Repeat("0", 64)
+	if _, body := get(t, hc, p.url+"/console/log?verify=1&expectDigest="+wrong+"&at="+at); !strings.Contains(body, "TAMPERED") {
+		t.Fatalf("a wrong digest:\n%s", body)
 	}
 }

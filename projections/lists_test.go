@@ -247,3 +247,35 @@ func TestCSVStampsAreSeconds(t *testing.T) {
 		t.Fatalf("confirmed_at %q", got)
 	}
 }
+
+// BenchmarkListsQuery pages through 100,000 orders of 10,000 owners: a customer's orders,
+// and a status across everyone.
+func BenchmarkListsQuery(b *testing.B) {
+	const n = 100_000
+	m := NewListsModel()
+	statuses := []domain.Event{domain.CheckoutStarted{}, domain.OrderCancelled{}, domain.OrderExpired{}}
+	for i := range n {
+		id, sub := uuid.New(), uuid.New()
+		stream := eventstore.StreamName("order", id)
+		m.Apply(eventstore.Envelope{Stream: stream, Position: uint64(2*i + 1)}, domain.SpaceIncreaseRequested{
+			OrderID: id, SubscriptionID: sub, OwnerID: fmt.Sprintf("cust-%d", i%10_000), Channel: "app",
+			Quote: domain.Quote{GB: 1, TotalCents: 3050}})
+		m.Apply(eventstore.Envelope{Stream: stream, Position: uint64(2*i + 2)}, statuses[i%3])
+	}
+	b.Run("owner", func(b *testing.B) {
+		i := 0
+		for b.Loop() {
+			if p, _ := m.Orders(OrdersQuery{OwnerID: fmt.Sprintf("cust-%d", i%10_000), Limit: 20}); len(p.Orders) != 10 {
+				b.Fatalf("%d orders", len(p.Orders))
+			}
+			i++
+		}
+	})
+	b.Run("status-page", func(b *testing.B) {
+		cursor := ""
+		for b.Loop() {
+			p, _ := m.Orders(OrdersQuery{Status: domain.StatusCancelled, Cursor: cursor, Limit: 100})
+			cursor = p.NextCursor
+		}
+	})
+}

@@ -198,7 +198,9 @@ func TestConsoleInABrowser(t *testing.T) {
 		t.Fatalf("chain %q", got)
 	}
 	// The state as of the change to 2 GB: back in the cart, no payment method.
-	run(t, ctx, chromedp.Click(chromedp.CSS("#events tbody tr:nth-child(6) a.asof")), chromedp.WaitVisible(chromedp.CSS("#state-fields")))
+	// Each click loads a page; the selected row says which one has arrived.
+	run(t, ctx, chromedp.Click(chromedp.CSS("#events tbody tr:nth-child(6) a.asof")),
+		chromedp.WaitVisible(chromedp.CSS("#events tbody tr.selected:nth-child(6)")))
 	state := eval[map[string]string](t, ctx, `Object.fromEntries([...document.querySelectorAll('#state-fields tbody tr')].map(r => [r.children[0].textContent, r.children[1].textContent]))`)
 	if state["Status"] != "cart" || state["PaymentMethod"] != "" || !strings.Contains(state["Quote"], `"gb":2`) {
 		t.Fatalf("state as of OrderModified: %v", state)
@@ -206,7 +208,8 @@ func TestConsoleInABrowser(t *testing.T) {
 	if got := text(t, ctx, "#state-h"); !strings.HasSuffix(got, " 5") {
 		t.Fatalf("state heading %q", got)
 	}
-	run(t, ctx, chromedp.Click(chromedp.CSS("#events tbody tr:last-child a.asof")), chromedp.WaitVisible(chromedp.CSS("#state-fields")))
+	run(t, ctx, chromedp.Click(chromedp.CSS("#events tbody tr:last-child a.asof")),
+		chromedp.WaitVisible(chromedp.CSS("#events tbody tr.selected:last-child")))
 	state = eval[map[string]string](t, ctx, `Object.fromEntries([...document.querySelectorAll('#state-fields tbody tr')].map(r => [r.children[0].textContent, r.children[1].textContent]))`)
 	if state["Status"] != "paid" || state["PaymentMethod"] != "bank-transfer" {
 		t.Fatalf("state as of OrderPaid: %v", state)
@@ -242,7 +245,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 
 	// The same page in Italian.
-	run(t, ctx, chromedp.Click(chromedp.CSS(`a[hreflang="it"]`)), chromedp.WaitVisible(chromedp.CSS("#verify")))
+	run(t, ctx, chromedp.Click(chromedp.CSS(`a[hreflang="it"]`)), chromedp.WaitReady(chromedp.CSS(`html[lang="it"] #verify`)))
 	if got := text(t, ctx, "#verify"); got != "Verifica il registro" {
 		t.Fatalf("the Italian button %q", got)
 	}

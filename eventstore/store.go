@@ -165,6 +165,10 @@ var (
 	// ErrInvalidAppend: the append was refused before anything was written (bad stream
 	// name, empty type, payload not JSON or over MaxPayload, no events).
 	ErrInvalidAppend = errors.New("eventstore: invalid append")
+	// ErrNoSpace: the store cannot write for lack of disk space, and the append was not
+	// acknowledged. Writing may resume once space is freed; a retry with the same event
+	// ids is safe.
+	ErrNoSpace = errors.New("eventstore: no space left to write")
 )
 
 // WrongVersionError is returned when the stream is not in the Expected state.

@@ -41,6 +41,7 @@ func main() {
 
 type config struct {
 	natsURL, from, outbox, catalogue, metrics string
+	nats                                      natsCreds
 	smtp                                      mailer.SMTPConfig
 	concurrency, attempts                     int
 }
@@ -60,6 +61,7 @@ func parse(fs *flag.FlagSet, args []string) (config, error) {
 		fs.StringVar(p, name, def, usage+" ["+env+"]")
 	}
 	str(&c.natsURL, "nats", "MAILER_NATS_URL", nats.DefaultURL, "NATS server URL(s), comma-separated")
+	c.nats.flags(fs)
 	str(&c.smtp.Host, "smtp-host", "MAILER_SMTP_HOST", "", "SMTP server host; empty writes .eml files to -outbox")
 	str(&port, "smtp-port", "MAILER_SMTP_PORT", "", "SMTP port (default 587 starttls, 465 tls, 25 none)")
 	str(&c.smtp.TLS, "smtp-tls", "MAILER_SMTP_TLS", mailer.TLSStartTLS, "SMTP TLS mode: none, starttls or tls")
@@ -130,7 +132,11 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	nc, err := connect(c.natsURL, log)
+	creds, err := c.nats.options()
+	if err != nil {
+		return err
+	}
+	nc, err := connect(c.natsURL, log, creds...)
 	if err != nil {
 		return err
 	}
@@ -170,15 +176,48 @@ func run(args []string) error {
 }
 
 // connect keeps trying in the background when the server is not up yet: the mailer waits.
-func connect(url string, log *zap.Logger) (*nats.Conn, error) {
-	nc, err := nats.Connect(url, nats.Name("spaceorders-mailer"), nats.MaxReconnects(-1),
+func connect(url string, log *zap.Logger, creds ...nats.Option) (*nats.Conn, error) {
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Name("spaceorders-mailer"), nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", zap.Error(err)) }),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", zap.String("url", nc.ConnectedUrl())) }))
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", zap.String("url", nc.ConnectedUrl())) })},
+		creds...)...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", setting{"nats", "MAILER_NATS_URL"}, err)
 	}
 	return nc, nil
+}
+
+// natsCreds are the mailer's NATS credentials: those of a user the server admits, such as
+// orderd's embedded server listening beyond loopback (--nats-user, --nats-nkey-seed).
+type natsCreds struct{ user, password, seed string }
+
+func (c *natsCreds) flags(fs *flag.FlagSet) {
+	str := func(p *string, name, env, usage string) {
+		fs.StringVar(p, name, os.Getenv(env), usage+" ["+env+"]")
+	}
+	str(&c.user, "nats-user", "MAILER_NATS_USER", "NATS user to connect as; the password only from MAILER_NATS_PASSWORD")
+	str(&c.seed, "nats-nkey-seed", "MAILER_NATS_NKEY_SEED", "file of a NATS user nkey seed to connect with")
+	// The password only from the environment: flags show in the process list.
+	c.password = os.Getenv("MAILER_NATS_PASSWORD")
+}
+
+func (c natsCreds) options() ([]nats.Option, error) {
+	var opts []nats.Option
+	if (c.user == "") != (c.password == "") {
+		return nil, fmt.Errorf("%s and MAILER_NATS_PASSWORD go together: set both or neither", setting{"nats-user", "MAILER_NATS_USER"})
+	}
+	if c.user != "" {
+		opts = append(opts, nats.UserInfo(c.user, c.password))
+	}
+	if c.seed != "" {
+		o, err := nats.NkeyOptionFromSeed(c.seed)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", setting{"nats-nkey-seed", "MAILER_NATS_NKEY_SEED"}, err)
+		}
+		opts = append(opts, o)
+	}
+	return opts, nil
 }
 
 func deadLetters(args []string) error {
@@ -189,11 +228,17 @@ func deadLetters(args []string) error {
 		def = v
 	}
 	fs.StringVar(&url, "nats", def, "NATS server URL [MAILER_NATS_URL]")
+	var creds natsCreds
+	creds.flags(fs)
 	asJSON := fs.Bool("json", false, "print JSON, one dead letter per line")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	nc, err := nats.Connect(url, nats.Name("spaceorders-mailer-deadletters"))
+	opts, err := creds.options()
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Name("spaceorders-mailer-deadletters")}, opts...)...)
 	if err != nil {
 		return fmt.Errorf("%s: %w", setting{"nats", "MAILER_NATS_URL"}, err)
 	}

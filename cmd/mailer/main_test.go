@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/einvoice/spaceorders/domain"
@@ -49,17 +50,26 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 	}
 }
 
-// The command against a listening embedded server: writes to the outbox, stops on SIGTERM,
-// and lists dead letters.
+// The command against a listening embedded server that admits one user (as orderd's does
+// beyond loopback): refused without the credentials; with them it writes to the outbox,
+// stops on SIGTERM, and lists dead letters.
 func TestRunWritesOutboxAndStopsOnSignal(t *testing.T) {
-	emb, err := esjs.StartEmbedded(esjs.EmbeddedConfig{Dir: t.TempDir(), Listen: "127.0.0.1:-1", RelaxedSync: true})
+	emb, err := esjs.StartEmbedded(esjs.EmbeddedConfig{Dir: t.TempDir(), Listen: "127.0.0.1:-1", RelaxedSync: true,
+		Users: []esjs.User{{Name: "mailer", Password: "pw-of-the-mailer"}}, ConnectOptions: []nats.Option{nats.UserInfo("mailer", "pw-of-the-mailer")}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer emb.Close()
+	if err := deadLetters([]string{"-nats", emb.ClientURL()}); err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+		t.Fatalf("without credentials: %v, want an authorization error", err)
+	}
+	if err := deadLetters([]string{"-nats", emb.ClientURL(), "-nats-user", "mailer"}); err == nil || !strings.Contains(err.Error(), "MAILER_NATS_PASSWORD") {
+		t.Fatalf("a user without a password: %v", err)
+	}
+	t.Setenv("MAILER_NATS_PASSWORD", "pw-of-the-mailer")
 	outbox := t.TempDir()
 	done := make(chan error, 1)
-	go func() { done <- run([]string{"-nats", emb.ClientURL(), "-outbox", outbox}) }()
+	go func() { done <- run([]string{"-nats", emb.ClientURL(), "-nats-user", "mailer", "-outbox", outbox}) }()
 	// The mailer starts before the relay, and waits for its stream.
 	time.Sleep(200 * time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -110,7 +120,7 @@ func TestRunWritesOutboxAndStopsOnSignal(t *testing.T) {
 	if !strings.Contains(buf.String(), "e1") || !strings.Contains(buf.String(), "1 dead letter(s)") {
 		t.Fatalf("table:\n%s", buf.String())
 	}
-	if err := deadLetters([]string{"-nats", emb.ClientURL()}); err != nil {
+	if err := deadLetters([]string{"-nats", emb.ClientURL(), "-nats-user", "mailer"}); err != nil {
 		t.Fatal(err)
 	}
 }

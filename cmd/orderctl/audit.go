@@ -36,6 +36,20 @@ func storeFlags(fs *flag.FlagSet) *audit.StoreConfig {
 	return c
 }
 
+// withLog is withStore, or the log of the running orderd named by --server.
+func withLog(c *audit.StoreConfig, srv *server, fn func(ctx context.Context, s eventstore.Store) error) error {
+	if srv.url == "" {
+		return withStore(c, fn)
+	}
+	remote, err := srv.remote(c.DataDir)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	return fn(ctx, remote.Log())
+}
+
 func withStore(c *audit.StoreConfig, fn func(ctx context.Context, s eventstore.Store) error) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
@@ -47,33 +61,18 @@ func withStore(c *audit.StoreConfig, fn func(ctx context.Context, s eventstore.S
 	return errors.Join(err, closeStore())
 }
 
-func parse(fs *flag.FlagSet, args []string, positional int) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > positional {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(positional))
-	}
-	return nil
-}
-
 func runHistory(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("orderctl history", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: orderctl history [flags] <order-<uuid> | subscription-<uuid> | uuid>")
-		fs.PrintDefaults()
-	}
-	c := storeFlags(fs)
+	fs := newFlags("history", "[flags] <order-<uuid> | subscription-<uuid> | uuid>", "", stdout)
+	c := storeFlags(fs.FlagSet)
+	srv := serverFlags(fs.FlagSet)
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	if err := parse(fs, args, 1); err != nil {
+	if err := fs.parse(args, 1); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
-		return errors.New("give one stream or id")
+		return usagef("give one stream or id")
 	}
-	return withStore(c, func(ctx context.Context, s eventstore.Store) error {
+	return withLog(c, srv, func(ctx context.Context, s eventstore.Store) error {
 		stream, err := audit.ResolveStream(ctx, s, fs.Arg(0), command.OrderCategory, command.SubscriptionCategory)
 		if err != nil {
 			return err
@@ -90,11 +89,10 @@ func runHistory(args []string, stdout, stderr io.Writer) error {
 }
 
 func runExport(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("orderctl export", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c := storeFlags(fs)
+	fs := newFlags("export", "[flags]", "", stdout)
+	c := storeFlags(fs.FlagSet)
 	out := fs.String("out", "-", "`file` to write the JSON lines to; - is standard output")
-	if err := parse(fs, args, 0); err != nil {
+	if err := fs.parse(args, 0); err != nil {
 		return err
 	}
 	return withStore(c, func(ctx context.Context, s eventstore.Store) error {
@@ -120,20 +118,15 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 }
 
 func runImport(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("orderctl import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: orderctl import [flags] <export.jsonl | ->\n\nThe store flags name the target, which must hold nothing but this log (a re-run skips what is there).")
-		fs.PrintDefaults()
-	}
-	c := storeFlags(fs)
+	fs := newFlags("import", "[flags] <export.jsonl | ->",
+		"The store flags name the target, which must hold nothing but this log (a re-run skips what is there).", stdout)
+	c := storeFlags(fs.FlagSet)
 	relaxed := fs.Bool("relaxed-sync", false, "an embedded target does not fsync every append (faster; rerun the import after a crash)")
-	if err := parse(fs, args, 1); err != nil {
+	if err := fs.parse(args, 1); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
-		return errors.New("give the exported file, or - for standard input")
+		return usagef("give the exported file, or - for standard input")
 	}
 	c.RelaxedSync = *relaxed
 	var in io.Reader = os.Stdin
@@ -167,20 +160,19 @@ func runImport(args []string, stdout, stderr io.Writer) error {
 }
 
 func runVerifyChain(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("orderctl verify-chain", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c := storeFlags(fs)
+	fs := newFlags("verify-chain", "[flags]", "", stdout)
+	c := storeFlags(fs.FlagSet)
 	file := fs.String("file", "", "check an exported `file` (- for standard input) instead of a store")
 	expect := fs.String("expect-digest", "", "a log digest (`hex`) recorded earlier, which the log must still have at --at")
 	at := fs.String("at", "", "the `position` --expect-digest was recorded at")
-	if err := parse(fs, args, 0); err != nil {
+	if err := fs.parse(args, 0); err != nil {
 		return err
 	}
 	var exp *audit.Expect
 	if *expect != "" || *at != "" {
 		p, err := strconv.ParseUint(*at, 10, 64)
 		if err != nil || *expect == "" {
-			return errors.New("--expect-digest and --at <position> go together")
+			return usagef("--expect-digest and --at <position> go together")
 		}
 		exp = &audit.Expect{Position: p, Digest: *expect}
 	}
@@ -218,11 +210,10 @@ func runVerifyChain(args []string, stdout, stderr io.Writer) error {
 }
 
 func runDigest(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("orderctl digest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c := storeFlags(fs)
+	fs := newFlags("digest", "[flags]", "", stdout)
+	c := storeFlags(fs.FlagSet)
 	at := fs.Uint64("at", 0, "`position` to stop at (0: the head)")
-	if err := parse(fs, args, 0); err != nil {
+	if err := fs.parse(args, 0); err != nil {
 		return err
 	}
 	return withStore(c, func(ctx context.Context, s eventstore.Store) error {

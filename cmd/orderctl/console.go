@@ -2,8 +2,6 @@ package main
 
 import (
 	"crypto/ed25519"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -22,28 +20,28 @@ func init() {
 }
 
 func runConsoleLink(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("orderctl console-link", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("console-link", "--sub <subject> [flags]",
+		"Prints a link on standard output that signs in to orderd's console at /console/; on standard error, who and until when.", stdout)
 	data := fs.String("data", "./data", "orderd's data `folder`: the link's token is signed with its development key")
 	keyFile := fs.String("key", "", "PEM `file` of an Ed25519 private key to sign with instead of the data folder's")
 	role := fs.String("role", "finance", "`role`: finance, auditor or operator")
 	sub := fs.String("sub", "", "`subject`: who signs in (logged with what they do)")
 	ttl := fs.Duration("ttl", 15*time.Minute, "how long the link, and the session it opens, last (at most 12h)")
 	server := fs.String("url", "http://127.0.0.1:8080", "orderd's base `URL`")
-	if err := parse(fs, args, 0); err != nil {
+	if err := fs.parse(args, 0); err != nil {
 		return err
 	}
 	switch r := httpapi.Role(*role); {
 	case *sub == "":
-		return errors.New("--sub is required")
+		return usagef("--sub is required")
 	case r != httpapi.RoleFinance && r != httpapi.RoleAuditor && r != httpapi.RoleOperator:
-		return fmt.Errorf("--role %q: the console is for finance, auditor and operator", *role)
+		return usagef("--role %q: the console is for finance, auditor and operator", *role)
 	case *ttl <= 0 || *ttl > maxLinkTTL:
-		return fmt.Errorf("--ttl %s: want more than 0 and at most %s", *ttl, maxLinkTTL)
+		return usagef("--ttl %s: give more than 0 and at most %s", *ttl, maxLinkTTL)
 	}
 	base, err := url.Parse(strings.TrimRight(*server, "/"))
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return fmt.Errorf("--url %q: want http(s)://host:port", *server)
+		return usagef("--url %q: give http(s)://host:port", *server)
 	}
 	var key ed25519.PrivateKey
 	if *keyFile != "" {
@@ -61,7 +59,8 @@ func runConsoleLink(args []string, stdout, stderr io.Writer) error {
 	}
 	link := base.JoinPath("console", "login")
 	link.RawQuery = url.Values{"token": {tok}}.Encode()
-	fmt.Fprintf(stderr, "signs %s in as %s until %s UTC\n", *sub, *role, time.Now().Add(*ttl).UTC().Format("2006-01-02 15:04"))
+	fmt.Fprintf(stderr, "orderctl console-link: signs %s in as %s until %s UTC (key %s)\n", *sub, *role,
+		time.Now().Add(*ttl).UTC().Format("2006-01-02 15:04"), keyID(key))
 	_, err = fmt.Fprintln(stdout, link.String())
 	return err
 }

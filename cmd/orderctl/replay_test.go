@@ -158,7 +158,15 @@ func TestReplayAndVerifyCommands(t *testing.T) {
 	if out := orderctl(t, 1, "verify", "--server", srv.URL, "--token", "not-a-token"); !strings.Contains(out, "401") {
 		t.Fatalf("verify with a bad token: %s", out)
 	}
-	orderctl(t, 1, "verify", "--data", dir) // no --server
+	orderctl(t, 2, "verify", "--data", dir) // no --server
+
+	// history reads the same server's audit API, and says so when the stream is not there.
+	if out := orderctl(t, 0, "history", "--server", srv.URL, "--data", dir, orderID.String()); !strings.Contains(out, "OrderConfirmed") || !strings.Contains(out, "hash chain intact") {
+		t.Fatalf("history --server: %s", out)
+	}
+	if out := orderctl(t, 1, "history", "--server", srv.URL, "--data", dir, uuid.NewString()); !strings.Contains(out, "no stream") {
+		t.Fatalf("history --server of an unknown id: %s", out)
+	}
 
 	stopRunner()
 	wg.Wait()
@@ -209,9 +217,9 @@ func TestReplayAndVerifyCommands(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(csvOnly, projections.QuotaName+".json")); err == nil {
 		t.Fatal("--format csv wrote JSON")
 	}
-	orderctl(t, 1, "replay", "--data", dir)
-	orderctl(t, 1, "replay", "--data", dir, "--as-of", "yesterday")
-	orderctl(t, 1, "replay", "--data", dir, "--as-of", instants[0].at, "--format", "csv")
+	orderctl(t, 2, "replay", "--data", dir)
+	orderctl(t, 2, "replay", "--data", dir, "--as-of", "yesterday")
+	orderctl(t, 2, "replay", "--data", dir, "--as-of", instants[0].at, "--format", "csv")
 	orderctl(t, 0, "replay", "-h")
 	orderctl(t, 0, "verify", "-h")
 }

@@ -34,6 +34,10 @@ type Options struct {
 	CacheSize int
 	// Logger for the start-up report. Default: no logging.
 	Logger *zap.Logger
+	// Faults, when set, tells Append at once that the server cannot write (see Faults):
+	// the embedded server's *Embedded. Nil: a failed write is known when the publish
+	// times out or the server answers.
+	Faults Faults
 	// SkipSyncReport leaves out the report of the server's fsync setting, for a caller that
 	// knows it already (the embedded server reports its own, and its in-process connection
 	// cannot ask).
@@ -52,6 +56,7 @@ type Store struct {
 	log     *zap.Logger
 	// directGet is "$JS.API.DIRECT.GET.<stream>".
 	directGet string
+	faults    Faults
 
 	mu        sync.Mutex
 	cache     map[string]streamState
@@ -133,6 +138,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		directGet: "$JS.API.DIRECT.GET." + opts.Stream,
 		cache:     make(map[string]streamState),
 		cacheSize: opts.CacheSize,
+		faults:    opts.Faults,
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
@@ -249,6 +255,11 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		return eventstore.AppendResult{}, fmt.Errorf("%w: commit of %d bytes is over the server's limit of %d",
 			eventstore.ErrInvalidAppend, len(body), limit)
 	}
+	ctx, release, err := s.guard(ctx)
+	if err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
+	}
+	defer release()
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	id := commitID(stream, events)
@@ -308,7 +319,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		default:
 			// The outcome is unknown (timeout, lost connection): the next append asks the server.
 			s.forget(stream)
-			return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
+			return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, writeErr(ctx, err))
 		}
 		if err := ctx.Err(); err != nil {
 			return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)

@@ -13,7 +13,8 @@ import (
 	neturl "net/url"
 	"os"
 	"path/filepath"
-	"sync"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -33,6 +34,7 @@ import (
 	"github.com/einvoice/spaceorders/handlers/httpapi"
 	"github.com/einvoice/spaceorders/handlers/mailer"
 	"github.com/einvoice/spaceorders/handlers/relay"
+	"github.com/einvoice/spaceorders/handlers/supervise"
 	"github.com/einvoice/spaceorders/projections"
 )
 
@@ -59,19 +61,19 @@ type App struct {
 	Outbox string
 
 	closers []func() error // in the order opened; closed in reverse
+	// natsConnect are the credentials of orderd's own NATS connections (--nats-user,
+	// --nats-nkey-seed).
+	natsConnect []nats.Option
 
-	workers  []worker
+	parts    *supervise.Supervisor
 	ln       net.Listener
 	srv      *http.Server
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	running  sync.Map // worker name -> true while it runs
 	serveErr chan error
-}
-
-type worker struct {
-	name string
-	run  func(context.Context) error
+	failed   chan error // a fatal failure of a part or of the HTTP server
+	// startHead is the log's head when Start ran; caughtUp latches once every read model
+	// has folded up to it, so that a restarted orderd is not ready while its models lag.
+	startHead atomic.Uint64
+	caughtUp  atomic.Bool
 }
 
 // New opens the store Config names and builds every part; nothing listens yet.
@@ -83,7 +85,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*App, error) {
 		log = zap.NewNop()
 	}
 	cfg = cfg.withDefaults()
-	a := &App{Config: cfg, Log: log, Registry: prometheus.NewRegistry(), serveErr: make(chan error, 1)}
+	a := &App{Config: cfg, Log: log, Registry: prometheus.NewRegistry(), serveErr: make(chan error, 1), failed: make(chan error, 1)}
+	a.parts = supervise.New(log.Named("supervisor"), a.Registry, supervise.DefaultBackoff)
 	abs, _ := filepath.Abs(cfg.DataDir)
 	log.Info("data folder", zap.String("dir", abs), zap.Bool("fsync_every_append", !cfg.RelaxedSync))
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -97,6 +100,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*App, error) {
 		if a.Catalogue, err = domain.ParseCatalogue(b); err != nil {
 			return nil, fmt.Errorf("--catalogue (ORDERD_CATALOGUE) %s: %w", cfg.CatalogueFile, err)
 		}
+	}
+	if ex := a.Catalogue.ShippedPaymentDetails(); len(ex) > 0 {
+		log.Warn("the catalogue's payment details are the shipped examples: emails would send them to customers; give --catalogue (ORDERD_CATALOGUE) a file with your own",
+			zap.Strings("examples", ex))
 	}
 	keys, err := a.keys()
 	if err != nil {
@@ -145,7 +152,7 @@ func (a *App) build(ctx context.Context, auth *httpapi.Authenticator) error {
 		idem = nil
 	}
 	a.API, err = httpapi.New(a.Commands, httpapi.Options{
-		Auth: auth, Logger: log.Named("http"), Registerer: a.Registry, Gatherer: a.Registry, Ready: a.ready,
+		Auth: auth, Logger: log.Named("http"), Registerer: a.Registry, Gatherer: a.Registry, Ready: a.ready, Writable: a.writable,
 		IdempotencyKV: idem, Projections: a.Projections, ReadWait: cfg.ReadWait, Clock: cfg.Clock,
 		CORSOrigins: corsOrigins(cfg.CORSOrigins),
 	})
@@ -165,6 +172,7 @@ func (a *App) build(ctx context.Context, auth *httpapi.Authenticator) error {
 	}
 	a.API.MountPages(console.Prefix, con)
 
+	a.Registry.MustRegister(newLagCollector(a))
 	a.Go("purchases", a.Purchases.Run)
 	a.Go("projections", a.Projections.Run)
 	rel := relay.New(a.Store, js, relay.Options{Logger: log.Named("relay")})
@@ -188,6 +196,11 @@ func (a *App) openStore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	auth, err := cfg.natsAuth()
+	if err != nil {
+		return err
+	}
+	a.natsConnect = auth.connect
 	if cfg.embeddedNATS() {
 		dir := filepath.Join(cfg.DataDir, "jetstream")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -195,6 +208,7 @@ func (a *App) openStore(ctx context.Context) error {
 		}
 		a.Embedded, err = jetstream.StartEmbedded(jetstream.EmbeddedConfig{
 			Dir: dir, Listen: cfg.NATSListen, RelaxedSync: cfg.RelaxedSync, Logger: log,
+			Users: auth.users, NKeys: auth.nkeys, ConnectOptions: auth.connect,
 		})
 		if err != nil {
 			return fmt.Errorf("--data (ORDERD_DATA): embedded NATS: %w", err)
@@ -207,7 +221,8 @@ func (a *App) openStore(ctx context.Context) error {
 	switch kind {
 	case StoreEmbedded:
 		// The embedded server has already said whether it fsyncs every write.
-		err = a.openJetStream(ctx, a.Embedded.Conn, jetstream.Options{Logger: a.Log, SkipSyncReport: true})
+		// Given the server's faults, an append on a full disk is refused at once.
+		err = a.openJetStream(ctx, a.Embedded.Conn, jetstream.Options{Logger: a.Log, SkipSyncReport: true, Faults: a.Embedded})
 	case StoreNATS:
 		var nc *nats.Conn
 		if nc, err = a.connect(cctx, cfg.Store); err != nil {
@@ -250,9 +265,10 @@ func (a *App) openJetStream(ctx context.Context, nc *nats.Conn, opts jetstream.O
 // connect reaches an external NATS server, and keeps reconnecting for as long as it runs.
 func (a *App) connect(ctx context.Context, url string) (*nats.Conn, error) {
 	log := a.Log.Named("nats")
-	nc, err := jetstream.Connect(ctx, url, nats.Name("orderd"), nats.MaxReconnects(-1),
+	nc, err := jetstream.Connect(ctx, url, append([]nats.Option{nats.Name("orderd"), nats.MaxReconnects(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", zap.Error(err)) }),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", zap.String("url", nc.ConnectedUrl())) }))
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", zap.String("url", nc.ConnectedUrl())) })},
+		a.natsConnect...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -344,9 +360,10 @@ func (a *App) keys() ([]ed25519.PublicKey, error) {
 	return []ed25519.PublicKey{priv.Public().(ed25519.PublicKey)}, nil
 }
 
-// Go adds a background part that runs from Start until Shutdown; call it before Start.
+// Go adds a background part that runs from Start until Shutdown, restarted with backoff
+// when it fails (supervise.Fatal stops orderd instead); call it before Start.
 func (a *App) Go(name string, run func(context.Context) error) {
-	a.workers = append(a.workers, worker{name, run})
+	a.parts.Add(name, run)
 }
 
 // Sweep expires overdue orders every interval, asking overdue (a pending-payment read
@@ -356,17 +373,67 @@ func (a *App) Sweep(overdue func(now time.Time) []uuid.UUID, interval time.Durat
 	a.Go("sweeper", func(ctx context.Context) error { s.Run(ctx); return nil })
 }
 
-func (a *App) ready(ctx context.Context) error {
-	if _, err := a.Store.Head(ctx); err != nil {
-		return fmt.Errorf("event store: %w", err)
+// writable is nil while the embedded store can write (a store elsewhere says so itself).
+func (a *App) writable() error {
+	if a.Embedded == nil {
+		return nil
 	}
-	for _, w := range a.workers {
-		if _, ok := a.running.Load(w.name); !ok {
-			return fmt.Errorf("%s is not running", w.name)
+	return a.Embedded.WriteErr()
+}
+
+// ready is the state of each component for /readyz.
+func (a *App) ready(ctx context.Context) []httpapi.Check {
+	store := httpapi.Check{Name: "store", Ready: true}
+	if _, err := a.Store.Head(ctx); err != nil {
+		store = httpapi.Check{Name: "store", Detail: err.Error()}
+	} else if err := a.writable(); err != nil {
+		// A full disk still lets the log be read, but not one command be recorded.
+		store = httpapi.Check{Name: "store", Detail: err.Error()}
+	}
+	if _, err := a.Store.Head(ctx); err != nil {
+		store = httpapi.Check{Name: "store", Detail: err.Error()}
+	}
+	checks := []httpapi.Check{store, a.modelsCaughtUp(ctx)}
+	for _, p := range a.parts.Status() {
+		c := httpapi.Check{Name: p.Name, Ready: p.State == supervise.Running}
+		switch {
+		case p.State == supervise.Restarting:
+			c.Detail = fmt.Sprintf("failed (%s); restart %d under way", p.LastError, p.Restarts+1)
+		case !c.Ready:
+			c.Detail = string(p.State)
+		case p.Restarts > 0:
+			c.Detail = fmt.Sprintf("running since %s after %d restarts; last failure: %s", p.Since.UTC().Format(time.RFC3339), p.Restarts, p.LastError)
+		}
+		checks = append(checks, c)
+	}
+	return checks
+}
+
+// modelsCaughtUp holds orderd back from ready until every read model has folded the log
+// as it stood at start: until then its queries would answer from the past.
+func (a *App) modelsCaughtUp(ctx context.Context) httpapi.Check {
+	c := httpapi.Check{Name: "read-models", Ready: true}
+	if a.caughtUp.Load() {
+		return c
+	}
+	var behind []string
+	head := a.startHead.Load()
+	for _, m := range a.Projections.Status(ctx) {
+		if m.Position < head {
+			behind = append(behind, fmt.Sprintf("%s at position %d", m.Name, m.Position))
 		}
 	}
-	return nil
+	if len(behind) == 0 {
+		a.caughtUp.Store(true)
+		return c
+	}
+	c.Ready, c.Detail = false, fmt.Sprintf("catching up with the log's head at start, position %d: %s", head, strings.Join(behind, ", "))
+	return c
 }
+
+// Done delivers the failure that should stop orderd: a part that cannot be restarted, or
+// an HTTP server that stopped serving.
+func (a *App) Done() <-chan error { return a.failed }
 
 // Start listens on Config.Addr, serves the API and starts the background parts.
 func (a *App) Start(ctx context.Context) error {
@@ -375,19 +442,18 @@ func (a *App) Start(ctx context.Context) error {
 		return fmt.Errorf("--addr (ORDERD_ADDR) %s: %w", a.Config.Addr, err)
 	}
 	a.ln = ln
-	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	a.cancel = cancel
-	for _, w := range a.workers {
-		a.wg.Add(1)
-		a.running.Store(w.name, true)
-		go func() {
-			defer a.wg.Done()
-			defer a.running.Delete(w.name)
-			if err := w.run(wctx); err != nil && wctx.Err() == nil {
-				a.Log.Error("background part stopped", zap.String("part", w.name), zap.Error(err))
-			}
-		}()
+	head, err := a.Store.Head(ctx)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("event store: %w", err)
 	}
+	a.startHead.Store(head)
+	a.parts.Start(context.WithoutCancel(ctx))
+	go func() {
+		if err, ok := <-a.parts.Done(); ok {
+			a.fail(err)
+		}
+	}()
 	a.srv = &http.Server{
 		Handler:           a.API,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -396,7 +462,13 @@ func (a *App) Start(ctx context.Context) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          zap.NewStdLog(a.Log.Named("http")),
 	}
-	go func() { a.serveErr <- a.srv.Serve(ln) }()
+	go func() {
+		err := a.srv.Serve(ln)
+		a.serveErr <- err
+		if !errors.Is(err, http.ErrServerClosed) {
+			a.fail(fmt.Errorf("HTTP server: %w", err))
+		}
+	}()
 	a.Log.Info("API listening", zap.String("url", a.URL()), zap.String("openapi", a.URL()+"/v1/openapi.json"))
 	a.Log.Info("event store and notifications", zap.String("store", a.storeName()), zap.String("nats", a.natsName()))
 	switch {
@@ -414,6 +486,14 @@ func (a *App) Start(ctx context.Context) error {
 			zap.String("mint a token", fmt.Sprintf("orderctl token --data %s --role <customer|operator|payments|finance|auditor> --sub <subject>", a.Config.DataDir)))
 	}
 	return nil
+}
+
+// fail reports the first fatal failure on Done.
+func (a *App) fail(err error) {
+	select {
+	case a.failed <- err:
+	default:
+	}
 }
 
 func (a *App) storeName() string {
@@ -455,10 +535,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	if a.cancel != nil {
-		a.cancel()
-	}
-	a.wg.Wait()
+	a.parts.Stop()
 	errs = append(errs, a.close())
 	return errors.Join(errs...)
 }

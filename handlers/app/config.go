@@ -30,8 +30,18 @@ type Config struct {
 	// CatalogueFile replaces the embedded catalogue (--catalogue, ORDERD_CATALOGUE).
 	CatalogueFile string
 	// NATSListen lets other processes reach the embedded NATS server, e.g. 127.0.0.1:4222
-	// (--nats-listen, ORDERD_NATS_LISTEN). Empty: in-process only.
+	// (--nats-listen, ORDERD_NATS_LISTEN). Empty: in-process only. Beyond loopback it
+	// needs NATS credentials: whoever reaches it could read and write the event log.
 	NATSListen string
+	// NATSUser and NATSPassword are the NATS user the embedded server admits and
+	// orderd's own NATS connections use (--nats-user, ORDERD_NATS_USER; the password only
+	// from ORDERD_NATS_PASSWORD).
+	NATSUser     string
+	NATSPassword string
+	// NATSNKeySeed is a file holding a NATS user nkey seed ("SU..."): the embedded server
+	// admits its public key, and orderd's own NATS connections sign with it
+	// (--nats-nkey-seed, ORDERD_NATS_NKEY_SEED).
+	NATSNKeySeed string
 	// ShutdownTimeout bounds the drain of in-flight requests (--shutdown-timeout,
 	// ORDERD_SHUTDOWN_TIMEOUT). Default 15 s.
 	ShutdownTimeout time.Duration
@@ -135,6 +145,10 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	c.CORSOrigins = commaList(getenv("ORDERD_CORS_ORIGINS"))
 	c.CatalogueFile = getenv("ORDERD_CATALOGUE")
 	c.NATSListen = getenv("ORDERD_NATS_LISTEN")
+	c.NATSUser = getenv("ORDERD_NATS_USER")
+	// The password only from the environment: flags show in the process list.
+	c.NATSPassword = getenv("ORDERD_NATS_PASSWORD")
+	c.NATSNKeySeed = getenv("ORDERD_NATS_NKEY_SEED")
 	c.Store = getenv("ORDERD_STORE")
 	c.NATSURL = getenv("ORDERD_NATS_URL")
 	str(&c.SMTPHost, "ORDERD_SMTP_HOST")
@@ -169,7 +183,9 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	var keys listFlag
 	fs.Var(&keys, "jwt-public-key", "PEM `file` of an Ed25519 public key tokens are verified with; repeat for rotation (ORDERD_JWT_PUBLIC_KEYS, comma-separated)")
 	fs.StringVar(&c.CatalogueFile, "catalogue", c.CatalogueFile, "catalogue JSON `file` replacing the embedded one (ORDERD_CATALOGUE)")
-	fs.StringVar(&c.NATSListen, "nats-listen", c.NATSListen, "`host:port` for other processes to reach the embedded NATS server (ORDERD_NATS_LISTEN)")
+	fs.StringVar(&c.NATSListen, "nats-listen", c.NATSListen, "`host:port` for other processes to reach the embedded NATS server; beyond loopback only with NATS credentials (ORDERD_NATS_LISTEN)")
+	fs.StringVar(&c.NATSUser, "nats-user", c.NATSUser, "NATS `user` the embedded server admits and orderd connects as; the password only from ORDERD_NATS_PASSWORD (ORDERD_NATS_USER)")
+	fs.StringVar(&c.NATSNKeySeed, "nats-nkey-seed", c.NATSNKeySeed, "`file` of a NATS user nkey seed: the embedded server admits its public key, orderd connects with it (ORDERD_NATS_NKEY_SEED)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long to drain in-flight requests on SIGINT/SIGTERM (ORDERD_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&c.Store, "store", c.Store, "event store `URL`: empty for the embedded store in --data, nats://host:4222 (JetStream on a NATS server or cluster) or esdb://host:2113?tls=false (KurrentDB) (ORDERD_STORE)")
 	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "NATS `URL` of the notifications and idempotency keys; empty: the --store's NATS server, else the embedded one (ORDERD_NATS_URL)")
@@ -291,6 +307,15 @@ func (c Config) Validate() error {
 	}
 	if c.NATSListen != "" && !c.embeddedNATS() {
 		return fmt.Errorf("--nats-listen (ORDERD_NATS_LISTEN) %q: there is no embedded NATS server to listen with when --store or --nats-url names an external one", c.NATSListen)
+	}
+	if (c.NATSUser == "") != (c.NATSPassword == "") {
+		return errors.New("--nats-user (ORDERD_NATS_USER) and ORDERD_NATS_PASSWORD go together: set both or neither")
+	}
+	if c.NATSListen != "" && c.NATSUser == "" && c.NATSNKeySeed == "" {
+		if host, _, _ := net.SplitHostPort(c.NATSListen); !IsLoopback(host) {
+			return fmt.Errorf("--nats-listen (ORDERD_NATS_LISTEN) %q listens beyond loopback, but no NATS credentials are configured "+
+				"(--nats-user with ORDERD_NATS_PASSWORD, or --nats-nkey-seed): anyone on the network could read and write the event log", c.NATSListen)
+		}
 	}
 	switch c.SMTPTLS {
 	case "none", "starttls", "tls":

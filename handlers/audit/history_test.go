@@ -49,10 +49,18 @@ func TestHistoryShowsTheChannelAndActorOfEachCommand(t *testing.T) {
 	}
 	rows := strings.Split(table.String(), "\n")
 	for i, w := range want {
-		row := rows[1+2*i] // each event is a line and its payload under it
-		for _, field := range []string{w.typ, w.channel, "customer-0", "order-flow-0"} {
+		row := rows[1+i] // one line per event, under the header
+		for _, field := range []string{w.typ, w.channel, "customer-0", "order-flow-0", "{"} {
 			if !strings.Contains(row, field) {
 				t.Fatalf("table row %q lacks %q:\n%s", row, field, table.String())
+			}
+		}
+		// Aligned: each row's event, actor and payload start where the header's columns do.
+		for j, col := range []string{"EVENT", "ACTOR", "PAYLOAD"} {
+			at := strings.Index(rows[0], col)
+			cell := []string{w.typ, "customer-0", "{"}[j]
+			if strings.Index(row, cell) != at {
+				t.Fatalf("column %s starts at %d in the header but row %d has %q there:\n%s", col, at, i, cell, table.String())
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/einvoice/spaceorders/domain"
+	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/handlers/command"
 )
 
@@ -39,7 +40,12 @@ const (
 	CodeIdempotencyKeyReused = "idempotency-key-reused"
 	CodeInternal             = "internal-error"
 	CodeUnavailable          = "unavailable"
+	CodeInsufficientStorage  = "insufficient-storage"
 )
+
+// noSpaceRetryAfter is the Retry-After of a 507, in seconds: the store resumes writing
+// by itself within seconds of space being freed.
+const noSpaceRetryAfter = "5"
 
 // apiError is a refusal of the HTTP layer itself.
 type apiError struct {
@@ -82,6 +88,11 @@ func problemFor(err error) Problem {
 	case errors.Is(err, command.ErrConflict):
 		return Problem{Type: ProblemBase + CodeConflict, Title: command.ErrConflict.Error(),
 			Status: http.StatusConflict, Code: CodeConflict}
+	case errors.Is(err, eventstore.ErrNoSpace):
+		// Before the context errors: a write that a full disk ended is not a slow one.
+		return Problem{Type: ProblemBase + CodeInsufficientStorage, Title: "The event store has no disk space left; the command was not recorded.",
+			Status: http.StatusInsufficientStorage, Code: CodeInsufficientStorage,
+			Detail: "writing resumes by itself once an operator frees space; retry later with the same Idempotency-Key"}
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return Problem{Type: ProblemBase + CodeUnavailable, Title: "The request was not completed in time.",
 			Status: http.StatusServiceUnavailable, Code: CodeUnavailable}
@@ -97,8 +108,11 @@ func writeProblem(w http.ResponseWriter, r *http.Request, p Problem) {
 	h := w.Header()
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")
-	if p.Status == http.StatusUnauthorized {
+	switch p.Status {
+	case http.StatusUnauthorized:
 		h.Set("WWW-Authenticate", `Bearer realm="spaceorders"`)
+	case http.StatusInsufficientStorage:
+		h.Set("Retry-After", noSpaceRetryAfter)
 	}
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)

@@ -37,8 +37,11 @@ type Options struct {
 	// the Server makes a registry of its own.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
-	// Ready answers /readyz: nil means ready.
-	Ready func(context.Context) error
+	// Ready answers /readyz with the state of each component; all ready means ready.
+	Ready func(context.Context) []Check
+	// Writable, when set, is asked before a command touches any store: an error (such as
+	// one wrapping eventstore.ErrNoSpace) answers the command at once, as problemFor maps it.
+	Writable func() error
 	// IdempotencyTTL is how long an Idempotency-Key's answer is kept. Default 24 h.
 	IdempotencyTTL time.Duration
 	// IdempotencyMax bounds the keys kept in memory. Default 100,000.
@@ -64,7 +67,7 @@ type Server struct {
 	cmds    *command.Handler
 	auth    *Authenticator
 	log     *zap.Logger
-	ready   func(context.Context) error
+	ready   func(context.Context) []Check
 	idem    *idempotency
 	mux     *http.ServeMux
 	routes  []Route
@@ -74,6 +77,7 @@ type Server struct {
 	proj     *projections.Runner
 	readWait time.Duration
 	clock    func() time.Time
+	writable func() error
 }
 
 // Route is one method and path pattern with the roles allowed on it (nil: public).
@@ -110,7 +114,7 @@ func New(cmds *command.Handler, opts Options) (*Server, error) {
 		opts.Clock = time.Now
 	}
 	s := &Server{
-		cmds: cmds, auth: opts.Auth, log: opts.Logger, ready: opts.Ready,
+		cmds: cmds, auth: opts.Auth, log: opts.Logger, ready: opts.Ready, writable: opts.Writable,
 		idem: newIdempotency(opts.IdempotencyTTL, opts.IdempotencyMax, opts.IdempotencyKV),
 		mux:  http.NewServeMux(), metrics: newHTTPMetrics(opts.Registerer),
 		proj: opts.Projections, readWait: opts.ReadWait, clock: opts.Clock,
@@ -176,18 +180,41 @@ func (s *Server) routesOfTheContract(gatherer prometheus.Gatherer) {
 	s.command(Route{"POST", "/v1/orders/{id}/payments", []Role{RolePayments}, "RegisterPayment"}, s.registerPayment)
 }
 
+// Check is one component's part of the answer of /readyz.
+type Check struct {
+	Name  string `json:"name"`
+	Ready bool   `json:"ready"`
+	// Detail says why not, or how far along (e.g. "1,204 commits behind").
+	Detail string `json:"detail,omitempty"`
+}
+
+// Readiness is the answer of /readyz: 200 when every component is ready, else 503, with
+// every component's state either way so that an operator sees which one holds it back.
+type Readiness struct {
+	Status     string  `json:"status"` // "ready" or "not ready"
+	Components []Check `json:"components"`
+}
+
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	rd := Readiness{Status: "ready", Components: []Check{}}
 	if s.ready != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := s.ready(ctx); err != nil {
-			s.logger(r).Warn("not ready", zap.Error(err))
-			writeProblem(w, r, Problem{Type: ProblemBase + CodeUnavailable, Title: "Not ready.",
-				Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Detail: err.Error()})
-			return
+		rd.Components = s.ready(ctx)
+	}
+	var why []string
+	for _, c := range rd.Components {
+		if !c.Ready {
+			why = append(why, c.Name+": "+c.Detail)
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	if len(why) == 0 {
+		writeJSON(w, http.StatusOK, rd)
+		return
+	}
+	rd.Status = "not ready"
+	s.logger(r).Debug("not ready", zap.Strings("components", why))
+	writeJSON(w, http.StatusServiceUnavailable, rd)
 }
 
 // unmatched answers a path no route serves (404) or a method the path does not take (405).
@@ -268,6 +295,12 @@ func (s *Server) query(rt Route, serve serveFunc) {
 // command mounts a command route: JSON body, If-Match and Idempotency-Key.
 func (s *Server) command(rt Route, serve serveFunc) {
 	s.Mount(rt, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.writable != nil {
+			if err := s.writable(); err != nil {
+				writeProblem(w, r, problemFor(err))
+				return
+			}
+		}
 		p, _ := PrincipalFrom(r.Context())
 		body, err := readBody(w, r)
 		if err != nil {

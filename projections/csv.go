@@ -58,7 +58,8 @@ func stamp(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.UTC().Format(time.RFC3339Nano)
+	// RFC 3339 to the second: a spreadsheet reads it, and no figure depends on less.
+	return t.UTC().Truncate(time.Second).Format(time.RFC3339)
 }
 
 // CSVHeader and CSVRecord of a quota view; purchased blocks are summed (the JSON lists them).

@@ -170,26 +170,27 @@ func (m *ExpiryModel) All(now time.Time) []ExpiryView {
 	return out
 }
 
-func sortExpiries(v []ExpiryView) {
-	slices.SortFunc(v, func(a, b ExpiryView) int {
-		if c := a.ExpiresOn.Compare(b.ExpiresOn); c != 0 {
-			return c
-		}
-		if c := compareIDs(a.SubscriptionID, b.SubscriptionID); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.Kind, b.Kind); c != 0 {
-			return c
-		}
-		var x, y uuid.UUID
-		if a.OrderID != nil {
-			x = *a.OrderID
-		}
-		if b.OrderID != nil {
-			y = *b.OrderID
-		}
-		return compareIDs(x, y)
-	})
+func sortExpiries(v []ExpiryView) { slices.SortFunc(v, compareExpiry) }
+
+// compareExpiry is the order of the expiries list; PageExpiries cuts pages along it.
+func compareExpiry(a, b ExpiryView) int {
+	if c := a.ExpiresOn.Compare(b.ExpiresOn); c != 0 {
+		return c
+	}
+	if c := compareIDs(a.SubscriptionID, b.SubscriptionID); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Kind, b.Kind); c != 0 {
+		return c
+	}
+	var x, y uuid.UUID
+	if a.OrderID != nil {
+		x = *a.OrderID
+	}
+	if b.OrderID != nil {
+		y = *b.OrderID
+	}
+	return compareIDs(x, y)
 }
 
 func (s *expirySub) views(id uuid.UUID, today domain.Date, keep func(domain.Date) bool, out ...ExpiryView) []ExpiryView {

@@ -26,9 +26,7 @@ func (g *given) on(stream string, evs ...domain.Event) *given {
 		if err != nil {
 			g.t.Fatal(err)
 		}
-		g.ms.Quota.Apply(env, ev)
-		g.ms.Expiry.Apply(env, ev)
-		g.ms.Pending.Apply(env, ev)
+		g.ms.Apply(env, ev)
 	}
 	g.pos++
 	return g

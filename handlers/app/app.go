@@ -30,6 +30,7 @@ import (
 	"github.com/einvoice/spaceorders/handlers/audit"
 	"github.com/einvoice/spaceorders/handlers/cli"
 	"github.com/einvoice/spaceorders/handlers/command"
+	"github.com/einvoice/spaceorders/handlers/console"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
 	"github.com/einvoice/spaceorders/handlers/mailer"
 	"github.com/einvoice/spaceorders/handlers/relay"
@@ -157,6 +158,7 @@ func (a *App) build(ctx context.Context, auth *httpapi.Authenticator) error {
 	a.API, err = httpapi.New(a.Commands, httpapi.Options{
 		Auth: auth, Logger: log.Named("http"), Registerer: a.Registry, Gatherer: a.Registry, Ready: a.ready, Writable: a.writable,
 		IdempotencyKV: idem, WatchWrites: watch, Projections: a.Projections, ReadWait: cfg.ReadWait, Clock: cfg.Clock,
+		CORSOrigins: corsOrigins(cfg.CORSOrigins),
 	})
 	if err != nil {
 		return err
@@ -167,6 +169,12 @@ func (a *App) build(ctx context.Context, auth *httpapi.Authenticator) error {
 		http.HandlerFunc(aud.Stream))
 	a.API.Mount(httpapi.Route{Method: "GET", Path: "/v1/audit/events", Roles: auditor, Name: "ListAuditEvents"},
 		http.HandlerFunc(aud.Events))
+	con, err := console.New(console.Options{Auth: auth, Store: a.Store, Projections: a.Projections,
+		Catalogue: a.Catalogue, Clock: cfg.Clock, Logger: log.Named("console")})
+	if err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
+	a.API.MountPages(console.Prefix, con)
 
 	a.Registry.MustRegister(newLagCollector(a))
 	a.Go("purchases", a.Purchases.Run)

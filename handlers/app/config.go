@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/einvoice/spaceorders/eventstore/kurrentdb"
+	"github.com/einvoice/spaceorders/handlers/httpapi"
 )
 
 // Config is everything orderd is started with. Each field has a flag and an environment
@@ -82,6 +83,10 @@ type Config struct {
 	// Clock is the product's "now" (commands, queries, sweeper). Not a setting: tests
 	// move it. Default time.Now.
 	Clock func() time.Time
+	// CORSOrigins are the browser origins allowed to call the API, e.g.
+	// https://panel.example.com (--cors-origins, ORDERD_CORS_ORIGINS; comma-separated).
+	// None: no CORS headers, so browsers on other origins cannot read the answers.
+	CORSOrigins []string
 }
 
 // Defaults of the settings outside scripts rely on.
@@ -143,6 +148,7 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 			}
 		}
 	}
+	c.CORSOrigins = commaList(getenv("ORDERD_CORS_ORIGINS"))
 	c.CatalogueFile = getenv("ORDERD_CATALOGUE")
 	c.NATSListen = getenv("ORDERD_NATS_LISTEN")
 	c.NATSUser = getenv("ORDERD_NATS_USER")
@@ -199,8 +205,13 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	fs.StringVar(&c.MailFrom, "mail-from", c.MailFrom, "sender `address` of the emails (ORDERD_MAIL_FROM)")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", c.SweepInterval, "how often unpaid orders past their term are expired (ORDERD_SWEEP_INTERVAL)")
 	fs.DurationVar(&c.ReadWait, "read-wait", c.ReadWait, "how long a query with ?after= waits for the read models before 503 (ORDERD_READ_WAIT)")
+	var origins listFlag
+	fs.Var(&origins, "cors-origins", "browser `origins` allowed to call the API, comma-separated, e.g. https://panel.example.com; none by default (ORDERD_CORS_ORIGINS)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if len(origins) > 0 {
+		c.CORSOrigins = commaList(strings.Join(origins, ","))
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -337,7 +348,23 @@ func (c Config) Validate() error {
 	if c.ReadWait <= 0 {
 		return fmt.Errorf("--read-wait (ORDERD_READ_WAIT) %s: must be more than zero", c.ReadWait)
 	}
+	for _, o := range c.CORSOrigins {
+		if _, err := httpapi.ParseOrigin(o); err != nil {
+			return fmt.Errorf("--cors-origins (ORDERD_CORS_ORIGINS): %w", err)
+		}
+	}
 	return nil
+}
+
+// commaList splits a comma-separated setting, dropping empty items.
+func commaList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // embeddedNATS: the process runs its own NATS server, for the store (the default), or
@@ -355,4 +382,15 @@ func IsLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// corsOrigins is the origins in the form the API compares them (Validate has checked them).
+func corsOrigins(list []string) []string {
+	var out []string
+	for _, o := range list {
+		if n, err := httpapi.ParseOrigin(o); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }

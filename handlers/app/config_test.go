@@ -112,3 +112,21 @@ func TestConfigNamesTheWrongSetting(t *testing.T) {
 		t.Fatalf("bad catalogue: %v", err)
 	}
 }
+
+func TestCORSOriginsSetting(t *testing.T) {
+	env := map[string]string{"ORDERD_CORS_ORIGINS": "https://panel.example.com, https://area.example.com"}
+	c, err := ParseConfig(nil, func(k string) string { return env[k] }, io.Discard)
+	if err != nil || len(c.CORSOrigins) != 2 || c.CORSOrigins[1] != "https://area.example.com" {
+		t.Fatalf("from the environment: %v, %v", c.CORSOrigins, err)
+	}
+	c, err = ParseConfig([]string{"--cors-origins", "http://localhost:5173"}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil || len(c.CORSOrigins) != 1 || c.CORSOrigins[0] != "http://localhost:5173" {
+		t.Fatalf("a flag wins: %v, %v", c.CORSOrigins, err)
+	}
+	for _, bad := range []string{"panel.example.com", "https://panel.example.com/app", "ftp://x", "*"} {
+		_, err := ParseConfig([]string{"--cors-origins", bad}, func(string) string { return "" }, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "--cors-origins (ORDERD_CORS_ORIGINS)") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

@@ -61,6 +61,9 @@ type Options struct {
 	ReadWait time.Duration
 	// Clock is "now" of the queries (ages, days left). Default time.Now.
 	Clock func() time.Time
+	// CORSOrigins are the browser origins allowed to call the API (see cors.go), each
+	// scheme://host[:port] as ParseOrigin gives it. None: no CORS headers.
+	CORSOrigins []string
 }
 
 // Server is the HTTP API. Mount adds routes of other parts (projection queries, audit).
@@ -123,9 +126,10 @@ func New(cmds *command.Handler, opts Options) (*Server, error) {
 	s.routesOfTheContract(opts.Gatherer)
 	if s.proj != nil {
 		s.queryRoutes()
+		s.listRoutes()
 	}
 	s.mux.HandleFunc("/", s.unmatched)
-	s.handler = s.observe(s.mux)
+	s.handler = s.observe(cors(opts.CORSOrigins, s.mux))
 	return s, nil
 }
 
@@ -142,6 +146,11 @@ func (s *Server) Mount(rt Route, h http.Handler) {
 	s.routes = append(s.routes, rt)
 	s.mux.Handle(rt.Method+" "+rt.Path, s.authorize(rt, h))
 }
+
+// MountPages serves h under pattern outside the API's contract (the console's pages): with
+// the same logs and metrics, but no bearer-token check (h checks its own callers), and not
+// among Routes or in the OpenAPI document.
+func (s *Server) MountPages(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 func (s *Server) routesOfTheContract(gatherer prometheus.Gatherer) {
 	var (

@@ -26,11 +26,13 @@ const (
 )
 
 // ListsModel keeps a summary of every subscription and order, in the order they were
-// created (the log position of their first event), with indexes by owner, subscription and
+// created (a count of the creations folded, so that the order and the digest are the same
+// on every backend, whatever its positions), with indexes by owner, subscription and
 // status. The indexes are derived from the summaries: only the summaries are the state
 // (and the digest); the indexes are rebuilt when a snapshot is loaded.
 type ListsModel struct {
-	subs   map[uuid.UUID]*listSub
+	created uint64 // subscriptions and orders folded so far: the next one's Seq
+	subs    map[uuid.UUID]*listSub
 	orders map[uuid.UUID]*listOrder
 
 	allSubs        keyIndex
@@ -76,7 +78,7 @@ func NewListsModel() *ListsModel {
 }
 
 func (*ListsModel) Name() string { return ListsName }
-func (*ListsModel) Version() int { return 1 }
+func (*ListsModel) Version() int { return 2 }
 
 // Apply folds one event.
 func (m *ListsModel) Apply(env eventstore.Envelope, ev domain.Event) {
@@ -85,7 +87,8 @@ func (m *ListsModel) Apply(env eventstore.Envelope, ev domain.Event) {
 		if _, dup := m.subs[e.SubscriptionID]; dup {
 			return
 		}
-		s := &listSub{Seq: env.Position, OwnerID: e.OwnerID, Holder: e.Holder, Language: e.Language,
+		m.created++
+		s := &listSub{Seq: m.created, OwnerID: e.OwnerID, Holder: e.Holder, Language: e.Language,
 			BaseGB: e.BaseGB, OpenedOn: e.OpenedOn}
 		m.subs[e.SubscriptionID] = s
 		m.indexSub(e.SubscriptionID, s)
@@ -102,7 +105,8 @@ func (m *ListsModel) Apply(env eventstore.Envelope, ev domain.Event) {
 		if _, dup := m.orders[e.OrderID]; dup {
 			return
 		}
-		o := &listOrder{Seq: env.Position, SubscriptionID: e.SubscriptionID, OwnerID: e.OwnerID,
+		m.created++
+		o := &listOrder{Seq: m.created, SubscriptionID: e.SubscriptionID, OwnerID: e.OwnerID,
 			Channel: e.Channel, Status: domain.StatusCart, RequestedAt: e.RequestedAt}
 		o.quote(e.Quote)
 		m.orders[e.OrderID] = o
@@ -126,6 +130,8 @@ func (m *ListsModel) applyOrder(env eventstore.Envelope, ev domain.Event) {
 	switch e := ev.(type) {
 	case domain.CoTerminationToggled:
 		o.quote(e.Quote)
+	case domain.QuoteRepriced:
+		o.quote(e.Quote)
 	case domain.CheckoutStarted:
 		status = domain.StatusCheckout
 	case domain.PaymentMethodSelected:
@@ -144,6 +150,10 @@ func (m *ListsModel) applyOrder(env eventstore.Envelope, ev domain.Event) {
 		status = domain.StatusCancelled
 	case domain.OrderExpired:
 		status = domain.StatusExpired
+	case domain.OrderAbandoned:
+		status = domain.StatusAbandoned
+	case domain.OrderOverdue:
+		status = domain.StatusOverdue
 	default:
 		return
 	}
@@ -217,10 +227,12 @@ func (m *ListsModel) UnmarshalState(b []byte) error {
 	for id, s := range st.Subscriptions {
 		m.subs[id] = s
 		m.indexSub(id, s)
+		m.created = max(m.created, s.Seq)
 	}
 	for id, o := range st.Orders {
 		m.orders[id] = o
 		m.indexOrder(id, o)
+		m.created = max(m.created, o.Seq)
 	}
 	return nil
 }

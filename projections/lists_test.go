@@ -137,6 +137,33 @@ func TestListsByOwnerSubscriptionAndStatus(t *testing.T) {
 	}
 }
 
+// The calendar's endings (docs/RULES.md) move an order between lists too: a cart that is
+// abandoned, a partly paid order that becomes overdue, a quote priced again on a later day.
+func TestListsFollowTheCalendarsEndings(t *testing.T) {
+	g, _, orders := listsHistory(t)
+	m := g.m
+	when := at(2025, 2, 10, 9)
+	cart, confirmed := orders[3], orders[2]
+	g.on(eventstore.StreamName("order", cart), when,
+		domain.QuoteRepriced{Quote: domain.Quote{GB: 1, CoTermination: true, TotalCents: 6300}, RepricedAt: when},
+		domain.OrderAbandoned{AbandonedAt: when})
+	g.on(eventstore.StreamName("order", confirmed), when,
+		domain.PaymentRegistered{AmountCents: 100, PaidCents: 100, Reference: "part"},
+		domain.OrderOverdue{PaidCents: 100, DueCents: 6000, OverdueAt: when})
+	for status, want := range map[domain.OrderStatus][]uuid.UUID{
+		domain.StatusAbandoned: {cart}, domain.StatusOverdue: {confirmed},
+		domain.StatusCart: {}, domain.StatusConfirmed: {},
+	} {
+		if p, _ := m.Orders(OrdersQuery{Status: status}); !slices.Equal(orderIDs(p), want) {
+			t.Errorf("%s: %v, want %v", status, orderIDs(p), want)
+		}
+	}
+	p, _ := m.Orders(OrdersQuery{Status: domain.StatusAbandoned})
+	if p.Orders[0].TotalCents != 6300 {
+		t.Errorf("the abandoned cart's total %d, want the repriced 6300", p.Orders[0].TotalCents)
+	}
+}
+
 func TestListPagesWalkEveryEntryOnce(t *testing.T) {
 	g, _, orders := listsHistory(t)
 	for _, limit := range []int{1, 2, 4, 5, 6, 100} {

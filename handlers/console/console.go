@@ -38,16 +38,6 @@ var templateFS embed.FS
 //go:embed static
 var staticFS embed.FS
 
-// CreditDue is one credit due to a customer, as the credits page lists it.
-type CreditDue struct {
-	OrderID        string
-	SubscriptionID string
-	OwnerID        string
-	AmountCents    int64
-	Reason         string
-	RecordedAt     time.Time
-}
-
 // Options configure the console.
 type Options struct {
 	// Auth verifies the tokens signed in with, the same as the API's. Required.
@@ -58,9 +48,6 @@ type Options struct {
 	Projections *projections.Runner
 	// Catalogue names the payment methods of the filters. Default: the embedded one.
 	Catalogue *domain.Catalogue
-	// CreditsDue lists the credits due to customers; nil while the read models keep none,
-	// and the page says so.
-	CreditsDue func(now time.Time) []CreditDue
 	// Clock is "now" (ages). Default time.Now.
 	Clock func() time.Time
 	// Logger receives the failures the pages answer only a short message for.

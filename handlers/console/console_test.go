@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -228,5 +229,25 @@ func TestPagesFiltersAndVerification(t *testing.T) {
 	wrong := strings.Repeat("0", 64)
 	if _, body := get(t, hc, p.url+"/console/log?verify=1&expectDigest="+wrong+"&at="+at); !strings.Contains(body, "TAMPERED") {
 		t.Fatalf("a wrong digest:\n%s", body)
+	}
+}
+
+// Money received beyond what an order takes is owed back: the pending page lists it among
+// the credits due, with the holder and the total.
+func TestPendingPageListsCreditsDue(t *testing.T) {
+	p := startProduct(t)
+	w := p.walkthrough()
+	r := p.call("POST", "/v1/orders/"+w.order+"/payments", p.token(httpapi.RolePayments, "gateway"),
+		fmt.Sprintf(`{"amountCents": %d, "method": "bank-transfer", "reference": "CRO-0002"}`, w.total+1234), 200)
+	p.call("GET", fmt.Sprintf("/v1/credits-due?after=%d", uint64(r["position"].(float64))), p.token(httpapi.RoleFinance, "clerk-7"), "", 200)
+	hc := browserless(t)
+	signIn(t, p, hc, p.token(httpapi.RoleFinance, "clerk-7"))
+	_, body := get(t, hc, p.url+"/console/pending")
+	i := strings.Index(body, `id="credits-due"`)
+	if i < 0 || !strings.Contains(body[i:], w.order) || !strings.Contains(body[i:], "Rossi &amp; Figli") {
+		t.Fatalf("no credit due for %s:\n%s", w.order, body)
+	}
+	if j := strings.Index(body, `id="credits-total"`); j < 0 || !strings.Contains(body[j:j+40], "€12.34") {
+		t.Fatalf("credits total:\n%s", body[max(j, 0):])
 	}
 }

@@ -58,7 +58,7 @@ var messages = map[string]map[string]string{
 	"nextPage":          {"en": "Next page", "it": "Pagina successiva"},
 	"firstPage":         {"en": "First page", "it": "Prima pagina"},
 	"credits.title":     {"en": "Credits due to customers", "it": "Crediti dovuti ai clienti"},
-	"credits.missing":   {"en": "This build's read models do not keep credits due yet: money received in excess, or for ended orders, shows here once they do.", "it": "I modelli di lettura di questa versione non tengono ancora i crediti dovuti: le somme ricevute in eccesso, o per ordini chiusi, compariranno qui."},
+	"credits.total":     {"en": "Total owed", "it": "Totale dovuto"},
 	"credits.amount":    {"en": "Amount", "it": "Importo"},
 	"credits.reason":    {"en": "Reason", "it": "Motivo"},
 	"timeline.title":    {"en": "Timeline of an order or subscription", "it": "Cronologia di un ordine o abbonamento"},

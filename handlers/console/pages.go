@@ -27,18 +27,17 @@ import (
 const pendingPageSize = 50
 
 type pendingPage struct {
-	Method     string
-	MinAge     string
-	Methods    []string
-	Problem    string
-	Summary    projections.PendingSummary
-	Chart      chart
-	Orders     []projections.PendingView
-	NextHref   string
-	FirstHref  string
-	CSVHref    string
-	Credits    []CreditDue
-	HasCredits bool
+	Method    string
+	MinAge    string
+	Methods   []string
+	Problem   string
+	Summary   projections.PendingSummary
+	Chart     chart
+	Orders    []projections.PendingView
+	NextHref  string
+	FirstHref string
+	CSVHref   string
+	Credits   projections.CreditsDue
 }
 
 // pendingQuery reads the filters; a bad one is named and ignored.
@@ -101,9 +100,7 @@ func (c *Console) pending(w http.ResponseWriter, r *http.Request, p httpapi.Prin
 	if pq.Cursor == "" {
 		pg.FirstHref = ""
 	}
-	if c.opts.CreditsDue != nil {
-		pg.HasCredits, pg.Credits = true, c.opts.CreditsDue(now)
-	}
+	pg.Credits = c.opts.Projections.CreditsDue(now)
 	c.render(w, http.StatusOK, "pending", c.newView(r, &p, "pending.title", pg))
 }
 

@@ -40,7 +40,7 @@ type PendingList struct {
 
 // OrderStatuses are the values ?status= takes.
 var OrderStatuses = []domain.OrderStatus{domain.StatusCart, domain.StatusCheckout, domain.StatusConfirmed,
-	domain.StatusPaid, domain.StatusCancelled, domain.StatusExpired}
+	domain.StatusOverdue, domain.StatusPaid, domain.StatusCancelled, domain.StatusExpired, domain.StatusAbandoned}
 
 func (s *Server) listRoutes() {
 	var (

@@ -33,7 +33,7 @@ const (
 type ListsModel struct {
 	created uint64 // subscriptions and orders folded so far: the next one's Seq
 	subs    map[uuid.UUID]*listSub
-	orders map[uuid.UUID]*listOrder
+	orders  map[uuid.UUID]*listOrder
 
 	allSubs        keyIndex
 	subsByOwner    map[string]*keyIndex

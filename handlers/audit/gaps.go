@@ -46,8 +46,12 @@ func (g Gap) String() string {
 		if g.FromPosition == g.ToPosition {
 			s = fmt.Sprintf("position %d holds no commit", g.FromPosition)
 		}
-		if len(g.Streams) > 0 {
-			return s + " (lost from " + strings.Join(g.Streams, ", ") + ")"
+		switch len(g.Streams) {
+		case 0:
+		case 1:
+			return s + " (lost from " + g.Streams[0] + ")"
+		default:
+			return s + " (lost from one of " + strings.Join(g.Streams, ", ") + ")"
 		}
 		return s + " (no stream skips a version around it: the lost commit was the last of its stream)"
 	case MissingVersions:

@@ -56,7 +56,7 @@ func (s *Store) ScanCommits(ctx context.Context, after uint64, fn func(eventstor
 	if err != nil {
 		return fmt.Errorf("scan commits after %d: %w", after, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1000))
+	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
 	if err != nil {
 		return fmt.Errorf("scan commits after %d: %w", after, err)
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -125,4 +127,45 @@ func TestRestartOnAQuietLogAddsNoCheckpoint(t *testing.T) {
 		t.Fatalf("head %d after a quiet restart, was %d", after, before)
 	}
 	r.stop()
+}
+
+// The damage and checkpoint settings: environment, flags over it, and bad values named.
+func TestDamageAndCheckpointSettings(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		return func(k string) string {
+			for i := 0; i+1 < len(kv); i += 2 {
+				if kv[i] == k {
+					return kv[i+1]
+				}
+			}
+			return ""
+		}
+	}
+	c, err := ParseConfig(nil, env("ORDERD_ALLOW_DAMAGED_LOG", "true", "ORDERD_CHECKPOINT_EVERY", "50", "ORDERD_CHECKPOINT_INTERVAL", "10s"), io.Discard)
+	if err != nil || !c.AllowDamagedLog || c.CheckpointEvery != 50 || c.CheckpointInterval != 10*time.Second {
+		t.Fatalf("from the environment: %+v, %v", c, err)
+	}
+	c, err = ParseConfig([]string{"--allow-damaged-log=false", "--checkpoint-every", "7", "--checkpoint-interval", "2m"},
+		env("ORDERD_ALLOW_DAMAGED_LOG", "true"), io.Discard)
+	if err != nil || c.AllowDamagedLog || c.CheckpointEvery != 7 || c.CheckpointInterval != 2*time.Minute {
+		t.Fatalf("flags over the environment: %+v, %v", c, err)
+	}
+	if c, err := ParseConfig(nil, env(), io.Discard); err != nil || c.AllowDamagedLog {
+		t.Fatalf("default: %+v, %v: a damaged log is refused unless asked", c, err)
+	}
+	for _, tc := range []struct {
+		args []string
+		env  func(string) string
+		want string
+	}{
+		{nil, env("ORDERD_ALLOW_DAMAGED_LOG", "perhaps"), "ORDERD_ALLOW_DAMAGED_LOG"},
+		{nil, env("ORDERD_CHECKPOINT_EVERY", "many"), "ORDERD_CHECKPOINT_EVERY"},
+		{nil, env("ORDERD_CHECKPOINT_INTERVAL", "often"), "ORDERD_CHECKPOINT_INTERVAL"},
+		{[]string{"--checkpoint-every", "-1"}, env(), "--checkpoint-every"},
+		{[]string{"--checkpoint-interval", "-1s"}, env(), "--checkpoint-interval"},
+	} {
+		if _, err := ParseConfig(tc.args, tc.env, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want one naming %s", tc.args, err, tc.want)
+		}
+	}
 }

@@ -131,3 +131,29 @@ func TestSignerSignsTheHeadEveryNEventsAndAtShutdown(t *testing.T) {
 		t.Fatalf("checked with another key: %+v", res.Checkpoints)
 	}
 }
+
+// With few events, the interval signs: the head is signed within the interval even though
+// Every is far off, and a quiet log is not signed again.
+func TestSignerSignsEveryIntervalWhileEventsCome(t *testing.T) {
+	_, store := jstest.Start(t, jstest.Relaxed)
+	dir := t.TempDir()
+	key, _, err := checkpoint.LoadOrCreateKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, checkpoint.New(store, key, dir, checkpoint.Options{Every: 1_000_000, Interval: 20 * time.Millisecond}))
+	defer stop()
+	appendEvents(t, store, 3)
+	eventually(t, "a checkpoint of the 3 events", func() bool {
+		cps := checkpoints(t, store)
+		return len(cps) == 1 && cps[0].Events == 3
+	})
+	head, _ := store.Head(context.Background())
+	// Quiet: only the checkpoint itself came since, which is no reason to sign again. The
+	// next event is, and its checkpoint follows the first one directly in the log.
+	appendEvents(t, store, 1)
+	eventually(t, "a second checkpoint", func() bool { return len(checkpoints(t, store)) == 2 })
+	if cps := checkpoints(t, store); cps[1].Position != head+1 || cps[1].Events != 5 {
+		t.Fatalf("second checkpoint %+v: want it to sign the event after the first checkpoint (position %d, 5 events)", cps[1], head+1)
+	}
+}

@@ -42,3 +42,12 @@ func HasDensePositions(s Store) bool {
 // appends to the log itself (handlers/checkpoint): not a domain event, so read models and
 // other followers pass over it.
 const LogCheckpointType = "LogCheckpointSigned"
+
+// CommitCounter is a Store whose index counts each stream's commits apart from the commits
+// themselves. After damage the two can differ: a stream whose index counts more commits
+// than can be read is the one a lost commit belonged to, even when it was the stream's
+// last (which no version gap shows). It is optional.
+type CommitCounter interface {
+	// CommitCounts is how many commits the index counts for each stream.
+	CommitCounts(ctx context.Context) (map[string]uint64, error)
+}

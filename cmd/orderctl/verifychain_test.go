@@ -115,7 +115,7 @@ func TestVerifyChainNamesTheGapOfAFlippedByte(t *testing.T) {
 	jstest.CopyDir(t, dir, cp)
 	jstest.FlipByte(t, filepath.Join(cp, "jetstream"), `"reference":"CRO-FLIP"`, false)
 	out = orderctl(t, 1, "verify-chain", "--data", cp)
-	if want := fmt.Sprintf("DAMAGED: position %d holds no commit", payment); !strings.Contains(out, want) {
+	if want := fmt.Sprintf("DAMAGED: position %d holds no commit (lost from order-%s)", payment, paid); !strings.Contains(out, want) {
 		t.Fatalf("verify-chain on the damaged copy: %s\nwant %q", out, want)
 	}
 }

@@ -94,3 +94,25 @@ func (s *Store) ScanCommits(ctx context.Context, after uint64, fn func(eventstor
 	}
 	return nil
 }
+
+var _ eventstore.CommitCounter = (*Store)(nil)
+
+// CommitCounts is the server's count of messages per subject. On recovery from a bad
+// block the server keeps counting a message it dropped, which is what names its stream.
+func (s *Store) CommitCounts(ctx context.Context) (map[string]uint64, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(s.prefix+".>"))
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: commit counts: %w", err)
+	}
+	out := make(map[string]uint64, len(info.State.Subjects))
+	for subject, n := range info.State.Subjects {
+		stream, err := s.streamOf(subject)
+		if err != nil {
+			return nil, err
+		}
+		out[stream] = n
+	}
+	return out, nil
+}

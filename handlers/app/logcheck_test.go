@@ -58,7 +58,10 @@ func damagedCopy(t *testing.T, write func(r *running), marker string, last bool)
 // A byte flipped inside a payment in a block file: the server drops that commit on
 // recovery; orderd refuses to start, naming the position, and starts with the flag.
 func TestOrderdRefusesALogWithAMissingPosition(t *testing.T) {
-	var payment uint64
+	var (
+		payment uint64
+		stream  string
+	)
 	dir := damagedCopy(t, func(r *running) {
 		_, orderID := r.confirmed("cust-flip")
 		r.confirmed("cust-before")
@@ -73,7 +76,8 @@ func TestOrderdRefusesALogWithAMissingPosition(t *testing.T) {
 			t.Fatal(err)
 		}
 		r.confirmed("cust-after")
-		envs, err := r.a.Store.ReadStream(context.Background(), eventstore.StreamName(command.OrderCategory, id), 0)
+		stream = eventstore.StreamName(command.OrderCategory, id)
+		envs, err := r.a.Store.ReadStream(context.Background(), stream, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,8 +89,8 @@ func TestOrderdRefusesALogWithAMissingPosition(t *testing.T) {
 	}, `"reference":"CRO-FLIP"`, false)
 
 	_, err := New(context.Background(), testConfig(dir), nil)
-	if !errors.Is(err, ErrDamagedLog) || !strings.Contains(err.Error(), fmt.Sprintf("position %d holds no commit", payment)) {
-		t.Fatalf("start on the damaged copy: %v; want a refusal naming position %d", err, payment)
+	if want := fmt.Sprintf("position %d holds no commit (lost from %s)", payment, stream); !errors.Is(err, ErrDamagedLog) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("start on the damaged copy: %v; want a refusal naming %q", err, want)
 	}
 	t.Logf("refused: %v", err)
 	cfg := testConfig(dir)

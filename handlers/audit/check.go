@@ -104,6 +104,9 @@ func CheckStore(ctx context.Context, store eventstore.Store, opts CheckOptions) 
 		return CheckResult{}, err
 	}
 	l.gaps.End(head)
+	if err := l.gaps.attribute(ctx, store); err != nil {
+		return CheckResult{}, err
+	}
 	return l.finish(), nil
 }
 

@@ -74,17 +74,20 @@ func TestAByteFlippedInABlockFileIsAGapNamedByPosition(t *testing.T) {
 	t.Logf("found: %v", d)
 	found := false
 	for _, g := range d.Gaps {
-		if g.Kind == audit.MissingPositions && g.FromPosition <= payment && payment <= g.ToPosition {
+		// The order's stream has no later event to show a version gap; the server's index
+		// still counts the dropped commit, which names the stream.
+		if g.Kind == audit.MissingPositions && g.FromPosition == payment && g.ToPosition == payment &&
+			len(g.Streams) == 1 && g.Streams[0] == orderStream {
 			found = true
 		}
 	}
 	if !found {
-		t.Fatalf("gaps %v: want position %d named", d.Gaps, payment)
+		t.Fatalf("gaps %v: want position %d named, lost from %s", d.Gaps, payment, orderStream)
 	}
 	// The full check (verify-chain) reads every event: the chains hold, as the whole commit
 	// is gone, but the missing position is named.
 	res, err := audit.CheckStore(testCtx(t), s, audit.CheckOptions{})
-	if err != nil || res.Damage == nil || res.Damage.Gaps[0].FromPosition != payment || res.Break != nil {
+	if err != nil || res.Damage == nil || res.Damage.Gaps[0].String() != d.Gaps[0].String() || res.Break != nil {
 		t.Fatalf("check: %+v, %v: want the gap at %d", res, err, payment)
 	}
 }

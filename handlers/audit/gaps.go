@@ -53,7 +53,7 @@ func (g Gap) String() string {
 		default:
 			return s + " (lost from one of " + strings.Join(g.Streams, ", ") + ")"
 		}
-		return s + " (no stream skips a version around it: the lost commit was the last of its stream)"
+		return s + " (the lost commit was the last of its stream, which neither its versions nor the store's index can name)"
 	case MissingVersions:
 		where := fmt.Sprintf("between positions %d and %d", g.FromPosition, g.ToPosition)
 		if g.FromPosition == 0 {
@@ -94,6 +94,7 @@ const maxGapsInError = 20
 type streamEnd struct {
 	last     uint64 // last version seen
 	position uint64 // position of the commit holding it
+	commits  uint64 // commits seen
 }
 
 // GapFinder checks the shape of a log fed to it commit by commit in global order: with
@@ -105,6 +106,8 @@ type GapFinder struct {
 	streams map[string]streamEnd
 	last    uint64
 	gaps    []Gap
+	// short are the streams the store's index counts more commits for than were fed.
+	short []string
 }
 
 // NewGapFinder starts a check; dense says whether every position must hold a commit.
@@ -135,8 +138,55 @@ func (f *GapFinder) AddCommit(c eventstore.CommitHead) {
 			ToVersion: c.LastVersion(), FromPosition: end.position, ToPosition: c.Position})
 	}
 	if !seen || c.LastVersion() > end.last {
-		f.streams[c.Stream] = streamEnd{last: c.LastVersion(), position: c.Position}
+		end.last, end.position = c.LastVersion(), c.Position
 	}
+	end.commits++
+	f.streams[c.Stream] = end
+}
+
+// unattributed reports whether a run of missing positions has no stream to name yet.
+func (f *GapFinder) unattributed() bool {
+	for _, g := range f.Finish().gapsOrNil() {
+		if g.Kind == MissingPositions && len(g.Streams) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *Damage) gapsOrNil() []Gap {
+	if d == nil {
+		return nil
+	}
+	return d.Gaps
+}
+
+// Compare takes the store's own count of commits per stream (eventstore.CommitCounter):
+// a stream counted with more commits than were fed lost one, and names the missing
+// positions no version gap accounts for.
+func (f *GapFinder) Compare(counts map[string]uint64) {
+	f.short = f.short[:0]
+	for stream, n := range counts {
+		if n > f.streams[stream].commits {
+			f.short = append(f.short, stream)
+		}
+	}
+	sort.Strings(f.short)
+}
+
+// attribute names, for gaps of missing positions that no version gap explains, the
+// streams the index says lost a commit.
+func (f *GapFinder) attribute(ctx context.Context, store eventstore.Store) error {
+	cc, ok := store.(eventstore.CommitCounter)
+	if !ok || !f.dense || !f.unattributed() {
+		return nil
+	}
+	counts, err := cc.CommitCounts(ctx)
+	if err != nil {
+		return err
+	}
+	f.Compare(counts)
+	return nil
 }
 
 // End tells the finder the log's head: on a dense log, positions after the last commit
@@ -176,6 +226,9 @@ func (f *GapFinder) Finish() *Damage {
 				gaps[i].Streams = append(gaps[i].Streams, v.Stream)
 			}
 		}
+		if len(gaps[i].Streams) == 0 {
+			gaps[i].Streams = append(gaps[i].Streams, f.short...)
+		}
 		sort.Strings(gaps[i].Streams)
 	}
 	return &Damage{Gaps: gaps}
@@ -203,6 +256,9 @@ func ScanGaps(ctx context.Context, store eventstore.Store) (streams int, err err
 		return 0, fmt.Errorf("scan the log: %w", err)
 	}
 	f.End(head)
+	if err := f.attribute(ctx, store); err != nil {
+		return 0, fmt.Errorf("scan the log: %w", err)
+	}
 	if d := f.Finish(); d != nil {
 		return f.Streams(), d
 	}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
+	"github.com/einvoice/spaceorders/eventstore/kurrentdb"
+	"github.com/einvoice/spaceorders/eventstore/kurrentdb/standin"
 	"github.com/einvoice/spaceorders/handlers/audit"
 	"github.com/einvoice/spaceorders/handlers/checkpoint"
 )
@@ -155,5 +157,34 @@ func TestSignerSignsEveryIntervalWhileEventsCome(t *testing.T) {
 	eventually(t, "a second checkpoint", func() bool { return len(checkpoints(t, store)) == 2 })
 	if cps := checkpoints(t, store); cps[1].Position != head+1 || cps[1].Events != 5 {
 		t.Fatalf("second checkpoint %+v: want it to sign the event after the first checkpoint (position %d, 5 events)", cps[1], head+1)
+	}
+}
+
+// On KurrentDB (here its gRPC stand-in: the server cannot run on this machine) positions
+// are offsets, not dense; checkpoints are signed and verified by event count all the same.
+func TestSignerOnTheKurrentDBStandin(t *testing.T) {
+	conn, stopServer := standin.Start()
+	defer stopServer()
+	store, err := kurrentdb.Open(context.Background(), conn, kurrentdb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	dir := t.TempDir()
+	key, _, err := checkpoint.LoadOrCreateKey(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := run(t, checkpoint.New(store, key, dir, checkpoint.Options{Every: 3, Interval: time.Hour}))
+	appendEvents(t, store, 4)
+	eventually(t, "a checkpoint after 3 events", func() bool { return len(checkpoints(t, store)) == 1 })
+	stop()
+	keys, _ := checkpoint.PublicKeys(dir)
+	res, err := audit.CheckStore(context.Background(), store, audit.CheckOptions{Keys: keys})
+	if err != nil || res.Err() != nil || res.Checkpoints.Verified != 2 {
+		t.Fatalf("check: %+v, %v", res, err)
+	}
+	if err := checkpoint.CheckTail(context.Background(), store, dir); err != nil {
+		t.Fatal(err)
 	}
 }

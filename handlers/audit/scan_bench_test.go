@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/handlers/audit"
 )
 
@@ -61,5 +60,4 @@ func BenchmarkStartCheck(b *testing.B) {
 		}
 		rate(b)
 	})
-	_ = eventstore.Any
 }

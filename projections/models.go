@@ -201,6 +201,9 @@ var errFoldDone = errors.New("projections: fold done")
 // other failure (a payload that does not decode, an upcast that fails) is an error: folding
 // past it would leave the totals silently wrong, so the fold stops there, visibly behind.
 func decode(codec *eventstore.Codec, log *zap.Logger, env eventstore.Envelope) (decoded, error) {
+	if env.Type == eventstore.LogCheckpointType {
+		return decoded{env: env}, nil // the log's own signed head: no read model folds it
+	}
 	ev, err := codec.DecodeDomain(env)
 	if errors.Is(err, eventstore.ErrUnknownEventType) {
 		log.Warn("projections: event of an unknown type skipped", zap.String("type", env.Type),

@@ -120,6 +120,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*App, error) {
 		a.close()
 		return nil, err
 	}
+	if err := a.checkLog(ctx); err != nil {
+		a.close()
+		return nil, err
+	}
 	if err := a.build(ctx, auth); err != nil {
 		a.close()
 		return nil, err
@@ -189,7 +193,7 @@ func (a *App) build(ctx context.Context, auth *httpapi.Authenticator) error {
 		a.Go("mailer", m.Run)
 	}
 	a.Sweep(a.overdue, cfg.SweepInterval)
-	return nil
+	return a.goCheckpoints()
 }
 
 // openStore opens the event store --store names and the NATS connection of the

@@ -80,6 +80,16 @@ type Config struct {
 	// ReadWait bounds how long a query with ?after=<position> waits for the read models
 	// (--read-wait, ORDERD_READ_WAIT). Default 3 s.
 	ReadWait time.Duration
+	// AllowDamagedLog starts on a log the start check finds damaged (a missing position or
+	// stream version, or the data folder's last checkpoint gone), logging the damage
+	// (--allow-damaged-log, ORDERD_ALLOW_DAMAGED_LOG). Default: refuse to start.
+	AllowDamagedLog bool
+	// CheckpointEvery and CheckpointInterval say how often the log head is signed: after
+	// so many events, or at least this often while events come (--checkpoint-every,
+	// --checkpoint-interval; ORDERD_CHECKPOINT_EVERY, ORDERD_CHECKPOINT_INTERVAL), and at
+	// shutdown. Defaults 10,000 events and 1 min.
+	CheckpointEvery    int
+	CheckpointInterval time.Duration
 	// Clock is the product's "now" (commands, queries, sweeper). Not a setting: tests
 	// move it. Default time.Now.
 	Clock func() time.Time
@@ -171,7 +181,16 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 		}
 		c.SMTPPort = p
 	}
+	if v := getenv("ORDERD_CHECKPOINT_EVERY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return c, fmt.Errorf("ORDERD_CHECKPOINT_EVERY: %q is not a number of events", v)
+		}
+		c.CheckpointEvery = n
+	}
 	if err := errors.Join(
+		boolean(&c.AllowDamagedLog, "ORDERD_ALLOW_DAMAGED_LOG"),
+		duration(&c.CheckpointInterval, "ORDERD_CHECKPOINT_INTERVAL", "1m"),
 		boolean(&c.RelaxedSync, "ORDERD_RELAXED_SYNC"),
 		boolean(&mailerOn, "ORDERD_MAILER"),
 		duration(&c.ShutdownTimeout, "ORDERD_SHUTDOWN_TIMEOUT", "15s"),
@@ -207,6 +226,10 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	fs.DurationVar(&c.ReadWait, "read-wait", c.ReadWait, "how long a query with ?after= waits for the read models before 503 (ORDERD_READ_WAIT)")
 	var origins listFlag
 	fs.Var(&origins, "cors-origins", "browser `origins` allowed to call the API, comma-separated, e.g. https://panel.example.com; none by default (ORDERD_CORS_ORIGINS)")
+	fs.BoolVar(&c.AllowDamagedLog, "allow-damaged-log", c.AllowDamagedLog,
+		"start even when the start check finds the log damaged (a missing position or stream version, the last checkpoint gone); the damage is logged (ORDERD_ALLOW_DAMAGED_LOG)")
+	fs.IntVar(&c.CheckpointEvery, "checkpoint-every", c.CheckpointEvery, "sign the log head after this many `events` (0: 10000) (ORDERD_CHECKPOINT_EVERY)")
+	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", c.CheckpointInterval, "sign the log head at least this often while events come (0: 1m) (ORDERD_CHECKPOINT_INTERVAL)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -347,6 +370,12 @@ func (c Config) Validate() error {
 	}
 	if c.ReadWait <= 0 {
 		return fmt.Errorf("--read-wait (ORDERD_READ_WAIT) %s: must be more than zero", c.ReadWait)
+	}
+	if c.CheckpointEvery < 0 {
+		return fmt.Errorf("--checkpoint-every (ORDERD_CHECKPOINT_EVERY) %d: must not be negative", c.CheckpointEvery)
+	}
+	if c.CheckpointInterval < 0 {
+		return fmt.Errorf("--checkpoint-interval (ORDERD_CHECKPOINT_INTERVAL) %s: must not be negative", c.CheckpointInterval)
 	}
 	for _, o := range c.CORSOrigins {
 		if _, err := httpapi.ParseOrigin(o); err != nil {

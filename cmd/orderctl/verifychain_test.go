@@ -120,7 +120,7 @@ func TestVerifyChainNamesTheGapOfAFlippedByte(t *testing.T) {
 	}
 }
 
-// An export with the last event of a stream altered and every hash and the trailer
+// An export with an order's confirmation altered and every hash and the trailer
 // recomputed: verify-chain, given the data folder's public key, finds it between two
 // checkpoints, and import refuses it; without any key it only warns.
 func TestVerifyChainAndImportCatchARewrittenExport(t *testing.T) {
@@ -146,7 +146,8 @@ func TestVerifyChainAndImportCatchARewrittenExport(t *testing.T) {
 		last = -1
 	)
 	_, err = audit.ReadExport(bytes.NewReader(raw), func(env eventstore.Envelope, _ int) error {
-		if env.Stream == eventstore.StreamName(command.OrderCategory, target) {
+		// The target order's confirmation: the event whose terms a forger would change.
+		if env.Stream == eventstore.StreamName(command.OrderCategory, target) && env.Type == "OrderConfirmed" {
 			last = len(envs)
 		}
 		envs = append(envs, env)
@@ -155,7 +156,11 @@ func TestVerifyChainAndImportCatchARewrittenExport(t *testing.T) {
 	if err != nil || last < 0 {
 		t.Fatalf("read export: %v, target %d", err, last)
 	}
-	envs[last].Payload = json.RawMessage(strings.Replace(string(envs[last].Payload), `"2026-01"`, `"2099-12"`, 1))
+	forgedPayload := strings.Replace(string(envs[last].Payload), `"2026-01"`, `"2099-12"`, 1)
+	if forgedPayload == string(envs[last].Payload) {
+		t.Fatalf("nothing to forge in %s", envs[last].Payload)
+	}
+	envs[last].Payload = json.RawMessage(forgedPayload)
 	// Recompute as a forger would: relink every chain, then the trailer's digest.
 	var (
 		b     strings.Builder

@@ -26,7 +26,7 @@ func main() {
 		fmt.Println(cli.Version("orderd"))
 		return
 	}
-	cfg, err := app.ParseConfig(os.Args[1:], os.Getenv, os.Stderr)
+	cfg, err := app.ParseConfig(os.Args[1:], os.Getenv, os.Stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return
 	}

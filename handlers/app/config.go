@@ -2,7 +2,6 @@ package app
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/einvoice/spaceorders/eventstore/kurrentdb"
+	"github.com/einvoice/spaceorders/handlers/cli"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
 )
 
@@ -109,141 +109,55 @@ const (
 	DefaultReadWait      = 3 * time.Second
 )
 
-type listFlag []string
-
-func (l *listFlag) String() string { return strings.Join(*l, ",") }
-func (l *listFlag) Set(v string) error {
-	*l = append(*l, v)
-	return nil
+// ParseConfig reads orderd's settings from getenv, then from args (a flag wins), as the
+// one table settings builds; help asked for is written to stdout and answers
+// flag.ErrHelp, and a usage error is a cli.UsageError.
+func ParseConfig(args []string, getenv func(string) string, stdout io.Writer) (Config, error) {
+	var c Config
+	s := settings(&c)
+	if err := s.Parse(args, getenv, stdout); err != nil {
+		return c, err
+	}
+	if err := c.Validate(); err != nil {
+		return c, cli.UsageError{Err: err}
+	}
+	return c, nil
 }
 
-// ParseConfig reads the flags in args over the environment (getenv) over the defaults,
-// and checks the result; an error names the setting that is wrong.
-func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
-	c := Config{Addr: DefaultAddr, DataDir: DefaultDataDir, ShutdownTimeout: 15 * time.Second,
-		SMTPTLS: DefaultSMTPTLS, MailFrom: DefaultMailFrom,
-		SweepInterval: DefaultSweepInterval, ReadWait: DefaultReadWait}
-	mailerOn := true
-	str := func(p *string, env string) {
-		if v := getenv(env); v != "" {
-			*p = v
-		}
-	}
-	boolean := func(p *bool, env string) error {
-		if v := getenv(env); v != "" {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return fmt.Errorf("%s: %q is not true or false", env, v)
-			}
-			*p = b
-		}
-		return nil
-	}
-	duration := func(p *time.Duration, env, example string) error {
-		if v := getenv(env); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				return fmt.Errorf("%s: %q is not a duration such as %s", env, v, example)
-			}
-			*p = d
-		}
-		return nil
-	}
-	str(&c.Addr, "ORDERD_ADDR")
-	str(&c.DataDir, "ORDERD_DATA")
-	if v := getenv("ORDERD_JWT_PUBLIC_KEYS"); v != "" {
-		for _, p := range strings.Split(v, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				c.JWTPublicKeys = append(c.JWTPublicKeys, p)
-			}
-		}
-	}
-	c.CORSOrigins = commaList(getenv("ORDERD_CORS_ORIGINS"))
-	c.CatalogueFile = getenv("ORDERD_CATALOGUE")
-	c.NATSListen = getenv("ORDERD_NATS_LISTEN")
-	c.NATSUser = getenv("ORDERD_NATS_USER")
-	// The password only from the environment: flags show in the process list.
-	c.NATSPassword = getenv("ORDERD_NATS_PASSWORD")
-	c.NATSNKeySeed = getenv("ORDERD_NATS_NKEY_SEED")
-	c.Store = getenv("ORDERD_STORE")
-	c.StorePrefix = getenv("ORDERD_STORE_PREFIX")
-	c.NATSURL = getenv("ORDERD_NATS_URL")
-	str(&c.SMTPHost, "ORDERD_SMTP_HOST")
-	str(&c.SMTPTLS, "ORDERD_SMTP_TLS")
-	str(&c.SMTPUser, "ORDERD_SMTP_USER")
-	// The password only from the environment: flags show in the process list.
-	c.SMTPPassword = getenv("ORDERD_SMTP_PASSWORD")
-	str(&c.MailFrom, "ORDERD_MAIL_FROM")
-	if v := getenv("ORDERD_SMTP_PORT"); v != "" {
-		p, err := strconv.Atoi(v)
-		if err != nil {
-			return c, fmt.Errorf("ORDERD_SMTP_PORT: %q is not a port number", v)
-		}
-		c.SMTPPort = p
-	}
-	if v := getenv("ORDERD_CHECKPOINT_EVERY"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return c, fmt.Errorf("ORDERD_CHECKPOINT_EVERY: %q is not a number of events", v)
-		}
-		c.CheckpointEvery = n
-	}
-	if err := errors.Join(
-		boolean(&c.AllowDamagedLog, "ORDERD_ALLOW_DAMAGED_LOG"),
-		duration(&c.CheckpointInterval, "ORDERD_CHECKPOINT_INTERVAL", "1m"),
-		boolean(&c.RelaxedSync, "ORDERD_RELAXED_SYNC"),
-		boolean(&mailerOn, "ORDERD_MAILER"),
-		duration(&c.ShutdownTimeout, "ORDERD_SHUTDOWN_TIMEOUT", "15s"),
-		duration(&c.SweepInterval, "ORDERD_SWEEP_INTERVAL", "1m"),
-		duration(&c.ReadWait, "ORDERD_READ_WAIT", "3s"),
-	); err != nil {
-		return c, err
-	}
-
-	fs := flag.NewFlagSet("orderd", flag.ContinueOnError)
-	fs.SetOutput(usage)
-	fs.StringVar(&c.Addr, "addr", c.Addr, "`host:port` the API listens on (ORDERD_ADDR)")
-	fs.StringVar(&c.DataDir, "data", c.DataDir, "`folder` of the embedded store, read-model snapshots, outbox, checkpoints and development key (ORDERD_DATA)")
-	fs.BoolVar(&c.RelaxedSync, "relaxed-sync", c.RelaxedSync,
-		"do not fsync every append: faster, but a power loss may lose acknowledged commands; for tests and benchmarks (ORDERD_RELAXED_SYNC)")
-	var keys listFlag
-	fs.Var(&keys, "jwt-public-key", "PEM `file` of an Ed25519 public key tokens are verified with; repeat for rotation (ORDERD_JWT_PUBLIC_KEYS, comma-separated)")
-	fs.StringVar(&c.CatalogueFile, "catalogue", c.CatalogueFile, "catalogue JSON `file` replacing the embedded one (ORDERD_CATALOGUE)")
-	fs.StringVar(&c.NATSListen, "nats-listen", c.NATSListen, "`host:port` for other processes to reach the embedded NATS server; beyond loopback only with NATS credentials (ORDERD_NATS_LISTEN)")
-	fs.StringVar(&c.NATSUser, "nats-user", c.NATSUser, "NATS `user` the embedded server admits and orderd connects as; the password only from ORDERD_NATS_PASSWORD (ORDERD_NATS_USER)")
-	fs.StringVar(&c.NATSNKeySeed, "nats-nkey-seed", c.NATSNKeySeed, "`file` of a NATS user nkey seed: the embedded server admits its public key, orderd connects with it (ORDERD_NATS_NKEY_SEED)")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long to drain in-flight requests on SIGINT/SIGTERM (ORDERD_SHUTDOWN_TIMEOUT)")
-	fs.StringVar(&c.Store, "store", c.Store, "event store `URL`: empty for the embedded store in --data, nats://host:4222 (JetStream on a NATS server or cluster) or esdb://host:2113?tls=false (KurrentDB) (ORDERD_STORE)")
-	fs.StringVar(&c.StorePrefix, "store-prefix", c.StorePrefix, "`prefix` of the product's stream names in KurrentDB, e.g. spaceorders., to tell them apart from other applications' (ORDERD_STORE_PREFIX)")
-	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "NATS `URL` of the notifications and idempotency keys; empty: the --store's NATS server, else the embedded one (ORDERD_NATS_URL)")
-	fs.BoolVar(&mailerOn, "mailer", mailerOn, "run the mailer in this process; false when cmd/mailer runs on its own (ORDERD_MAILER)")
-	fs.StringVar(&c.SMTPHost, "smtp-host", c.SMTPHost, "SMTP server `host`; empty writes .eml files to <data>/outbox (ORDERD_SMTP_HOST)")
-	fs.IntVar(&c.SMTPPort, "smtp-port", c.SMTPPort, "SMTP `port`; 0: 587 starttls, 465 tls, 25 none (ORDERD_SMTP_PORT)")
-	fs.StringVar(&c.SMTPTLS, "smtp-tls", c.SMTPTLS, "SMTP TLS `mode`: none, starttls or tls (ORDERD_SMTP_TLS)")
-	fs.StringVar(&c.SMTPUser, "smtp-user", c.SMTPUser, "SMTP `user` name, authenticating when set; the password only from ORDERD_SMTP_PASSWORD (ORDERD_SMTP_USER)")
-	fs.StringVar(&c.MailFrom, "mail-from", c.MailFrom, "sender `address` of the emails (ORDERD_MAIL_FROM)")
-	fs.DurationVar(&c.SweepInterval, "sweep-interval", c.SweepInterval, "how often unpaid orders past their term are expired (ORDERD_SWEEP_INTERVAL)")
-	fs.DurationVar(&c.ReadWait, "read-wait", c.ReadWait, "how long a query with ?after= waits for the read models before 503 (ORDERD_READ_WAIT)")
-	var origins listFlag
-	fs.Var(&origins, "cors-origins", "browser `origins` allowed to call the API, comma-separated, e.g. https://panel.example.com; none by default (ORDERD_CORS_ORIGINS)")
-	fs.BoolVar(&c.AllowDamagedLog, "allow-damaged-log", c.AllowDamagedLog,
-		"start even when the start check finds the log damaged (a missing position or stream version, the last checkpoint gone); the damage is logged (ORDERD_ALLOW_DAMAGED_LOG)")
-	fs.IntVar(&c.CheckpointEvery, "checkpoint-every", c.CheckpointEvery, "sign the log head after this many `events` (0: 10000) (ORDERD_CHECKPOINT_EVERY)")
-	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", c.CheckpointInterval, "sign the log head at least this often while events come (0: 1m) (ORDERD_CHECKPOINT_INTERVAL)")
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
-	if len(origins) > 0 {
-		c.CORSOrigins = commaList(strings.Join(origins, ","))
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if len(keys) > 0 {
-		c.JWTPublicKeys = keys
-	}
-	c.NoMailer = !mailerOn
-	return c, c.Validate()
+// settings is orderd's table of settings: flag, environment variable, default and help of
+// each, bound to c's fields. The README's configuration table follows it.
+func settings(c *Config) *cli.Settings {
+	var mailerOn bool
+	s := cli.NewSettings("orderd", "ORDERD_", "[settings]")
+	s.String(&c.Addr, "addr", DefaultAddr, "host:port the API listens on")
+	s.String(&c.DataDir, "data", DefaultDataDir, "folder of the embedded store, read-model snapshots, outbox, checkpoints and keys")
+	s.String(&c.Store, "store", "", "event store URL: empty for the embedded store in --data, nats://host:4222 (JetStream on a NATS server or cluster) or esdb://host:2113?tls=false (KurrentDB)")
+	s.String(&c.StorePrefix, "store-prefix", "", "prefix of the product's stream names in KurrentDB, e.g. spaceorders., to tell them apart from other applications'")
+	s.String(&c.NATSURL, "nats-url", "", "NATS URL of the notifications and idempotency keys; empty: the --store's NATS server, else the embedded one")
+	s.String(&c.NATSListen, "nats-listen", "", "host:port for other processes to reach the embedded NATS server; beyond loopback only with NATS credentials")
+	s.String(&c.NATSUser, "nats-user", "", "NATS user the embedded server admits and orderd connects as; the password only from ORDERD_NATS_PASSWORD")
+	s.Secret(&c.NATSPassword, "ORDERD_NATS_PASSWORD", "password of --nats-user")
+	s.String(&c.NATSNKeySeed, "nats-nkey-seed", "", "file of a NATS user nkey seed: the embedded server admits its public key, orderd connects with it")
+	s.Bool(&c.RelaxedSync, "relaxed-sync", false, "do not fsync every append: faster, but a power loss may lose acknowledged commands; for tests and benchmarks")
+	s.List(&c.JWTPublicKeys, "jwt-public-key", "ORDERD_JWT_PUBLIC_KEYS", "PEM files of the Ed25519 public keys tokens are verified with (repeat or comma-separate, for rotation); none: a development key in --data, loopback only")
+	s.List(&c.CORSOrigins, "cors-origins", "", "browser origins allowed to call the API, comma-separated, e.g. https://panel.example.com; none by default")
+	s.String(&c.CatalogueFile, "catalogue", "", "catalogue JSON file replacing the embedded one (prices, VAT, payment methods)")
+	s.Bool(&mailerOn, "mailer", true, "run the mailer in this process; false when cmd/mailer runs on its own")
+	s.String(&c.SMTPHost, "smtp-host", "", "SMTP server host; empty writes .eml files to <data>/outbox")
+	s.Int(&c.SMTPPort, "smtp-port", 0, "SMTP port; 0: 587 starttls, 465 tls, 25 none")
+	s.String(&c.SMTPTLS, "smtp-tls", DefaultSMTPTLS, "SMTP TLS mode: none, starttls or tls")
+	s.String(&c.SMTPUser, "smtp-user", "", "SMTP user name, authenticating when set; the password only from ORDERD_SMTP_PASSWORD")
+	s.Secret(&c.SMTPPassword, "ORDERD_SMTP_PASSWORD", "password of --smtp-user")
+	s.String(&c.MailFrom, "mail-from", DefaultMailFrom, "sender address of the emails")
+	s.Duration(&c.SweepInterval, "sweep-interval", DefaultSweepInterval, "how often unpaid orders past their term and abandoned carts are ended")
+	s.Duration(&c.ReadWait, "read-wait", DefaultReadWait, "how long a query with ?after= waits for the read models before 503")
+	s.Duration(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to drain in-flight requests on SIGINT/SIGTERM")
+	s.Bool(&c.AllowDamagedLog, "allow-damaged-log", false, "start even when the start check finds the log damaged (a missing position or stream version, the last checkpoint gone); the damage is logged")
+	s.Int(&c.CheckpointEvery, "checkpoint-every", 0, "sign the log head after this many events (0: 10000)")
+	s.Duration(&c.CheckpointInterval, "checkpoint-interval", 0, "sign the log head at least this often while events come (0: 1m)")
+	// NoMailer is the negation of --mailer, set once the table is parsed.
+	s.After(func() { c.NoMailer = !mailerOn })
+	return s
 }
 
 // Store kinds, by the scheme of Config.Store.
@@ -383,17 +297,6 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
-}
-
-// commaList splits a comma-separated setting, dropping empty items.
-func commaList(v string) []string {
-	var out []string
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // embeddedNATS: the process runs its own NATS server, for the store (the default), or

@@ -124,7 +124,7 @@ func TestRunWritesOutboxAndStopsOnSignal(t *testing.T) {
 	if _, err := store.Append(ctx, eventstore.StreamName("order", order), eventstore.NoStream, ev); err != nil {
 		t.Fatal(err)
 	}
-	eml := filepath.Join(outbox, id.String()+".eml")
+	eml := filepath.Join(outbox, order.String()+"-instructions.eml")
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		if b, err := os.ReadFile(eml); err == nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	gomail "github.com/wneessen/go-mail"
 	"go.uber.org/zap"
 
 	"github.com/einvoice/spaceorders/domain"
@@ -96,7 +97,7 @@ func (c *Config) defaults() error {
 	case c.From == "":
 		return errors.New("mailer: from address is empty")
 	}
-	if _, err := Message(Email{From: c.From, To: "check@example.com"}); err != nil {
+	if _, err := Message(Email{From: c.From, To: "check@example.com"}, gomail.EncodingQP); err != nil {
 		return fmt.Errorf("mailer: from address %q: %w", c.From, err)
 	}
 	if c.MessageIDDomain == "" {
@@ -391,6 +392,7 @@ func (m *Mailer) process(ctx context.Context, msg jetstream.Msg, n relay.Message
 	}
 	e := Email{
 		ID:        n.EventID,
+		Name:      orderID.String() + "-" + kind,
 		MessageID: n.EventID + "@" + m.cfg.MessageIDDomain,
 		From:      m.cfg.From,
 		ToName:    recipient.Name,

@@ -1,6 +1,7 @@
 package mailer_test
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -272,14 +273,19 @@ func TestOutboxWritesEmlFiles(t *testing.T) {
 	m, stop := h.runMailer(h.config(out))
 	defer stop()
 	c := confirmed(t, h.cat, "Mario Rossi", "mario@example.it", "it", domain.MethodBankTransfer)
-	id := h.confirm(c)
+	h.confirm(c)
 	deadline := time.Now().Add(10 * time.Second)
 	for value(m.Metrics().Sent.WithLabelValues(mailer.KindInstructions)) < 1 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	raw, err := readFile(out.Path(id.String()))
+	// Named by the order and the kind of email, so a person finds it; its parts are 8bit
+	// UTF-8, so grep finds the amount as it reads.
+	raw, err := readFile(out.Path(c.OrderID.String() + "-" + mailer.KindInstructions))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !bytes.Contains(raw, []byte("72,59 €")) || !bytes.Contains(raw, []byte("Content-Transfer-Encoding: 8bit")) {
+		t.Fatalf("the .eml is not plain UTF-8:\n%s", raw)
 	}
 	r := received{Raw: raw}
 	if err := parse(&r); err != nil {

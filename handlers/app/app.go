@@ -52,8 +52,11 @@ type App struct {
 	Commands    *command.Handler
 	Purchases   *command.Purchases
 	Projections *projections.Runner
-	API         *httpapi.Server
-	Registry    *prometheus.Registry
+	Relay       *relay.Relay
+	// Mailer is the in-process mailer, nil with --mailer=false.
+	Mailer   *mailer.Mailer
+	API      *httpapi.Server
+	Registry *prometheus.Registry
 	// DevKeyFile is the development signing key's file, "" when keys are configured.
 	DevKeyFile string
 	// Outbox is the folder the in-process mailer writes emails to, "" when it sends by
@@ -183,14 +186,13 @@ func (a *App) build(ctx context.Context, auth *httpapi.Authenticator) error {
 	a.Registry.MustRegister(newLagCollector(a))
 	a.Go("purchases", a.Purchases.Run)
 	a.Go("projections", a.Projections.Run)
-	rel := relay.New(a.Store, js, relay.Options{Logger: log.Named("relay")})
-	a.Go("relay", rel.Run)
+	a.Relay = relay.New(a.Store, js, relay.Options{Logger: log.Named("relay")})
+	a.Go("relay", a.Relay.Run)
 	if !cfg.NoMailer {
-		m, err := a.mailer(js)
-		if err != nil {
+		if a.Mailer, err = a.mailer(js); err != nil {
 			return err
 		}
-		a.Go("mailer", m.Run)
+		a.Go("mailer", a.Mailer.Run)
 	}
 	a.Sweep(a.overdue, cfg.SweepInterval)
 	return a.goCheckpoints()

@@ -17,7 +17,7 @@ type lagCollector struct {
 func newLagCollector(a *App) *lagCollector {
 	return &lagCollector{a: a,
 		lag: prometheus.NewDesc("spaceorders_follower_lag",
-			"How far a follower of the log is behind its head: commits on JetStream, log bytes on KurrentDB (positions there are offsets).",
+			"How far a follower is behind: for the read models, the process manager and the relay, the log's head minus their position (commits on JetStream, log bytes on KurrentDB, whose positions are offsets); for the mailer, the notifications it has still to handle.",
 			[]string{"follower"}, nil),
 		position: prometheus.NewDesc("spaceorders_follower_position",
 			"The log position a follower has handled up to.", []string{"follower"}, nil),
@@ -45,4 +45,12 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 		emit("projections/"+m.Name, m.Position)
 	}
 	emit("purchases", c.a.Purchases.Position())
+	emit("relay", c.a.Relay.Position())
+	if c.a.Mailer != nil {
+		// The mailer follows the notifications, not the log: its lag is what it has still
+		// to handle there.
+		if n, err := c.a.Mailer.Pending(ctx); err == nil {
+			ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(n), "mailer")
+		}
+	}
 }

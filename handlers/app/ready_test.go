@@ -123,8 +123,14 @@ func TestAFatalPartEndsTheApp(t *testing.T) {
 func TestMetricsShowEachFollowersLag(t *testing.T) {
 	r := startApp(t, testConfig(t.TempDir()))
 	r.confirmed("cust-1")
-	body := string(r.do("GET", "/metrics", "", nil).body)
-	for _, f := range []string{"projections/quota", "projections/expiry", "projections/pending-payment", "purchases"} {
+	// The mailer's consumer exists once it has started on the relay's stream.
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if body = string(r.do("GET", "/metrics", "", nil).body); strings.Contains(body, `spaceorders_follower_lag{follower="mailer"}`) {
+			break
+		}
+	}
+	for _, f := range []string{"projections/quota", "projections/expiry", "projections/pending-payment", "purchases", "relay", "mailer"} {
 		if !strings.Contains(body, `spaceorders_follower_lag{follower="`+f+`"}`) {
 			t.Errorf("no lag for %s", f)
 		}

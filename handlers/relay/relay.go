@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -158,7 +159,13 @@ type Relay struct {
 	opts  Options
 	types map[string]bool
 	log   *zap.Logger
+	// position is the last commit followed to its end (published or passed over), for
+	// the lag metric.
+	position atomic.Uint64
 }
+
+// Position is the log position of the last commit the relay has followed to its end.
+func (r *Relay) Position() uint64 { return r.position.Load() }
 
 // New returns a relay from store to js's server. Nothing happens until Run.
 func New(store eventstore.Store, js jetstream.JetStream, opts Options) *Relay {
@@ -243,11 +250,17 @@ func (r *Relay) runOnce(ctx context.Context) error {
 			return err
 		}
 	}
+	r.position.Store(cp.Position)
 	return r.store.Subscribe(ctx, cp.Position, func(env eventstore.Envelope) error {
-		if !r.opts.AllTypes && !r.types[env.Type] {
-			return nil
+		if r.opts.AllTypes || r.types[env.Type] {
+			if err := r.publish(ctx, env); err != nil {
+				return err
+			}
 		}
-		return r.publish(ctx, env)
+		if env.LastInCommit() {
+			r.position.Store(env.Position)
+		}
+		return nil
 	})
 }
 

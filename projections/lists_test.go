@@ -306,3 +306,43 @@ func BenchmarkListsQuery(b *testing.B) {
 		}
 	})
 }
+
+// Credits due page like every list: each credit once, in order, the totals of them all on
+// every page, and a cursor no page gave refused.
+func TestCreditsDuePages(t *testing.T) {
+	all := CreditsDue{Total: CreditTotals{Count: 5, AmountCents: 500}}
+	when := at(2025, 3, 1, 9)
+	for i := range 5 {
+		all.Credits = append(all.Credits, CreditView{CreditID: uuid.New(), AmountCents: 100, RecordedAt: when.Add(time.Duration(i/2) * time.Hour)})
+	}
+	slices.SortFunc(all.Credits, func(a, b CreditView) int {
+		if c := a.RecordedAt.Compare(b.RecordedAt); c != 0 {
+			return c
+		}
+		return compareIDs(a.CreditID, b.CreditID)
+	})
+	var seen []uuid.UUID
+	cursor := ""
+	for range 10 {
+		page, next, err := all.Page(cursor, 2)
+		if err != nil || page.Total != all.Total || len(page.Credits) > 2 {
+			t.Fatalf("page after %q: %+v %v", cursor, page, err)
+		}
+		for _, c := range page.Credits {
+			seen = append(seen, c.CreditID)
+		}
+		if cursor = next; cursor == "" {
+			break
+		}
+	}
+	want := make([]uuid.UUID, len(all.Credits))
+	for i, c := range all.Credits {
+		want[i] = c.CreditID
+	}
+	if !slices.Equal(seen, want) {
+		t.Fatalf("pages gave %v, want %v", seen, want)
+	}
+	if _, _, err := all.Page("not-a-cursor", 2); !errors.Is(err, ErrBadCursor) {
+		t.Fatalf("a bad cursor: %v", err)
+	}
+}

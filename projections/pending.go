@@ -582,6 +582,39 @@ func decodeCursor(s string) (pendingKey, error) {
 	return k, nil
 }
 
+// Page keeps the credits after cursor (a previous page's NextCursor, "" for the first),
+// at most limit of them (default 100, at most 1000); the totals stay those of every
+// credit. The next page's cursor is "" on the last page.
+func (c CreditsDue) Page(cursor string, limit int) (CreditsDue, string, error) {
+	if limit <= 0 {
+		limit = defaultLimit
+	}
+	limit = min(limit, maxPageLimit)
+	start := 0
+	if cursor != "" {
+		k, err := decodeCursor(cursor)
+		if err != nil {
+			return CreditsDue{}, "", err
+		}
+		start, _ = slices.BinarySearchFunc(c.Credits, k, func(v CreditView, k pendingKey) int {
+			if c := cmp.Compare(v.RecordedAt.UnixNano(), k.at); c != 0 {
+				return c
+			}
+			return compareIDs(v.CreditID, k.id)
+		})
+		if start < len(c.Credits) && c.Credits[start].RecordedAt.UnixNano() == k.at && c.Credits[start].CreditID == k.id {
+			start++
+		}
+	}
+	end, next := min(start+limit, len(c.Credits)), ""
+	if end < len(c.Credits) {
+		last := c.Credits[end-1]
+		next = encodeCursor(pendingKey{at: last.RecordedAt.UnixNano(), id: last.CreditID})
+	}
+	c.Credits = c.Credits[start:end]
+	return c, next, nil
+}
+
 // CreditTotals sums credits due, in cents.
 type CreditTotals struct {
 	Count       int   `json:"count"`

@@ -38,6 +38,14 @@ type PendingList struct {
 	Next string `json:"next,omitempty"`
 }
 
+// CreditsList is one page of GET /v1/credits-due: its credits, the totals of all of them,
+// and where the next page is.
+type CreditsList struct {
+	projections.CreditsDue
+	NextCursor string `json:"nextCursor"`
+	Next       string `json:"next,omitempty"`
+}
+
 // OrderStatuses are the values ?status= takes.
 var OrderStatuses = []domain.OrderStatus{domain.StatusCart, domain.StatusCheckout, domain.StatusConfirmed,
 	domain.StatusOverdue, domain.StatusPaid, domain.StatusCancelled, domain.StatusExpired, domain.StatusAbandoned}

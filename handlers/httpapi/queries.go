@@ -272,8 +272,23 @@ func (s *Server) listPending(c *call) (answer, error) {
 // creditsDue lists the money owed back to customers, with totals by reason (JSON), or the
 // list as CSV.
 func (s *Server) creditsDue(c *call) (answer, error) {
-	cd := s.proj.CreditsDue(s.now())
-	return answer{json: cd, file: "credits-due-" + cd.Today.String() + ".csv", csv: func(w io.Writer) error {
+	q := c.r.URL.Query()
+	if err := onlyParams(q, "cursor", "limit"); err != nil {
+		return answer{}, err
+	}
+	limit, err := pageLimit(q)
+	if err != nil {
+		return answer{}, err
+	}
+	cd, cursor, err := s.proj.CreditsDue(s.now()).Page(q.Get("cursor"), limit)
+	if errors.Is(err, projections.ErrBadCursor) {
+		return answer{}, malformed("cursor=%q is not one a previous page gave", q.Get("cursor"))
+	}
+	if err != nil {
+		return answer{}, err
+	}
+	a := CreditsList{CreditsDue: cd, NextCursor: cursor, Next: nextPage(c, cursor)}
+	return answer{json: a, file: "credits-due-" + cd.Today.String() + ".csv", csv: func(w io.Writer) error {
 		return projections.WriteCSV(w, cd.Credits)
 	}}, nil
 }

@@ -22,11 +22,13 @@ type EmbeddedConfig struct {
 	// connect to, e.g. "127.0.0.1:-1" for a free port. Empty: no network listener at all,
 	// only in-process connections.
 	Listen string
-	// RelaxedSync turns off the fsync of every write. JetStream's own default fsyncs only
-	// every 2 minutes, and Jepsen (NATS 2.12.1, December 2025) showed acknowledged writes
-	// lost on an OS crash or power failure because of it. So the embedded server runs with
-	// SyncAlways unless this is set; set it only for tests, benchmarks and prefills, where
-	// losing the last writes on a crash does not matter (about 5x faster appends).
+	// RelaxedSync turns off the fsync of appends altogether. JetStream's own default fsyncs
+	// only every 2 minutes, and Jepsen (NATS 2.12.1, December 2025) showed acknowledged writes
+	// lost on an OS crash or power failure because of it. So unless this is set, a Store
+	// opened on Conn answers an append only once it is on disk, fsyncing the events stream's
+	// files itself for every group of concurrent appends (group commit: see groupcommit.go);
+	// the server itself runs without SyncAlways. Set it only for tests, benchmarks and
+	// prefills, where losing the last writes on a crash does not matter.
 	RelaxedSync bool
 	// MaxPayload is the largest message the server accepts. Default 8 MiB, so that a commit
 	// holding an event with an eventstore.MaxPayload (1 MiB) payload fits.
@@ -46,6 +48,8 @@ const DefaultMaxPayload = 8 << 20
 // Other parts (relay, mailer) may create their own JetStream streams through Conn.
 type Embedded struct {
 	lock   *os.File // held on Dir while the server runs
+	// groupCommit: a Store on Conn fsyncs its stream itself (unless RelaxedSync).
+	groupCommit bool
 	Server *server.Server
 	// Conn is an in-process connection (no TCP): about 1.85x faster than loopback.
 	Conn *nats.Conn
@@ -86,7 +90,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		StoreDir:   cfg.Dir,
 		// Without NoSigs the server traps SIGINT/SIGTERM and exits the whole process.
 		NoSigs:     true,
-		SyncAlways: !cfg.RelaxedSync,
+		// A Store on Conn fsyncs the events stream itself, once per group of appends
+		// (groupcommit.go): SyncAlways would fsync each message on its own, one at a time.
+		SyncAlways: false,
 		MaxPayload: cfg.MaxPayload,
 		DontListen: cfg.Listen == "",
 		// No HTTP monitoring, no cluster: one process, one server.
@@ -124,11 +130,12 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		ns.WaitForShutdown()
 		return nil, fmt.Errorf("jetstream: connect in-process: %w", err)
 	}
-	e := &Embedded{lock: lock, Server: ns, Conn: nc}
+	e := &Embedded{lock: lock, Server: ns, Conn: nc, groupCommit: !cfg.RelaxedSync}
+	registerEmbedded(e)
 	started = true
 	log.Info("embedded NATS JetStream started",
 		zap.String("dir", cfg.Dir),
-		zap.Bool("sync_always", e.SyncAlways()),
+		zap.Bool("fsync_appends", e.Durable()),
 		zap.String("client_url", e.ClientURL()))
 	return e, nil
 }
@@ -141,7 +148,12 @@ func (e *Embedded) ClientURL() string {
 	return e.Server.ClientURL()
 }
 
-// SyncAlways reports whether the server fsyncs every write.
+// Durable reports whether a Store opened on Conn answers an append only once it is on disk
+// (group commit), that is, whether RelaxedSync is off.
+func (e *Embedded) Durable() bool { return e.groupCommit }
+
+// SyncAlways reports whether the server itself fsyncs every write: never for the embedded
+// server, whose event store fsyncs its own stream (Durable).
 func (e *Embedded) SyncAlways() bool {
 	c := e.Server.JetStreamConfig()
 	return c != nil && c.SyncAlways
@@ -150,6 +162,7 @@ func (e *Embedded) SyncAlways() bool {
 // Close closes the connection and shuts the server down, waiting until its files are closed
 // so that the same Dir can be opened again at once.
 func (e *Embedded) Close() error {
+	unregisterEmbedded(e)
 	e.Conn.Close()
 	e.Server.Shutdown()
 	e.Server.WaitForShutdown()

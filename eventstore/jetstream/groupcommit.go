@@ -1,0 +1,319 @@
+package jetstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Group commit. With SyncAlways the server fsyncs each message on its own, one after the
+// other in the stream's single loop, so the log can never take more appends per second than
+// the disk takes flushes. The embedded server therefore runs without SyncAlways, and the
+// Store makes its appends durable itself: an R1 stream writes each message into its block
+// file (<store>/jetstream/$G/streams/<S>/msgs/<n>.blk) before acknowledging it, so one
+// fsync of the block files, started after an append's acknowledgement, puts that append and
+// every other one acknowledged before it on disk. One flusher runs those fsyncs back to back;
+// every append waits for the first one that starts after its acknowledgement.
+//
+// This relies on the server's file layout; TestGroupCommitFileLayout pins it, and the flusher
+// refuses to answer (rather than answer without an fsync) when the files are not where it
+// expects them.
+
+// embeddedConns maps an Embedded's in-process connection to its server, so that Open knows
+// that it must fsync the stream itself, whoever opens the store on that connection.
+var embeddedConns sync.Map // *nats.Conn -> *Embedded
+
+func registerEmbedded(e *Embedded)   { embeddedConns.Store(e.Conn, e) }
+func unregisterEmbedded(e *Embedded) { embeddedConns.Delete(e.Conn) }
+
+func embeddedOf(nc *nats.Conn) *Embedded {
+	if e, ok := embeddedConns.Load(nc); ok {
+		return e.(*Embedded)
+	}
+	return nil
+}
+
+// errFlusherStopped answers the appends still waiting when the store closes.
+var errFlusherStopped = errors.New("jetstream: store closed before the append was on disk")
+
+// flusher fsyncs one stream's block files for every group of acknowledged appends.
+type flusher struct {
+	// dirs from the store folder's parent down to the stream's msgs folder: fsynced once at
+	// start, so that the folders the server created without an fsync survive a power loss.
+	streamDir string
+	msgsDir   string
+
+	// durable is the highest stream sequence known to be on disk.
+	durable atomic.Uint64
+
+	mu      sync.Mutex
+	written uint64        // highest sequence known to be in the block files
+	next    chan struct{} // closed when the next flush to start has finished
+	err     error         // a failed fsync: nothing is known to be durable any more
+	closed  bool
+	kick    chan struct{} // a wait asks for a flush
+	quit    chan struct{}
+	done    chan struct{}
+
+	// Only the flusher goroutine touches what follows.
+	last int        // index of the highest block file
+	open []*os.File // the last two block files: a roll writes the old block's tail first
+
+	fsyncs atomic.Uint64 // flushes done, for benchmarks
+}
+
+// newFlusher fsyncs everything of the stream already written and starts the flusher.
+// lastSeq is the stream's last sequence as the server reported it before this call.
+func newFlusher(storeDir, account, stream string, lastSeq uint64) (*flusher, error) {
+	f := &flusher{
+		streamDir: filepath.Join(storeDir, account, "streams", stream),
+		next:      make(chan struct{}),
+		kick:      make(chan struct{}, 1),
+		quit:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	f.msgsDir = filepath.Join(f.streamDir, "msgs")
+	if err := f.syncAll(storeDir); err != nil {
+		f.closeFiles()
+		return nil, err
+	}
+	f.written = lastSeq
+	f.durable.Store(lastSeq)
+	go f.run()
+	return f, nil
+}
+
+// blockIndexes lists the block files' indexes in the msgs folder, in order.
+func blockIndexes(msgsDir string) ([]int, error) {
+	ents, err := os.ReadDir(msgsDir)
+	if err != nil {
+		return nil, err
+	}
+	var idx []int
+	for _, e := range ents {
+		n, ok := strings.CutSuffix(e.Name(), ".blk")
+		if !ok {
+			continue
+		}
+		i, err := strconv.Atoi(n)
+		if err != nil {
+			continue
+		}
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	return idx, nil
+}
+
+// syncAll fsyncs every block file, the stream's metadata and the folders from the store
+// folder's parent down to msgs. The server writes none of them with an fsync when it runs
+// without SyncAlways.
+func (f *flusher) syncAll(storeDir string) error {
+	idx, err := blockIndexes(f.msgsDir)
+	if err != nil {
+		return fmt.Errorf("jetstream: group commit: the stream's block folder: %w (has the server's file layout changed?)", err)
+	}
+	for _, i := range idx {
+		if err := syncPath(blockName(f.msgsDir, i)); err != nil {
+			return err
+		}
+	}
+	for _, name := range []string{"meta.inf", "meta.sum"} {
+		if err := syncPath(filepath.Join(f.streamDir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	// The folders, deepest first, up to the parent of the server's store folder.
+	stop := filepath.Dir(filepath.Dir(storeDir))
+	for d := f.msgsDir; ; d = filepath.Dir(d) {
+		if err := syncPath(d); err != nil {
+			return err
+		}
+		if d == stop || d == filepath.Dir(d) {
+			break
+		}
+	}
+	if len(idx) > 0 {
+		f.last = idx[len(idx)-1]
+		if err := f.track(f.last); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func blockName(dir string, i int) string { return filepath.Join(dir, strconv.Itoa(i)+".blk") }
+
+func syncPath(name string) error {
+	fd, err := os.Open(name)
+	if err != nil {
+		return fmt.Errorf("jetstream: group commit: %w", err)
+	}
+	defer fd.Close()
+	if err := fd.Sync(); err != nil {
+		return fmt.Errorf("jetstream: group commit: fsync %s: %w", name, err)
+	}
+	return nil
+}
+
+// track keeps block i open for the next fsyncs.
+func (f *flusher) track(i int) error {
+	fd, err := os.Open(blockName(f.msgsDir, i))
+	if err != nil {
+		return fmt.Errorf("jetstream: group commit: block %d: %w (has the server's file layout changed?)", i, err)
+	}
+	f.open = append(f.open, fd)
+	return nil
+}
+
+// trim closes all but the last two block files: older ones no longer change.
+func (f *flusher) trim() {
+	for len(f.open) > 2 {
+		f.open[0].Close()
+		f.open = f.open[1:]
+	}
+}
+
+func (f *flusher) closeFiles() {
+	for _, fd := range f.open {
+		fd.Close()
+	}
+	f.open = nil
+}
+
+// wait returns once the messages up to seq, which the server has written, are on disk.
+func (f *flusher) wait(ctx context.Context, seq uint64) error {
+	if f == nil || f.durable.Load() >= seq {
+		return nil
+	}
+	f.mu.Lock()
+	if f.err != nil {
+		err := f.err
+		f.mu.Unlock()
+		return err
+	}
+	if f.closed {
+		f.mu.Unlock()
+		return errFlusherStopped
+	}
+	if seq > f.written {
+		f.written = seq
+	}
+	ch := f.next
+	f.mu.Unlock()
+	select {
+	case f.kick <- struct{}{}:
+	default:
+	}
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the fsync: %w", ctx.Err())
+	}
+	if f.durable.Load() >= seq {
+		return nil
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	return errFlusherStopped
+}
+
+func (f *flusher) run() {
+	defer close(f.done)
+	for {
+		select {
+		case <-f.kick:
+		case <-f.quit:
+		}
+		f.mu.Lock()
+		if f.closed || f.err != nil {
+			f.mu.Unlock()
+			break
+		}
+		target := f.written
+		ch := f.next
+		f.next = make(chan struct{})
+		f.mu.Unlock()
+
+		err := f.flush()
+		f.fsyncs.Add(1)
+		f.mu.Lock()
+		if err != nil {
+			// After a failed fsync the kernel may have dropped the dirty pages: nothing
+			// written since the last good fsync can be called durable, now or later.
+			f.err = fmt.Errorf("jetstream: group commit: %w", err)
+		} else if target > f.durable.Load() {
+			f.durable.Store(target)
+		}
+		f.mu.Unlock()
+		close(ch)
+		if err != nil {
+			break
+		}
+	}
+	f.mu.Lock()
+	close(f.next)
+	f.mu.Unlock()
+	f.closeFiles()
+}
+
+// flush fsyncs the last block files, first following the server onto any new block: a
+// roll writes the old block's tail, then creates the next file, whose name must reach the
+// disk too.
+func (f *flusher) flush() error {
+	rolled := false
+	for {
+		name := blockName(f.msgsDir, f.last+1)
+		if _, err := os.Stat(name); err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				break
+			}
+			return err
+		}
+		if err := f.track(f.last + 1); err != nil {
+			return err
+		}
+		f.last++
+		rolled = true
+	}
+	if len(f.open) == 0 {
+		return fmt.Errorf("no block file in %s (has the server's file layout changed?)", f.msgsDir)
+	}
+	for _, fd := range f.open {
+		if err := fd.Sync(); err != nil {
+			return fmt.Errorf("fsync %s: %w", fd.Name(), err)
+		}
+	}
+	f.trim()
+	if rolled {
+		return syncPath(f.msgsDir)
+	}
+	return nil
+}
+
+func (f *flusher) close() {
+	if f == nil {
+		return
+	}
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return
+	}
+	f.closed = true
+	f.mu.Unlock()
+	close(f.quit)
+	<-f.done
+}

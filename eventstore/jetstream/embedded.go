@@ -47,10 +47,10 @@ const DefaultMaxPayload = 8 << 20
 // Embedded is a running in-process NATS server with JetStream and a connection to it.
 // Other parts (relay, mailer) may create their own JetStream streams through Conn.
 type Embedded struct {
-	lock   *os.File // held on Dir while the server runs
+	lock *os.File // held on Dir while the server runs
 	// groupCommit: a Store on Conn fsyncs its stream itself (unless RelaxedSync).
 	groupCommit bool
-	Server *server.Server
+	Server      *server.Server
 	// Conn is an in-process connection (no TCP): about 1.85x faster than loopback.
 	Conn *nats.Conn
 }
@@ -89,7 +89,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		JetStream:  true,
 		StoreDir:   cfg.Dir,
 		// Without NoSigs the server traps SIGINT/SIGTERM and exits the whole process.
-		NoSigs:     true,
+		NoSigs: true,
 		// A Store on Conn fsyncs the events stream itself, once per group of appends
 		// (groupcommit.go): SyncAlways would fsync each message on its own, one at a time.
 		SyncAlways: false,

@@ -47,12 +47,13 @@ const DefaultMaxPayload = 8 << 20
 // Embedded is a running in-process NATS server with JetStream and a connection to it.
 // Other parts (relay, mailer) may create their own JetStream streams through Conn.
 type Embedded struct {
-	lock *os.File // held on Dir while the server runs
-	// groupCommit: a Store on Conn fsyncs its stream itself (unless RelaxedSync).
-	groupCommit bool
-	Server      *server.Server
+	lock   *os.File // held on Dir while the server runs
+	Server *server.Server
 	// Conn is an in-process connection (no TCP): about 1.85x faster than loopback.
 	Conn *nats.Conn
+
+	// groupCommit: a Store on Conn fsyncs its stream itself (unless RelaxedSync).
+	groupCommit bool
 }
 
 // StartEmbedded starts a NATS server with JetStream file storage in cfg.Dir and connects
@@ -89,10 +90,8 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		JetStream:  true,
 		StoreDir:   cfg.Dir,
 		// Without NoSigs the server traps SIGINT/SIGTERM and exits the whole process.
-		NoSigs: true,
-		// A Store on Conn fsyncs the events stream itself, once per group of appends
-		// (groupcommit.go): SyncAlways would fsync each message on its own, one at a time.
-		SyncAlways: false,
+		NoSigs:     true,
+		SyncAlways: false, // a Store on Conn fsyncs per group of appends (groupcommit.go)
 		MaxPayload: cfg.MaxPayload,
 		DontListen: cfg.Listen == "",
 		// No HTTP monitoring, no cluster: one process, one server.

@@ -366,5 +366,4 @@ func (c *file) Setattr(ctx context.Context, fh fs.FileHandle, in *fuse.SetAttrIn
 	return 0
 }
 
-
 func (c *file) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno { return statfs(out) }

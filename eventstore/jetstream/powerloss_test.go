@@ -29,7 +29,7 @@ type powerLossRun struct {
 	mu        sync.Mutex
 	acked     []acked
 	delivered map[uint64]uuid.UUID // position -> first event id, as Subscribe delivered it
-	want      int           // close reached once this many appends are answered
+	want      int                  // close reached once this many appends are answered
 	reached   chan struct{}
 }
 

@@ -68,7 +68,7 @@ func newBenchEnv(b *testing.B, relaxed bool) *benchEnv {
 
 // rawBody is a message of the size the store writes for one bench event.
 func rawBody() []byte {
-	body, _ := encodeCommit([]eventstore.EventData{benchEvent()})
+	body, _ := encodeCommitV1([]eventstore.EventData{benchEvent()})
 	return body
 }
 
@@ -197,16 +197,12 @@ func getPrefilled(b *testing.B) *prefilled {
 		for v := range 10 {
 			for i := range p.streams {
 				ev.ID = uuid.New()
-				body, _ := encodeCommit([]eventstore.EventData{ev})
-				m := &nats.Msg{Subject: subjects[i], Data: body, Header: nats.Header{}}
-				m.Header.Set(hdrFirstVersion, strconv.Itoa(v))
-				m.Header.Set(hdrLastVersion, strconv.Itoa(v))
-				m.Header.Set(hdrCount, "1")
+				m := commitMsg(subjects[i], uint64(v), []eventstore.EventData{ev})
 				if _, err := js.PublishMsgAsync(m); err != nil {
 					b.Fatal(err)
 				}
 				// The same message on the raw stream, for the raw figures.
-				if _, err := js.PublishAsync("raw."+subjects[i], body); err != nil {
+				if _, err := js.PublishMsgAsync(&nats.Msg{Subject: "raw." + subjects[i], Header: m.Header, Data: m.Data}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -277,14 +277,11 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}
-	body, err := encodeCommit(events)
-	if err != nil {
-		return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
-	}
-	// Leave room for the subject and headers within the server's limit.
-	if limit := s.nc.MaxPayload() - 1024; int64(len(body)) > limit {
+	// The versions are set once known; they do not change the size by much.
+	msg := commitMsg(subject, 0, events)
+	if size, limit := commitSize(msg), s.nc.MaxPayload()-1024; int64(size) > limit {
 		return eventstore.AppendResult{}, fmt.Errorf("%w: commit of %d bytes is over the server's limit of %d",
-			eventstore.ErrInvalidAppend, len(body), limit)
+			eventstore.ErrInvalidAppend, size, limit)
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
@@ -323,10 +320,8 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 			first = st.version + 1
 		}
 		last := first + uint64(len(events)) - 1
-		msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
-		msg.Header.Set(hdrFirstVersion, strconv.FormatUint(first, 10))
-		msg.Header.Set(hdrLastVersion, strconv.FormatUint(last, 10))
-		msg.Header.Set(hdrCount, strconv.Itoa(len(events)))
+		msg.Header[hdrFirstVersion] = []string{strconv.FormatUint(first, 10)}
+		msg.Header[hdrLastVersion] = []string{strconv.FormatUint(last, 10)}
 		ack, err := s.js.PublishMsg(ctx, msg,
 			jetstream.WithMsgID(id),
 			jetstream.WithExpectLastSequencePerSubject(st.seq))

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -130,15 +131,46 @@ func BenchmarkAppend(b *testing.B) {
 				})
 			})
 			b.Run(fmt.Sprintf("%s/writers=%d/raw", mode.name, w), func(b *testing.B) {
-				env := newBenchEnv(b, mode.relaxed)
+				js := newBenchEnv(b, mode.relaxed).js
+				if !mode.relaxed {
+					// The embedded server leaves fsyncs to the store: raw durable publishes
+					// need a server that fsyncs every message itself.
+					js = syncAlwaysServer(b)
+				}
 				body := rawBody()
 				parallel(b, w, func(i int) error {
-					_, err := env.js.Publish(context.Background(), "raw."+strconv.Itoa(i), body)
+					_, err := js.Publish(context.Background(), "raw."+strconv.Itoa(i), body)
 					return err
 				})
 			})
 		}
 	}
+}
+
+// syncAlwaysServer is a JetStream server that fsyncs every message (SyncAlways) with a
+// "raw.>" stream: the disk's one-writer durable rate.
+func syncAlwaysServer(b *testing.B) jetstream.JetStream {
+	ns, err := server.NewServer(&server.Options{JetStream: true, StoreDir: b.TempDir(), SyncAlways: true,
+		DontListen: true, NoSigs: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	go ns.Start()
+	b.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		b.Fatal("server not ready")
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "RAW", Subjects: []string{"raw.>"},
+		Storage: jetstream.FileStorage}); err != nil {
+		b.Fatal(err)
+	}
+	return js
 }
 
 // prefilled is a relaxed-sync server holding n events of n/10 streams, each stream's ten

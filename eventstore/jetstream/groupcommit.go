@@ -21,8 +21,10 @@ import (
 // Store makes its appends durable itself: an R1 stream writes each message into its block
 // file (<store>/jetstream/$G/streams/<S>/msgs/<n>.blk) before acknowledging it, so one
 // fsync of the block files, started after an append's acknowledgement, puts that append and
-// every other one acknowledged before it on disk. One flusher runs those fsyncs back to back;
-// every append waits for the first one that starts after its acknowledgement.
+// every other one acknowledged before it on disk. One fsync runs at a time; every append
+// waits for the first one that starts after its acknowledgement. The fsync is run by the
+// first waiter that finds none running (the leader), so that a lone append pays no
+// hand-over to another goroutine, and concurrent ones share it.
 //
 // This relies on the server's file layout; TestGroupCommitFileLayout pins it, and the flusher
 // refuses to answer (rather than answer without an fsync) when the files are not where it
@@ -47,39 +49,32 @@ var errFlusherStopped = errors.New("jetstream: store closed before the append wa
 
 // flusher fsyncs one stream's block files for every group of acknowledged appends.
 type flusher struct {
-	// dirs from the store folder's parent down to the stream's msgs folder: fsynced once at
-	// start, so that the folders the server created without an fsync survive a power loss.
 	streamDir string
 	msgsDir   string
 
 	// durable is the highest stream sequence known to be on disk.
 	durable atomic.Uint64
 
-	mu      sync.Mutex
-	written uint64        // highest sequence known to be in the block files
-	next    chan struct{} // closed when the next flush to start has finished
-	err     error         // a failed fsync: nothing is known to be durable any more
-	closed  bool
-	kick    chan struct{} // a wait asks for a flush
-	quit    chan struct{}
-	done    chan struct{}
+	mu       sync.Mutex
+	written  uint64        // highest sequence known to be in the block files
+	flushing bool          // a leader is fsyncing
+	changed  chan struct{} // closed when a flush ends
+	err      error         // a failed fsync: nothing is known to be durable any more
+	closed   bool
 
-	// Only the flusher goroutine touches what follows.
+	// Only the leader touches what follows.
 	last int        // index of the highest block file
 	open []*os.File // the last two block files: a roll writes the old block's tail first
 
 	fsyncs atomic.Uint64 // flushes done, for benchmarks
 }
 
-// newFlusher fsyncs everything of the stream already written and starts the flusher.
-// lastSeq is the stream's last sequence as the server reported it before this call.
+// newFlusher fsyncs everything of the stream already written. lastSeq is the stream's last
+// sequence as the server reported it before this call.
 func newFlusher(storeDir, account, stream string, lastSeq uint64) (*flusher, error) {
 	f := &flusher{
 		streamDir: filepath.Join(storeDir, account, "streams", stream),
-		next:      make(chan struct{}),
-		kick:      make(chan struct{}, 1),
-		quit:      make(chan struct{}),
-		done:      make(chan struct{}),
+		changed:   make(chan struct{}),
 	}
 	f.msgsDir = filepath.Join(f.streamDir, "msgs")
 	if err := f.syncAll(storeDir); err != nil {
@@ -88,7 +83,6 @@ func newFlusher(storeDir, account, stream string, lastSeq uint64) (*flusher, err
 	}
 	f.written = lastSeq
 	f.durable.Store(lastSeq)
-	go f.run()
 	return f, nil
 }
 
@@ -196,77 +190,58 @@ func (f *flusher) wait(ctx context.Context, seq uint64) error {
 		return nil
 	}
 	f.mu.Lock()
-	if f.err != nil {
-		err := f.err
-		f.mu.Unlock()
-		return err
-	}
-	if f.closed {
-		f.mu.Unlock()
-		return errFlusherStopped
-	}
+	defer f.mu.Unlock()
 	if seq > f.written {
 		f.written = seq
 	}
-	ch := f.next
-	f.mu.Unlock()
-	select {
-	case f.kick <- struct{}{}:
-	default:
+	for {
+		switch {
+		case f.durable.Load() >= seq:
+			return nil
+		case f.err != nil:
+			return f.err
+		case f.closed:
+			return errFlusherStopped
+		case !f.flushing:
+			f.lead()
+			continue
+		}
+		// A flush runs, perhaps started before seq was written: wait for its end, then
+		// check again (and lead the next one if nobody has).
+		ch := f.changed
+		f.mu.Unlock()
+		select {
+		case <-ch:
+			f.mu.Lock()
+		case <-ctx.Done():
+			f.mu.Lock()
+			return fmt.Errorf("waiting for the fsync: %w", ctx.Err())
+		}
 	}
-	select {
-	case <-ch:
-	case <-ctx.Done():
-		return fmt.Errorf("waiting for the fsync: %w", ctx.Err())
-	}
-	if f.durable.Load() >= seq {
-		return nil
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.err != nil {
-		return f.err
-	}
-	return errFlusherStopped
 }
 
-func (f *flusher) run() {
-	defer close(f.done)
-	for {
-		select {
-		case <-f.kick:
-		case <-f.quit:
-		}
-		f.mu.Lock()
-		if f.closed || f.err != nil {
-			f.mu.Unlock()
-			break
-		}
-		target := f.written
-		ch := f.next
-		f.next = make(chan struct{})
-		f.mu.Unlock()
-
-		err := f.flush()
-		f.fsyncs.Add(1)
-		f.mu.Lock()
-		if err != nil {
-			// After a failed fsync the kernel may have dropped the dirty pages: nothing
-			// written since the last good fsync can be called durable, now or later.
-			f.err = fmt.Errorf("jetstream: group commit: %w", err)
-		} else if target > f.durable.Load() {
-			f.durable.Store(target)
-		}
-		f.mu.Unlock()
-		close(ch)
-		if err != nil {
-			break
-		}
-	}
-	f.mu.Lock()
-	close(f.next)
+// lead runs one flush for everything written so far. f.mu is held, and released during
+// the fsyncs.
+func (f *flusher) lead() {
+	f.flushing = true
+	target := f.written
 	f.mu.Unlock()
-	f.closeFiles()
+	err := f.flush()
+	f.fsyncs.Add(1)
+	f.mu.Lock()
+	f.flushing = false
+	if err != nil {
+		// After a failed fsync the kernel may have dropped the dirty pages: nothing
+		// written since the last good fsync can be called durable, now or later.
+		f.err = fmt.Errorf("jetstream: group commit: %w", err)
+	} else if target > f.durable.Load() {
+		f.durable.Store(target)
+	}
+	if f.closed || f.err != nil {
+		f.closeFiles()
+	}
+	close(f.changed)
+	f.changed = make(chan struct{})
 }
 
 // flush fsyncs the last block files, first following the server onto any new block: a
@@ -308,12 +283,14 @@ func (f *flusher) close() {
 		return
 	}
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.closed {
-		f.mu.Unlock()
 		return
 	}
 	f.closed = true
-	f.mu.Unlock()
-	close(f.quit)
-	<-f.done
+	if !f.flushing {
+		f.closeFiles()
+	}
+	close(f.changed) // waiters see closed
+	f.changed = make(chan struct{})
 }

@@ -126,13 +126,17 @@ func (f *flusher) syncAll(storeDir string) error {
 			return err
 		}
 	}
-	// The folders, deepest first, up to the parent of the server's store folder.
-	stop := filepath.Dir(filepath.Dir(storeDir))
+	// The folders, deepest first: those the server made, then every one above, so that
+	// a data folder created just before (orderd makes its own) survives too. Above the
+	// server's folder this is best effort: a folder may not be ours to open.
+	top := filepath.Dir(storeDir)
 	for d := f.msgsDir; ; d = filepath.Dir(d) {
-		if err := syncPath(d); err != nil {
+		if err := syncPath(d); err != nil && len(d) <= len(top) {
+			break
+		} else if err != nil {
 			return err
 		}
-		if d == stop || d == filepath.Dir(d) {
+		if d == filepath.Dir(d) {
 			break
 		}
 	}

@@ -66,6 +66,8 @@ type App struct {
 	wg       sync.WaitGroup
 	running  sync.Map // worker name -> true while it runs
 	serveErr chan error
+
+	debugAddr string // where pprof listens (--debug-addr), after Start
 }
 
 type worker struct {
@@ -367,6 +369,9 @@ func (a *App) Start(ctx context.Context) error {
 		return fmt.Errorf("--addr (ORDERD_ADDR) %s: %w", a.Config.Addr, err)
 	}
 	a.ln = ln
+	if err := a.startDebug(); err != nil {
+		return err
+	}
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
 	for _, w := range a.workers {

@@ -62,6 +62,9 @@ type Config struct {
 	// ReadWait bounds how long a query with ?after=<position> waits for the read models
 	// (--read-wait, ORDERD_READ_WAIT). Default 3 s.
 	ReadWait time.Duration
+	// DebugAddr serves net/http/pprof on this loopback host:port (--debug-addr,
+	// ORDERD_DEBUG_ADDR), for profiling. Empty: no profiling endpoint.
+	DebugAddr string
 	// Clock is the product's "now" (commands, queries, sweeper). Not a setting: tests
 	// move it. Default time.Now.
 	Clock func() time.Time
@@ -130,6 +133,7 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	c.NATSListen = getenv("ORDERD_NATS_LISTEN")
 	c.Store = getenv("ORDERD_STORE")
 	c.NATSURL = getenv("ORDERD_NATS_URL")
+	c.DebugAddr = getenv("ORDERD_DEBUG_ADDR")
 	str(&c.SMTPHost, "ORDERD_SMTP_HOST")
 	str(&c.SMTPTLS, "ORDERD_SMTP_TLS")
 	str(&c.SMTPUser, "ORDERD_SMTP_USER")
@@ -172,6 +176,7 @@ func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Co
 	fs.StringVar(&c.SMTPTLS, "smtp-tls", c.SMTPTLS, "SMTP TLS `mode`: none, starttls or tls (ORDERD_SMTP_TLS)")
 	fs.StringVar(&c.SMTPUser, "smtp-user", c.SMTPUser, "SMTP `user` name, authenticating when set; the password only from ORDERD_SMTP_PASSWORD (ORDERD_SMTP_USER)")
 	fs.StringVar(&c.MailFrom, "mail-from", c.MailFrom, "sender `address` of the emails (ORDERD_MAIL_FROM)")
+	fs.StringVar(&c.DebugAddr, "debug-addr", c.DebugAddr, "loopback `host:port` serving net/http/pprof for profiling; empty: none (ORDERD_DEBUG_ADDR)")
 	fs.DurationVar(&c.SweepInterval, "sweep-interval", c.SweepInterval, "how often unpaid orders past their term are expired (ORDERD_SWEEP_INTERVAL)")
 	fs.DurationVar(&c.ReadWait, "read-wait", c.ReadWait, "how long a query with ?after= waits for the read models before 503 (ORDERD_READ_WAIT)")
 	if err := fs.Parse(args); err != nil {
@@ -266,6 +271,11 @@ func (c Config) Validate() error {
 	if c.NATSListen != "" {
 		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
 			return fmt.Errorf("--nats-listen (ORDERD_NATS_LISTEN) %q: want host:port", c.NATSListen)
+		}
+	}
+	if c.DebugAddr != "" {
+		if h, _, err := net.SplitHostPort(c.DebugAddr); err != nil || !IsLoopback(h) {
+			return fmt.Errorf("--debug-addr (ORDERD_DEBUG_ADDR) %q: want a loopback host:port such as 127.0.0.1:6060 (profiles show the process's internals)", c.DebugAddr)
 		}
 	}
 	if c.ShutdownTimeout <= 0 {

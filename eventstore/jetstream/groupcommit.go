@@ -64,7 +64,7 @@ type flusher struct {
 
 	// Only the leader touches what follows.
 	last int        // index of the highest block file
-	open []*os.File // the last two block files: a roll writes the old block's tail first
+	open []*os.File // the block files to fsync: the last, and after a roll the ones before
 
 	fsyncs atomic.Uint64 // flushes done, for benchmarks
 }
@@ -173,9 +173,11 @@ func (f *flusher) track(i int) error {
 	return nil
 }
 
-// trim closes all but the last two block files: older ones no longer change.
+// trim closes all but the last block file. The server finishes writing a block before it
+// creates the next one and never writes to it again (the stream denies deletes and
+// purges), so once fsynced after a roll an older block needs no more fsyncs.
 func (f *flusher) trim() {
-	for len(f.open) > 2 {
+	for len(f.open) > 1 {
 		f.open[0].Close()
 		f.open = f.open[1:]
 	}

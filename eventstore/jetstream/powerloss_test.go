@@ -31,6 +31,7 @@ type powerLossRun struct {
 	delivered map[uint64]uuid.UUID // position -> first event id, as Subscribe delivered it
 	want      int                  // close reached once this many appends are answered
 	reached   chan struct{}
+	pad       int // bytes of padding per payload
 }
 
 func (r *powerLossRun) record(a acked) {
@@ -49,24 +50,32 @@ func (r *powerLossRun) record(a acked) {
 // there, so is everything a follower saw, the log has no gap and nothing half-written, each
 // stream's hash chain verifies, and the store takes new appends. Three cuts in a row.
 func TestPowerLossKeepsEveryAcknowledgedAppend(t *testing.T) {
-	if err := powerLoss(t, jetstream.EmbeddedConfig{}, 3); err != nil {
+	if err := powerLoss(t, jetstream.EmbeddedConfig{}, 3, 200); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The same with commits of about 100 KiB: the stream rolls over to new block files (8 MiB
+// each) between cuts, and the group commit must follow it onto each new file.
+func TestPowerLossAcrossBlockFiles(t *testing.T) {
+	if err := powerLoss(t, jetstream.EmbeddedConfig{}, 2, 100<<10); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // The same run without fsyncs loses acknowledged appends: the disk model has teeth.
 func TestPowerLossWithoutFsyncLosesAppends(t *testing.T) {
-	if err := powerLoss(t, jetstream.EmbeddedConfig{RelaxedSync: true}, 1); err == nil {
+	if err := powerLoss(t, jetstream.EmbeddedConfig{RelaxedSync: true}, 1, 200); err == nil {
 		t.Fatal("with RelaxedSync a power cut lost nothing: the lazy disk keeps what was never fsynced")
 	} else {
 		t.Logf("as expected: %v", err)
 	}
 }
 
-func powerLoss(t *testing.T, cfg jetstream.EmbeddedConfig, cuts int) error {
+func powerLoss(t *testing.T, cfg jetstream.EmbeddedConfig, cuts, pad int) error {
 	disk := lazyfs.ForTest(t, lazyfs.Options{Torn: true})
 	cfg.Dir = filepath.Join(disk.Dir(), "data")
-	run := &powerLossRun{delivered: map[uint64]uuid.UUID{}}
+	run := &powerLossRun{delivered: map[uint64]uuid.UUID{}, pad: pad}
 	// start opens the store; the server is closed before the disk is unmounted, whatever
 	// happens (cleanups run last first, and ForTest registered the disk's).
 	start := func() (*jetstream.Embedded, *jetstream.Store, func()) {
@@ -126,7 +135,7 @@ func (r *powerLossRun) write(ctx context.Context, s *jetstream.Store) {
 			if v > 0 {
 				exp = eventstore.Exact(v - 1)
 			}
-			payload, _ := json.Marshal(map[string]any{"n": v, "pad": fmt.Sprintf("%0200d", v)})
+			payload, _ := json.Marshal(map[string]any{"n": v, "pad": fmt.Sprintf("%0*d", r.pad, v)})
 			ev := eventstore.EventData{ID: uuid.New(), Type: "Written", SchemaVersion: 1, Payload: payload,
 				Metadata: eventstore.Metadata{PrevHash: prev}}
 			res, err := s.Append(ctx, stream, exp, ev)

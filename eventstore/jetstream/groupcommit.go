@@ -108,9 +108,8 @@ func blockIndexes(msgsDir string) ([]int, error) {
 	return idx, nil
 }
 
-// syncAll fsyncs every block file, the stream's metadata and the folders from the store
-// folder's parent down to msgs. The server writes none of them with an fsync when it runs
-// without SyncAlways.
+// syncAll fsyncs every block file, the stream's metadata and every folder from msgs up to
+// the root. The server writes none of them with an fsync when it runs without SyncAlways.
 func (f *flusher) syncAll(storeDir string) error {
 	idx, err := blockIndexes(f.msgsDir)
 	if err != nil {

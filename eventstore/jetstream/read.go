@@ -76,6 +76,30 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]e
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
+	// The last commit first, with a plain request (a batch needs a subscription of its
+	// own): a stream that does not exist, or whose wanted events are all in its last commit
+	// (a new aggregate, a read from the latest version), is answered from it alone.
+	lastMsg, err := s.direct(ctx, s.directGet+"."+subject, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", stream, err)
+	}
+	if lastMsg == nil {
+		return nil, fmt.Errorf("read %s: %w", stream, eventstore.ErrStreamNotFound)
+	}
+	if first, err := strconv.ParseUint(lastMsg.Header.Get(hdrFirstVersion), 10, 64); err == nil && first <= from {
+		one, err := s.decodeDirect(lastMsg, nil)
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", stream, err)
+		}
+		if err := s.flush.wait(ctx, one[0].Position); err != nil {
+			return nil, fmt.Errorf("read %s: %w", stream, err)
+		}
+		i := 0
+		for i < len(one) && one[i].StreamVersion < from {
+			i++
+		}
+		return one[i:], nil
+	}
 	var (
 		all     []eventstore.Envelope
 		seq     uint64 = 1

@@ -76,6 +76,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 		regexp.MustCompile(`(?m)^To: "Rossi & Figli S.r.l." <amministrazione@rossi.example>`),
 		regexp.MustCompile(`(?m)^IBAN: IT\d\d`),
 		regexp.MustCompile(`(?m)^Causale: Ordine [0-9a-f-]{36}`),
+		regexp.MustCompile(`(?m)^Totale: \d+,\d\d €`), // plain UTF-8, not quoted-printable
 		regexp.MustCompile(`(?m)^paid$`),
 		regexp.MustCompile(`"purchasedGB":2,.*"totalGB":3`),
 		regexp.MustCompile(`"kind":"users","quantity":3,"expiresOn":"\d{4}-\d\d-\d\d","daysLeft":36[56]`),

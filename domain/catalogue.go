@@ -19,6 +19,10 @@ type Catalogue struct {
 		MinGB               int   `json:"minGB"`
 		MaxGB               int   `json:"maxGB"`
 		ValidityMonths      int   `json:"validityMonths"`
+		// PricePerGBMonthCents prices, per GB and month, earlier space still valid that
+		// co-termination aligns to a new expiry. 0: the yearly price over the validity
+		// months, rounded up.
+		PricePerGBMonthCents int64 `json:"pricePerGBMonthCents,omitempty"`
 	} `json:"space"`
 	// BaseGB is the space every subscription includes.
 	BaseGB int `json:"baseGB"`
@@ -28,6 +32,51 @@ type Catalogue struct {
 	// PaymentTermDays is how long a confirmed order may stay unpaid before it expires.
 	PaymentTermDays int                      `json:"paymentTermDays"`
 	PaymentMethods  map[string]PaymentMethod `json:"paymentMethods"`
+	// CartAbandonDays is how many days a cart or order form may stay untouched before the
+	// sweeper ends it (0: DefaultCartAbandonDays).
+	CartAbandonDays int `json:"cartAbandonDays,omitempty"`
+	// MaxServiceQuantity bounds the quantity of any service (users, modules); 0:
+	// DefaultMaxServiceQuantity.
+	MaxServiceQuantity int `json:"maxServiceQuantity,omitempty"`
+}
+
+// Defaults of the catalogue's optional settings, and the documented maxima of figures that
+// come from outside the catalogue. Every bound is well inside int64 once multiplied by the
+// others, and every product of money is checked besides (see mulCents).
+const (
+	DefaultCartAbandonDays    = 7
+	DefaultMaxServiceQuantity = 10_000
+	// MaxUsedBytes is the most used space a report may state: 1 PiB.
+	MaxUsedBytes int64 = 1 << 50
+	// MaxAmountCents is the largest single payment, and the largest price, in cents: 10
+	// billion euros.
+	MaxAmountCents int64 = 1_000_000_000_000
+)
+
+// AbandonDays is the number of untouched days after which a cart or order form ends.
+func (c *Catalogue) AbandonDays() int {
+	if c.CartAbandonDays > 0 {
+		return c.CartAbandonDays
+	}
+	return DefaultCartAbandonDays
+}
+
+// MaxQuantity is the largest quantity of a service.
+func (c *Catalogue) MaxQuantity() int {
+	if c.MaxServiceQuantity > 0 {
+		return c.MaxServiceQuantity
+	}
+	return DefaultMaxServiceQuantity
+}
+
+// SpaceMonthlyCents is the monthly price of one GB of earlier space aligned by
+// co-termination.
+func (c *Catalogue) SpaceMonthlyCents() int64 {
+	if c.Space.PricePerGBMonthCents > 0 {
+		return c.Space.PricePerGBMonthCents
+	}
+	months := int64(c.Space.ValidityMonths)
+	return (c.Space.PricePerGBYearCents + months - 1) / months
 }
 
 // ServicePrice is the monthly price of one unit of a service kind.
@@ -101,8 +150,18 @@ func (c *Catalogue) validate() error {
 		return fmt.Errorf("currency is empty")
 	case c.VATPercent < 0 || c.VATPercent > 100:
 		return fmt.Errorf("vatPercent %d is not in 0..100", c.VATPercent)
-	case c.Space.PricePerGBYearCents <= 0:
-		return fmt.Errorf("space.pricePerGBYearCents must be positive")
+	case c.Space.PricePerGBYearCents <= 0 || c.Space.PricePerGBYearCents > MaxAmountCents:
+		return fmt.Errorf("space.pricePerGBYearCents must be positive and at most %d", MaxAmountCents)
+	case c.Space.PricePerGBMonthCents < 0 || c.Space.PricePerGBMonthCents > MaxAmountCents:
+		return fmt.Errorf("space.pricePerGBMonthCents must be 0..%d", MaxAmountCents)
+	case c.CartAbandonDays < 0:
+		return fmt.Errorf("cartAbandonDays is negative")
+	case c.MaxServiceQuantity < 0 || c.MaxServiceQuantity > 1_000_000:
+		return fmt.Errorf("maxServiceQuantity must be 0..1000000")
+	case c.Space.MaxGB > 1_000_000:
+		return fmt.Errorf("space.maxGB must be at most 1000000")
+	case c.Space.ValidityMonths > 120:
+		return fmt.Errorf("space.validityMonths must be at most 120")
 	case c.Space.MinGB < 1 || c.Space.MaxGB < c.Space.MinGB:
 		return fmt.Errorf("space.minGB..maxGB %d..%d is not a range of at least 1", c.Space.MinGB, c.Space.MaxGB)
 	case c.Space.ValidityMonths < 1:
@@ -123,8 +182,8 @@ func (c *Catalogue) validate() error {
 		if kind == KindSpace || strings.TrimSpace(kind) != kind || kind == "" {
 			return fmt.Errorf("services: %q cannot name a service kind", kind)
 		}
-		if s.MonthlyCents < 0 {
-			return fmt.Errorf("services.%s.monthlyCents is negative", kind)
+		if s.MonthlyCents < 0 || s.MonthlyCents > MaxAmountCents {
+			return fmt.Errorf("services.%s.monthlyCents must be 0..%d", kind, MaxAmountCents)
 		}
 	}
 	for code, m := range c.PaymentMethods {

@@ -102,6 +102,14 @@ func TestCatalogueRefusesMistakesNamingTheField(t *testing.T) {
 		{"method without English", func(m map[string]any) {
 			delete(m["paymentMethods"].(map[string]any)["card"].(map[string]any)["instructions"].(map[string]any), "en")
 		}, "paymentMethods.card"},
+		{"negative abandon days", func(m map[string]any) { m["cartAbandonDays"] = -1 }, "cartAbandonDays"},
+		{"service quantities beyond a million", func(m map[string]any) { m["maxServiceQuantity"] = 2_000_000 }, "maxServiceQuantity"},
+		{"a price that could wrap", func(m map[string]any) {
+			m["space"].(map[string]any)["pricePerGBYearCents"] = int64(1) << 60
+		}, "space.pricePerGBYearCents"},
+		{"negative monthly space price", func(m map[string]any) {
+			m["space"].(map[string]any)["pricePerGBMonthCents"] = -1
+		}, "space.pricePerGBMonthCents"},
 		{"negative registration days", func(m map[string]any) {
 			m["paymentMethods"].(map[string]any)["paypal"].(map[string]any)["registrationDays"] = -1
 		}, "paymentMethods.paypal.registrationDays"},
@@ -129,5 +137,25 @@ func TestDefaultCatalogueJSONIsACopy(t *testing.T) {
 	}
 	if _, err := domain.ParseCatalogue(domain.DefaultCatalogueJSON()); err != nil {
 		t.Fatalf("changing the returned text changed the embedded default: %v", err)
+	}
+}
+
+// The calendar settings have defaults when a custom catalogue leaves them out.
+func TestCatalogueCalendarDefaults(t *testing.T) {
+	c, err := domain.ParseCatalogue(editCatalogue(t, func(m map[string]any) {
+		delete(m, "cartAbandonDays")
+		delete(m, "maxServiceQuantity")
+		delete(m["space"].(map[string]any), "pricePerGBMonthCents")
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 25.00 EUR a year over 12 months, rounded up: 2.09 EUR a month.
+	if c.AbandonDays() != 7 || c.MaxQuantity() != 10_000 || c.SpaceMonthlyCents() != 209 {
+		t.Fatalf("defaults: %d days, %d units, %d cents", c.AbandonDays(), c.MaxQuantity(), c.SpaceMonthlyCents())
+	}
+	d := domain.DefaultCatalogue()
+	if d.AbandonDays() != 7 || d.SpaceMonthlyCents() != 250 {
+		t.Fatalf("embedded: %d days, %d cents", d.AbandonDays(), d.SpaceMonthlyCents())
 	}
 }

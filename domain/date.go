@@ -79,17 +79,28 @@ func sign(n int) int {
 	return 0
 }
 
-// AddMonths moves d by n months, clamping the day to the target month's length:
-// 31 January + 1 month is 28 (or 29) February, and 29 February + 12 months is 28 February.
+// AddMonths moves d by n months. The end of a month stays the end of a month: from the last
+// day of its month d goes to the last day of the target month (30 September + 6 months is
+// 31 March; 28 February 2027 + 12 months is 29 February 2028). Any other day is clamped to
+// the target month's length (30 January + 1 month is 28 or 29 February, and 29 February +
+// 12 months is 28 February).
 func (d Date) AddMonths(n int) Date {
 	m := int(d.Month) - 1 + n
 	y := d.Year + floorDiv(m, 12)
 	m = m - floorDiv(m, 12)*12 + 1
-	day := min(d.Day, daysIn(y, time.Month(m)))
+	last := daysIn(y, time.Month(m))
+	day := min(d.Day, last)
+	if d.IsEndOfMonth() {
+		day = last
+	}
 	return Date{y, time.Month(m), day}
 }
 
-// AddYears is AddMonths(12*n): the anniversary, with 29 February going to 28 February.
+// IsEndOfMonth reports whether d is the last day of its month.
+func (d Date) IsEndOfMonth() bool { return !d.IsZero() && d.Day == daysIn(d.Year, d.Month) }
+
+// AddYears is AddMonths(12*n): the anniversary, with the end of February going to the end of
+// February.
 func (d Date) AddYears(n int) Date { return d.AddMonths(12 * n) }
 
 // AddDays moves d by n calendar days.

@@ -35,7 +35,13 @@ var refusals = map[string]*domain.Error{
 	"ErrPrivacy":                domain.ErrPrivacy,
 	"ErrTermsVersionMissing":    domain.ErrTermsVersionMissing,
 	"ErrInvalidAmount":          domain.ErrInvalidAmount,
-	"ErrPaymentExceedsDue":      domain.ErrPaymentExceedsDue,
+	"ErrAmountOutOfRange":       domain.ErrAmountOutOfRange,
+	"ErrSubscriptionNotActive":  domain.ErrSubscriptionNotActive,
+	"ErrOrderAbandoned":         domain.ErrOrderAbandoned,
+	"ErrOrderOverdue":           domain.ErrOrderOverdue,
+	"ErrQuoteChanged":           domain.ErrQuoteChanged,
+	"ErrNothingToSweep":         domain.ErrNothingToSweep,
+	"ErrCartNotAbandoned":       domain.ErrCartNotAbandoned,
 	"ErrPaymentReference":       domain.ErrPaymentReference,
 	"ErrNotInCart":              domain.ErrNotInCart,
 	"ErrNotAtCheckout":          domain.ErrNotAtCheckout,
@@ -123,7 +129,7 @@ func TestEveryEventHasOneStableName(t *testing.T) {
 		}
 		names[et.Name], types[typ] = true, true
 	}
-	if len(names) != 16 {
-		t.Errorf("%d event types, want the 16 of the contract", len(names))
+	if len(names) != 22 {
+		t.Errorf("%d event types, want the 22 of the contract", len(names))
 	}
 }

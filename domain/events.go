@@ -20,6 +20,9 @@ type EventType struct {
 // EventTypes is the contract of the log: every event the domain writes, by stable name and
 // current schema version. Adding a version means a new entry here and an upcaster from the
 // older one (see the eventstore codec); old events are upcast on read, never rewritten.
+// A field added with omitempty, whose absence means exactly what the older payloads meant
+// (SpaceIncreaseRequested.Space, OrderConfirmed.ExpectedRegistrationOn, OrderPaid.ExcessCents),
+// keeps the version: every older payload still reads as it did.
 func EventTypes() []EventType {
 	return []EventType{
 		{"SubscriptionOpened", 1, SubscriptionOpened{}},
@@ -38,6 +41,13 @@ func EventTypes() []EventType {
 		{"OrderPaid", 1, OrderPaid{}},
 		{"OrderCancelled", 1, OrderCancelled{}},
 		{"OrderExpired", 1, OrderExpired{}},
+		// The calendar rules (docs/RULES.md).
+		{"QuoteRepriced", 1, QuoteRepriced{}},
+		{"OrderAbandoned", 1, OrderAbandoned{}},
+		{"OrderOverdue", 1, OrderOverdue{}},
+		{"CreditDue", 1, CreditDue{}},
+		{"SpaceExtended", 1, SpaceExtended{}},
+		{"EmailSent", 1, EmailSent{}},
 	}
 }
 
@@ -116,6 +126,9 @@ type SpaceIncreaseRequested struct {
 	Channel        string    `json:"channel"`
 	Quote          Quote     `json:"quote"`
 	RequestedAt    time.Time `json:"requestedAt"`
+	// Space is the subscription's purchased space when the cart opened: co-termination
+	// aligns the blocks still valid (absent in carts opened before that rule: none).
+	Space []SpaceBlock `json:"space,omitempty"`
 }
 
 // CoTerminationToggled: the customer switched co-termination; the quote is recomputed.
@@ -168,8 +181,21 @@ type OrderConfirmed struct {
 	ConfirmedAt    time.Time   `json:"confirmedAt"`
 	// PayBy is the last day to pay before the order expires.
 	PayBy Date `json:"payBy"`
-	// ExpectedRegistrationDays is how long the chosen method takes to be registered.
+	// ExpectedRegistrationDays is how long the chosen method takes to be registered, in
+	// working days.
 	ExpectedRegistrationDays int `json:"expectedRegistrationDays"`
+	// ExpectedRegistrationOn is the working day by which the payment is expected in the
+	// books (absent in older events: ExpectedRegistration computes it the same way).
+	ExpectedRegistrationOn Date `json:"expectedRegistrationOn,omitzero"`
+}
+
+// ExpectedRegistration is the day the payment is expected to be registered: the confirmation
+// day plus the method's working days.
+func (e OrderConfirmed) ExpectedRegistration() Date {
+	if !e.ExpectedRegistrationOn.IsZero() {
+		return e.ExpectedRegistrationOn
+	}
+	return DateOf(e.ConfirmedAt).AddWorkingDays(e.ExpectedRegistrationDays)
 }
 
 // PaymentRegistered: money arrived for the order. PaidCents is the total so far.
@@ -190,6 +216,8 @@ type OrderPaid struct {
 	Recipient      Recipient `json:"recipient"`
 	PaidCents      int64     `json:"paidCents"`
 	PaidAt         time.Time `json:"paidAt"`
+	// ExcessCents is what the payment brought beyond the total: a credit due (CreditDue).
+	ExcessCents int64 `json:"excessCents,omitempty"`
 }
 
 // OrderCancelled: the order will not go on.
@@ -201,6 +229,73 @@ type OrderCancelled struct {
 // OrderExpired: the order stayed unpaid past its payment term.
 type OrderExpired struct {
 	ExpiredAt time.Time `json:"expiredAt"`
+}
+
+// QuoteRepriced: a command on a cart or order form came on a later Rome day than its quote,
+// so the order was priced again from that day. It comes before the command's own events.
+type QuoteRepriced struct {
+	PreviousOrderDate  Date      `json:"previousOrderDate"`
+	PreviousTotalCents int64     `json:"previousTotalCents"`
+	Quote              Quote     `json:"quote"`
+	RepricedAt         time.Time `json:"repricedAt"`
+}
+
+// OrderAbandoned: the cart or order form stayed untouched for the catalogue's days; the
+// sweeper ended it, and its subscription's order slot is free.
+type OrderAbandoned struct {
+	LastActiveOn Date      `json:"lastActiveOn"`
+	AbandonedAt  time.Time `json:"abandonedAt"`
+}
+
+// OrderOverdue: a partly paid order passed its last day to pay. It is not expired (money was
+// received): finance sees its balance, and an operator may cancel it.
+type OrderOverdue struct {
+	PayBy     Date      `json:"payBy"`
+	PaidCents int64     `json:"paidCents"`
+	DueCents  int64     `json:"dueCents"`
+	OverdueAt time.Time `json:"overdueAt"`
+}
+
+// Reasons for a credit due.
+const (
+	CreditExcess                = "excess"                  // more than the total
+	CreditOrderNotConfirmed     = "order-not-confirmed"     // money for a cart
+	CreditOrderPaid             = "order-already-paid"      // the order was paid already
+	CreditOrderCancelled        = "order-cancelled"         // money for a cancelled order
+	CreditOrderExpired          = "order-expired"           // money for an expired order
+	CreditOrderAbandoned        = "order-abandoned"         // money for an abandoned cart
+	CreditOrderOverdue          = "order-overdue"           // money after the order became overdue
+	CreditSubscriptionNotActive = "subscription-not-active" // the subscription can no longer buy
+	CreditCancelledPartlyPaid   = "cancelled-partly-paid"   // an operator cancelled a partly paid order
+)
+
+// CreditDue: money received for an order that it will not pay for, owed back to the
+// customer. Money that arrives is never refused: it is recorded here, and grants nothing.
+type CreditDue struct {
+	OrderID        uuid.UUID `json:"orderId"`
+	SubscriptionID uuid.UUID `json:"subscriptionId"`
+	OwnerID        string    `json:"ownerId"`
+	Holder         Holder    `json:"holder"`
+	AmountCents    int64     `json:"amountCents"`
+	Reason         string    `json:"reason"`
+	// Reference is the payment's transaction reference ("" for a cancellation's credit).
+	Reference  string    `json:"reference,omitempty"`
+	RecordedAt time.Time `json:"recordedAt"`
+}
+
+// SpaceExtended: co-termination aligned earlier space still valid to the new expiry.
+type SpaceExtended struct {
+	OrderID uuid.UUID        `json:"orderId"`
+	Blocks  []BlockExtension `json:"blocks"`
+}
+
+// BlockExtension is one earlier block's new validity and the months charged for it.
+type BlockExtension struct {
+	OrderID  uuid.UUID `json:"orderId"` // the order that bought the block
+	GB       int       `json:"gb"`
+	OldUntil Date      `json:"oldUntil"`
+	NewUntil Date      `json:"newUntil"`
+	Months   int       `json:"months"`
 }
 
 func (SubscriptionOpened) isEvent()     {}
@@ -219,3 +314,8 @@ func (PaymentRegistered) isEvent()      {}
 func (OrderPaid) isEvent()              {}
 func (OrderCancelled) isEvent()         {}
 func (OrderExpired) isEvent()           {}
+func (QuoteRepriced) isEvent()          {}
+func (OrderAbandoned) isEvent()         {}
+func (OrderOverdue) isEvent()           {}
+func (CreditDue) isEvent()              {}
+func (SpaceExtended) isEvent()          {}

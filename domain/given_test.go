@@ -144,6 +144,8 @@ func confirmed() domain.OrderConfirmed {
 		ConfirmedAt:              now,
 		PayBy:                    date("2026-04-14"),
 		ExpectedRegistrationDays: 5,
+		// Sunday 15 March 2026 + 5 working days: Monday 16 to Friday 20.
+		ExpectedRegistrationOn: date("2026-03-20"),
 	}
 }
 

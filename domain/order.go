@@ -21,11 +21,15 @@ const (
 	StatusPaid      OrderStatus = "paid"
 	StatusCancelled OrderStatus = "cancelled"
 	StatusExpired   OrderStatus = "expired"
+	// StatusAbandoned: a cart or order form left untouched for the catalogue's days.
+	StatusAbandoned OrderStatus = "abandoned"
+	// StatusOverdue: partly paid and past its last day to pay; an operator may cancel it.
+	StatusOverdue OrderStatus = "overdue"
 )
 
 // InProgress reports whether the order still holds its subscription's order slot.
 func (s OrderStatus) InProgress() bool {
-	return s == StatusCart || s == StatusCheckout || s == StatusConfirmed
+	return s == StatusCart || s == StatusCheckout || s == StatusConfirmed || s == StatusOverdue
 }
 
 // Channels the customer orders from.
@@ -39,23 +43,56 @@ type Order struct {
 	Holder         Holder
 	Language       string
 	Services       []Service // as they were when the order was requested
-	Channel        string
-	Status         OrderStatus
-	Quote          Quote
-	PaymentMethod  string
-	Acceptances    Acceptances
-	RequestedAt    time.Time
-	ConfirmedAt    time.Time
-	PayBy          Date
-	PaidCents      int64
-	PaidAt         time.Time // when the total was covered
+	// Space is the purchased space as it was when the order was requested. While the order
+	// holds its subscription's slot, no other order can change the services or the space,
+	// so these copies are the subscription's state on any later day too.
+	Space         []SpaceBlock
+	Channel       string
+	Status        OrderStatus
+	Quote         Quote
+	PaymentMethod string
+	Acceptances   Acceptances
+	RequestedAt   time.Time
+	ConfirmedAt   time.Time
+	PayBy         Date
+	PaidCents     int64
+	PaidAt        time.Time // when the total was covered
 	// Payments maps each registered transaction reference to its amount: a payment
 	// registered again under the same reference is recognised and not counted twice.
 	Payments map[string]int64
+	// Emails are the emails sent about the order, by kind (EmailSent).
+	Emails map[string]EmailSent
+	// Credits are the money received that the order did not take: owed to the customer.
+	Credits     []Credit
+	CreditCents int64
+}
+
+// Credit is money received for an order and owed back to the customer.
+type Credit struct {
+	AmountCents int64     `json:"amountCents"`
+	Reason      string    `json:"reason"`
+	Reference   string    `json:"reference,omitempty"`
+	RecordedAt  time.Time `json:"recordedAt"`
 }
 
 // DueCents is what remains to be paid.
 func (o Order) DueCents() int64 { return o.Quote.TotalCents - o.PaidCents }
+
+// SubscriptionActive reports whether the subscription's base service is active on day, by
+// the order's copy of the services (which no other order can change meanwhile).
+func (o Order) SubscriptionActive(day Date) bool {
+	for _, s := range o.Services {
+		if s.Kind == KindBase {
+			return !s.ExpiresOn.Before(day)
+		}
+	}
+	return false
+}
+
+// AbandonsOn is the first day on which the cart or order form counts as abandoned: its
+// quote's day (the last day it was touched, since a command on a later day prices it
+// again) plus the catalogue's days.
+func (o Order) AbandonsOn(cat *Catalogue) Date { return o.Quote.OrderDate.AddDays(cat.AbandonDays()) }
 
 // Order commands.
 
@@ -83,12 +120,14 @@ type ModifyOrder struct {
 	CoTermination bool
 }
 
-// ConfirmOrder makes the order binding.
+// ConfirmOrder makes the order binding. ExpectedTotalCents, when given, is the total the
+// customer was shown: another total refuses the confirmation (ErrQuoteChanged).
 type ConfirmOrder struct {
 	AcceptGeneralConditions bool
 	ApproveUnfairTerms      bool
 	AcknowledgePrivacy      bool
 	TermsVersion            string
+	ExpectedTotalCents      *int64
 }
 
 // RegisterPayment records money received for the order.
@@ -98,11 +137,27 @@ type RegisterPayment struct {
 	Reference   string
 }
 
-// CancelOrder abandons the order.
-type CancelOrder struct{ Reason string }
+// CancelOrder abandons the order. Only an operator (ByOperator) may cancel a partly paid
+// order; what was paid becomes a credit due.
+type CancelOrder struct {
+	Reason     string
+	ByOperator bool
+}
 
-// ExpireOrder ends a confirmed order left unpaid past its payment term (the sweeper's).
+// ExpireOrder ends a confirmed order left unpaid past its payment term.
 type ExpireOrder struct{}
+
+// RepriceOrder prices a cart or order form again from today, when its quote is of an
+// earlier day (a refused confirmation records the new quote this way).
+type RepriceOrder struct{}
+
+// AbandonOrder ends a cart or order form untouched for the catalogue's days.
+type AbandonOrder struct{}
+
+// SweepOrder is the sweeper's: whatever the calendar has made of the order, recorded —
+// an abandoned cart, a confirmed order unpaid past its term (expired), or partly paid past
+// it (overdue). Anything else is ErrNothingToSweep.
+type SweepOrder struct{}
 
 // OrderCommand is one of the commands above.
 type OrderCommand interface{ isOrderCommand() }
@@ -116,6 +171,9 @@ func (ConfirmOrder) isOrderCommand()         {}
 func (RegisterPayment) isOrderCommand()      {}
 func (CancelOrder) isOrderCommand()          {}
 func (ExpireOrder) isOrderCommand()          {}
+func (RepriceOrder) isOrderCommand()         {}
+func (AbandonOrder) isOrderCommand()         {}
+func (SweepOrder) isOrderCommand()           {}
 
 const maxReferenceLen = 128
 
@@ -128,24 +186,30 @@ func DecideOrder(cat *Catalogue, o Order, cmd OrderCommand, now time.Time) ([]Ev
 	if o.Status == StatusNone {
 		return nil, ErrUnknownOrder
 	}
+	today := DateOf(now)
 	switch c := cmd.(type) {
 	case ToggleCoTermination:
 		if err := o.mustBe(StatusCart); err != nil {
 			return nil, err
 		}
-		if c.Enabled == o.Quote.CoTermination {
-			return nil, nil
+		pre, o, err := reprice(cat, o, now)
+		if err != nil || c.Enabled == o.Quote.CoTermination {
+			return pre, err
 		}
-		q, err := cat.Quote(o.Services, o.Quote.GB, c.Enabled, o.Quote.OrderDate)
+		q, err := cat.QuoteFor(o.Services, o.Space, o.Quote.GB, c.Enabled, today)
 		if err != nil {
 			return nil, err
 		}
-		return []Event{CoTerminationToggled{Enabled: c.Enabled, Quote: q}}, nil
+		return append(pre, CoTerminationToggled{Enabled: c.Enabled, Quote: q}), nil
 	case ProceedToCheckout:
 		if err := o.mustBe(StatusCart); err != nil {
 			return nil, err
 		}
-		return []Event{CheckoutStarted{}}, nil
+		pre, _, err := reprice(cat, o, now)
+		if err != nil {
+			return nil, err
+		}
+		return append(pre, CheckoutStarted{}), nil
 	case SelectPaymentMethod:
 		if err := o.mustBe(StatusCheckout); err != nil {
 			return nil, err
@@ -153,43 +217,109 @@ func DecideOrder(cat *Catalogue, o Order, cmd OrderCommand, now time.Time) ([]Ev
 		if _, ok := cat.Method(c.Method); !ok {
 			return nil, fmt.Errorf("%w: %q (accepted: %s)", ErrUnknownPaymentMethod, c.Method, strings.Join(cat.MethodCodes(), ", "))
 		}
-		return []Event{PaymentMethodSelected{Method: c.Method}}, nil
+		pre, _, err := reprice(cat, o, now)
+		if err != nil {
+			return nil, err
+		}
+		return append(pre, PaymentMethodSelected{Method: c.Method}), nil
 	case ModifyOrder:
 		if err := o.mustBe(StatusCart, StatusCheckout); err != nil {
 			return nil, err
 		}
-		q, err := cat.Quote(o.Services, c.GB, c.CoTermination, o.Quote.OrderDate)
+		q, err := cat.QuoteFor(o.Services, o.Space, c.GB, c.CoTermination, today)
 		if err != nil {
 			return nil, err
 		}
-		return []Event{OrderModified{GB: c.GB, CoTermination: c.CoTermination, Quote: q}}, nil
+		pre, _, err := reprice(cat, o, now)
+		if err != nil {
+			return nil, err
+		}
+		return append(pre, OrderModified{GB: c.GB, CoTermination: c.CoTermination, Quote: q}), nil
+	case RepriceOrder:
+		if err := o.mustBe(StatusCart, StatusCheckout); err != nil {
+			return nil, err
+		}
+		pre, _, err := reprice(cat, o, now)
+		return pre, err
 	case ConfirmOrder:
 		return confirmOrder(cat, o, c, now)
 	case RegisterPayment:
 		return registerPayment(cat, o, c, now)
 	case CancelOrder:
-		if err := o.mustBe(StatusCart, StatusCheckout, StatusConfirmed); err != nil {
+		if err := o.mustBe(StatusCart, StatusCheckout, StatusConfirmed, StatusOverdue); err != nil {
 			return nil, err
 		}
-		if o.PaidCents > 0 {
+		if o.PaidCents > 0 && !c.ByOperator {
 			return nil, ErrOrderPartiallyPaid
 		}
-		return []Event{OrderCancelled{Reason: clip(c.Reason, maxNameLen), CancelledAt: now}}, nil
+		events := []Event{OrderCancelled{Reason: clip(c.Reason, maxNameLen), CancelledAt: now}}
+		if o.PaidCents > 0 {
+			// What was paid is not kept for nothing: it is owed back.
+			events = append(events, o.credit(o.PaidCents, CreditCancelledPartlyPaid, "", now))
+		}
+		return events, nil
+	case RecordEmailSent:
+		return recordEmailSent(o, c)
 	case ExpireOrder:
 		if err := o.mustBe(StatusConfirmed); err != nil {
 			return nil, err
 		}
-		if !DateOf(now).After(o.PayBy) {
+		if !today.After(o.PayBy) {
 			return nil, fmt.Errorf("%w: payable until %s", ErrPaymentTermNotReached, o.PayBy)
 		}
 		if o.PaidCents > 0 {
-			// Money was received: expiring would keep it and grant nothing, and drop the
-			// order from finance's pending list. It stays pending until paid in full.
+			// Money was received: expiring would keep it and grant nothing. The order is
+			// overdue instead (SweepOrder), and an operator may cancel it.
 			return nil, ErrOrderPartiallyPaid
 		}
 		return []Event{OrderExpired{ExpiredAt: now}}, nil
+	case AbandonOrder:
+		if err := o.mustBe(StatusCart, StatusCheckout); err != nil {
+			return nil, err
+		}
+		if today.Before(o.AbandonsOn(cat)) {
+			return nil, fmt.Errorf("%w: last touched on %s, abandoned from %s", ErrCartNotAbandoned, o.Quote.OrderDate, o.AbandonsOn(cat))
+		}
+		return []Event{OrderAbandoned{LastActiveOn: o.Quote.OrderDate, AbandonedAt: now}}, nil
+	case SweepOrder:
+		switch {
+		case (o.Status == StatusCart || o.Status == StatusCheckout) && !today.Before(o.AbandonsOn(cat)):
+			return []Event{OrderAbandoned{LastActiveOn: o.Quote.OrderDate, AbandonedAt: now}}, nil
+		case o.Status == StatusConfirmed && today.After(o.PayBy) && o.PaidCents == 0:
+			return []Event{OrderExpired{ExpiredAt: now}}, nil
+		case o.Status == StatusConfirmed && today.After(o.PayBy):
+			return []Event{OrderOverdue{PayBy: o.PayBy, PaidCents: o.PaidCents, DueCents: o.DueCents(), OverdueAt: now}}, nil
+		}
+		return nil, fmt.Errorf("%w: %s", ErrNothingToSweep, o.Status)
 	}
 	return nil, fmt.Errorf("domain: unknown order command %T", cmd)
+}
+
+// reprice prices a cart or order form again when its quote is of a day before now's: the
+// QuoteRepriced to record first, and the order as it stands after it. A quote of today is
+// left as it is. A subscription whose service is no longer active cannot be priced.
+func reprice(cat *Catalogue, o Order, now time.Time) ([]Event, Order, error) {
+	today := DateOf(now)
+	if o.Quote.OrderDate == today {
+		return nil, o, nil
+	}
+	if !o.SubscriptionActive(today) {
+		return nil, o, ErrSubscriptionNotActive
+	}
+	q, err := cat.QuoteFor(o.Services, o.Space, o.Quote.GB, o.Quote.CoTermination, today)
+	if err != nil {
+		return nil, o, err
+	}
+	ev := QuoteRepriced{PreviousOrderDate: o.Quote.OrderDate, PreviousTotalCents: o.Quote.TotalCents, Quote: q, RepricedAt: now}
+	return []Event{ev}, EvolveOrder(o, ev), nil
+}
+
+// credit is a CreditDue of amount owed back to the order's customer.
+func (o Order) credit(amount int64, reason, reference string, now time.Time) CreditDue {
+	return CreditDue{
+		OrderID: o.ID, SubscriptionID: o.SubscriptionID, OwnerID: o.OwnerID, Holder: o.Holder,
+		AmountCents: amount, Reason: reason, Reference: reference, RecordedAt: now,
+	}
 }
 
 func requestSpaceIncrease(cat *Catalogue, o Order, c RequestSpaceIncrease, now time.Time) ([]Event, error) {
@@ -207,11 +337,18 @@ func requestSpaceIncrease(cat *Catalogue, o Order, c RequestSpaceIncrease, now t
 	if !slices.Contains(Channels, c.Channel) {
 		return nil, fmt.Errorf("%w: %q", ErrInvalidChannel, c.Channel)
 	}
-	q, err := cat.Quote(sub.Services, c.GB, true, today)
+	var space []SpaceBlock
+	for _, b := range sub.Space {
+		if !today.After(b.ValidUntil) {
+			space = append(space, b)
+		}
+	}
+	q, err := cat.QuoteFor(sub.Services, space, c.GB, true, today)
 	if err != nil {
 		return nil, err
 	}
 	return []Event{SpaceIncreaseRequested{
+		Space:          space,
 		OrderID:        c.OrderID,
 		SubscriptionID: sub.ID,
 		OwnerID:        sub.OwnerID,
@@ -243,6 +380,24 @@ func confirmOrder(cat *Catalogue, o Order, c ConfirmOrder, now time.Time) ([]Eve
 		return nil, ErrPrivacy
 	case strings.TrimSpace(c.TermsVersion) == "" || len(c.TermsVersion) > maxIDLen || !utf8.ValidString(c.TermsVersion) || strings.ContainsFunc(strings.TrimSpace(c.TermsVersion), isControl):
 		return nil, ErrTermsVersionMissing
+	case c.ExpectedTotalCents != nil && (*c.ExpectedTotalCents < 0 || *c.ExpectedTotalCents > MaxAmountCents):
+		return nil, fieldErr("expectedTotalCents", ErrAmountOutOfRange, "%d cents", *c.ExpectedTotalCents)
+	}
+	today := DateOf(now)
+	if !o.SubscriptionActive(today) {
+		return nil, ErrSubscriptionNotActive
+	}
+	if o.Quote.OrderDate != today {
+		// The customer saw another day's quote: nothing is confirmed; the order is priced
+		// again (the handler records it with RepriceOrder) and the new quote is shown.
+		_, repriced, err := reprice(cat, o, now)
+		if err != nil {
+			return nil, err
+		}
+		return nil, &QuoteChangedError{Quote: repriced.Quote, Repriced: true}
+	}
+	if c.ExpectedTotalCents != nil && *c.ExpectedTotalCents != o.Quote.TotalCents {
+		return nil, &QuoteChangedError{Quote: o.Quote}
 	}
 	return []Event{OrderConfirmed{
 		OrderID:        o.ID,
@@ -256,13 +411,23 @@ func confirmOrder(cat *Catalogue, o Order, c ConfirmOrder, now time.Time) ([]Eve
 			TermsVersion: strings.TrimSpace(c.TermsVersion), AcceptedAt: now,
 		},
 		ConfirmedAt:              now,
-		PayBy:                    DateOf(now).AddDays(cat.PaymentTermDays),
+		PayBy:                    today.AddDays(cat.PaymentTermDays),
 		ExpectedRegistrationDays: method.RegistrationDays,
+		ExpectedRegistrationOn:   today.AddWorkingDays(method.RegistrationDays),
 	}}, nil
 }
 
+// registerPayment records money received. Only a malformed request is refused: money that
+// arrived is recorded, and what the order does not take (an excess, or all of it when the
+// order is not payable) becomes a credit due to the customer.
 func registerPayment(cat *Catalogue, o Order, c RegisterPayment, now time.Time) ([]Event, error) {
 	ref := strings.TrimSpace(c.Reference)
+	switch {
+	case c.AmountCents <= 0:
+		return nil, fieldErr("amountCents", ErrInvalidAmount, "%d", c.AmountCents)
+	case c.AmountCents > MaxAmountCents:
+		return nil, fieldErr("amountCents", ErrAmountOutOfRange, "%d cents, at most %d", c.AmountCents, MaxAmountCents)
+	}
 	if prev, seen := o.Payments[ref]; seen && ref != "" {
 		// The same transaction again (a gateway retry): it was counted once already.
 		if prev != c.AmountCents {
@@ -270,29 +435,53 @@ func registerPayment(cat *Catalogue, o Order, c RegisterPayment, now time.Time) 
 		}
 		return nil, nil
 	}
-	if err := o.mustBe(StatusConfirmed); err != nil {
-		return nil, err
-	}
 	switch {
-	case c.AmountCents <= 0:
-		return nil, fmt.Errorf("%w: %d", ErrInvalidAmount, c.AmountCents)
 	case ref == "" || len(ref) > maxReferenceLen || !utf8.ValidString(ref) || strings.ContainsFunc(ref, isControl):
 		return nil, ErrPaymentReference
-	case c.AmountCents > o.DueCents():
-		return nil, fmt.Errorf("%w: %d cents, %d due", ErrPaymentExceedsDue, c.AmountCents, o.DueCents())
 	}
 	if _, ok := cat.Method(c.Method); !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownPaymentMethod, c.Method)
 	}
-	paid := o.PaidCents + c.AmountCents
+	reason := ""
+	switch o.Status {
+	case StatusConfirmed:
+		if !o.SubscriptionActive(DateOf(now)) {
+			reason = CreditSubscriptionNotActive
+		}
+	case StatusCart, StatusCheckout:
+		reason = CreditOrderNotConfirmed
+	case StatusPaid:
+		reason = CreditOrderPaid
+	case StatusCancelled:
+		reason = CreditOrderCancelled
+	case StatusExpired:
+		reason = CreditOrderExpired
+	case StatusAbandoned:
+		reason = CreditOrderAbandoned
+	case StatusOverdue:
+		reason = CreditOrderOverdue
+	}
+	if reason != "" {
+		return []Event{
+			PaymentRegistered{AmountCents: c.AmountCents, Method: c.Method, Reference: ref, PaidCents: o.PaidCents, RegisteredAt: now},
+			o.credit(c.AmountCents, reason, ref, now),
+		}, nil
+	}
+	applied := min(c.AmountCents, o.DueCents())
+	excess := c.AmountCents - applied
+	paid := o.PaidCents + applied
 	events := []Event{PaymentRegistered{
 		AmountCents: c.AmountCents, Method: c.Method, Reference: ref, PaidCents: paid, RegisteredAt: now,
 	}}
 	if paid == o.Quote.TotalCents {
 		events = append(events, OrderPaid{
 			OrderID: o.ID, SubscriptionID: o.SubscriptionID, Quote: o.Quote, PaidCents: paid, PaidAt: now,
-			Recipient: Recipient{Name: o.Holder.Name, Email: o.Holder.Email, Language: o.Language},
+			Recipient:   Recipient{Name: o.Holder.Name, Email: o.Holder.Email, Language: o.Language},
+			ExcessCents: excess,
 		})
+	}
+	if excess > 0 {
+		events = append(events, o.credit(excess, CreditExcess, ref, now))
 	}
 	return events, nil
 }
@@ -312,6 +501,10 @@ func (o Order) mustBe(allowed ...OrderStatus) error {
 		return ErrOrderCancelled
 	case StatusExpired:
 		return ErrOrderExpired
+	case StatusAbandoned:
+		return ErrOrderAbandoned
+	case StatusOverdue:
+		return ErrOrderOverdue
 	case StatusCheckout:
 		if slices.Contains(allowed, StatusConfirmed) {
 			return ErrOrderNotConfirmed
@@ -348,8 +541,10 @@ func EvolveOrder(o Order, ev Event) Order {
 		o = Order{
 			ID: e.OrderID, SubscriptionID: e.SubscriptionID, OwnerID: e.OwnerID, Holder: e.Holder,
 			Language: e.Language, Services: slices.Clone(e.Services), Channel: e.Channel,
-			Status: StatusCart, Quote: e.Quote, RequestedAt: e.RequestedAt,
+			Status: StatusCart, Quote: e.Quote, RequestedAt: e.RequestedAt, Space: slices.Clone(e.Space),
 		}
+	case QuoteRepriced:
+		o.Quote = e.Quote
 	case CoTerminationToggled:
 		o.Quote = e.Quote
 	case CheckoutStarted:
@@ -374,6 +569,15 @@ func EvolveOrder(o Order, ev Event) Order {
 		o.Status = StatusCancelled
 	case OrderExpired:
 		o.Status = StatusExpired
+	case EmailSent:
+		o = o.withEmail(e)
+	case OrderAbandoned:
+		o.Status = StatusAbandoned
+	case OrderOverdue:
+		o.Status = StatusOverdue
+	case CreditDue:
+		o.Credits = append(slices.Clip(o.Credits), Credit{AmountCents: e.AmountCents, Reason: e.Reason, Reference: e.Reference, RecordedAt: e.RecordedAt})
+		o.CreditCents += e.AmountCents
 	}
 	return o
 }

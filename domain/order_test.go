@@ -183,10 +183,16 @@ func TestModifyOrderGoesBackToTheCartWithANewQuote(t *testing.T) {
 	}
 }
 
-func TestModifyingTheOrderKeepsTheOrderDate(t *testing.T) {
+// Rule 1: a quote belongs to one Rome civil day. Modified three days later, the order is
+// priced again from that day first, and the modification is priced on that day.
+func TestModifyingTheOrderOnALaterDayPricesItAgain(t *testing.T) {
 	later := now.Add(72 * time.Hour)
+	day := domain.DateOf(later)
 	d := givenOrder(t, requested(), checkoutStarted()).on(later).when(domain.ModifyOrder{GB: 2, CoTermination: true})
-	d.thenEvents(domain.OrderModified{GB: 2, CoTermination: true, Quote: mustQuote(t, services(), 2, true, today)})
+	d.thenEvents(
+		domain.QuoteRepriced{PreviousOrderDate: today, PreviousTotalCents: requested().Quote.TotalCents, Quote: mustQuote(t, services(), 1, true, day), RepricedAt: later},
+		domain.OrderModified{GB: 2, CoTermination: true, Quote: mustQuote(t, services(), 2, true, day)},
+	)
 }
 
 func TestModifyingTheOrderVoidsThePaymentMethod(t *testing.T) {
@@ -306,8 +312,7 @@ func TestNoCartCommandAfterTheOrderEnds(t *testing.T) {
 			for _, cmd := range []domain.OrderCommand{
 				domain.ToggleCoTermination{Enabled: false}, domain.ProceedToCheckout{},
 				domain.SelectPaymentMethod{Method: domain.MethodCard}, domain.ModifyOrder{GB: 1, CoTermination: true},
-				allAccepted(), domain.CancelOrder{}, domain.ExpireOrder{},
-				domain.RegisterPayment{AmountCents: 1, Method: domain.MethodCard, Reference: "NEW"},
+				allAccepted(), domain.CancelOrder{}, domain.ExpireOrder{}, domain.AbandonOrder{}, domain.RepriceOrder{},
 			} {
 				givenOrder(t, end.events...).on(now.AddDate(1, 0, 0)).when(cmd).thenError(end.err)
 			}
@@ -357,13 +362,31 @@ func TestPartialPaymentsAddUp(t *testing.T) {
 		)
 }
 
-func TestPaymentAboveWhatIsDueIsRefused(t *testing.T) {
+// Money that arrives is never refused: an excess over the total is recorded as a credit
+// due, beside the payment that covers the order.
+func TestPaymentAboveWhatIsDueBecomesACreditDue(t *testing.T) {
+	q := confirmed().Quote
 	givenOrder(t, confirmedOrder()...).
 		when(domain.RegisterPayment{AmountCents: 8541, Method: domain.MethodCard, Reference: "A"}).
-		thenError(domain.ErrPaymentExceedsDue)
+		thenEvents(
+			domain.PaymentRegistered{AmountCents: 8541, Method: domain.MethodCard, Reference: "A", PaidCents: 8540, RegisteredAt: now},
+			domain.OrderPaid{OrderID: orderID, SubscriptionID: subID, Quote: q, Recipient: confirmed().Recipient, PaidCents: 8540, PaidAt: now, ExcessCents: 1},
+			credit(1, domain.CreditExcess, "A"),
+		)
 	givenOrder(t, with(confirmedOrder(), domain.PaymentRegistered{AmountCents: 8000, Method: "card", Reference: "A", PaidCents: 8000, RegisteredAt: now})...).
-		when(domain.RegisterPayment{AmountCents: 541, Method: domain.MethodCard, Reference: "B"}).
-		thenError(domain.ErrPaymentExceedsDue)
+		when(domain.RegisterPayment{AmountCents: 600, Method: domain.MethodCard, Reference: "B"}).
+		thenEvents(
+			domain.PaymentRegistered{AmountCents: 600, Method: domain.MethodCard, Reference: "B", PaidCents: 8540, RegisteredAt: now},
+			domain.OrderPaid{OrderID: orderID, SubscriptionID: subID, Quote: q, Recipient: confirmed().Recipient, PaidCents: 8540, PaidAt: now, ExcessCents: 60},
+			credit(60, domain.CreditExcess, "B"),
+		)
+}
+
+func credit(cents int64, reason, ref string) domain.CreditDue {
+	return domain.CreditDue{
+		OrderID: orderID, SubscriptionID: subID, OwnerID: "customer-42", Holder: holder,
+		AmountCents: cents, Reason: reason, Reference: ref, RecordedAt: now,
+	}
 }
 
 func TestTheSamePaymentReferenceCountsOnce(t *testing.T) {
@@ -402,28 +425,31 @@ func TestPaymentWithAnUnknownMethodIsRefused(t *testing.T) {
 		thenError(domain.ErrUnknownPaymentMethod)
 }
 
-func TestPaymentBeforeConfirmationIsRefused(t *testing.T) {
-	pay := domain.RegisterPayment{AmountCents: 100, Method: domain.MethodCard, Reference: "TRN-1"}
-	givenOrder(t, requested()).when(pay).thenError(domain.ErrOrderNotConfirmed)
-	givenOrder(t, requested(), checkoutStarted(), methodSelected(domain.MethodCard)).when(pay).thenError(domain.ErrOrderNotConfirmed)
-}
-
-func TestPayingACancelledOrderIsRefused(t *testing.T) {
-	givenOrder(t, with(confirmedOrder(), domain.OrderCancelled{CancelledAt: now})...).
-		when(domain.RegisterPayment{AmountCents: 8540, Method: domain.MethodCard, Reference: "TRN-1"}).
-		thenError(domain.ErrOrderCancelled)
-}
-
-func TestPayingAnExpiredOrderIsRefused(t *testing.T) {
-	givenOrder(t, with(confirmedOrder(), domain.OrderExpired{ExpiredAt: now})...).
-		when(domain.RegisterPayment{AmountCents: 8540, Method: domain.MethodCard, Reference: "TRN-1"}).
-		thenError(domain.ErrOrderExpired)
-}
-
-func TestPayingAPaidOrderAgainIsRefused(t *testing.T) {
-	givenOrder(t, with(confirmedOrder(), paid(now)...)...).
-		when(domain.RegisterPayment{AmountCents: 1, Method: domain.MethodCard, Reference: "TRN-2"}).
-		thenError(domain.ErrOrderAlreadyPaid)
+// A payment on an order that cannot take it (not confirmed, ended, already paid) is
+// recorded, grants nothing, and is owed back.
+func TestPaymentOnAnOrderThatCannotTakeItBecomesACreditDue(t *testing.T) {
+	pay := domain.RegisterPayment{AmountCents: 100, Method: domain.MethodCard, Reference: "TRN-9"}
+	for _, c := range []struct {
+		given  []domain.Event
+		reason string
+	}{
+		{[]domain.Event{requested()}, domain.CreditOrderNotConfirmed},
+		{[]domain.Event{requested(), checkoutStarted(), methodSelected(domain.MethodCard)}, domain.CreditOrderNotConfirmed},
+		{with(confirmedOrder(), domain.OrderCancelled{CancelledAt: now}), domain.CreditOrderCancelled},
+		{with(confirmedOrder(), domain.OrderExpired{ExpiredAt: now}), domain.CreditOrderExpired},
+		{with(confirmedOrder(), paid(now)...), domain.CreditOrderPaid},
+		{[]domain.Event{requested(), domain.OrderAbandoned{LastActiveOn: today, AbandonedAt: now}}, domain.CreditOrderAbandoned},
+	} {
+		paidBefore := orderOf(c.given...).PaidCents
+		events := givenOrder(t, c.given...).when(pay).thenEvents(
+			domain.PaymentRegistered{AmountCents: 100, Method: domain.MethodCard, Reference: "TRN-9", PaidCents: paidBefore, RegisteredAt: now},
+			credit(100, c.reason, "TRN-9"),
+		)
+		after := orderOf(with(c.given, events...)...)
+		if after.Status != orderOf(c.given...).Status || after.CreditCents != 100 || after.PaidCents != paidBefore {
+			t.Errorf("%s: the payment changed the order: %+v", c.reason, after)
+		}
+	}
 }
 
 // CancelOrder -> OrderCancelled; unpaid confirmed orders past the term -> OrderExpired.
@@ -444,9 +470,13 @@ func TestCancelReasonIsClipped(t *testing.T) {
 		domain.OrderCancelled{Reason: strings.Repeat("é", 200), CancelledAt: now})
 }
 
-func TestCancellingAPartlyPaidOrderIsRefused(t *testing.T) {
-	givenOrder(t, with(confirmedOrder(), domain.PaymentRegistered{AmountCents: 1, Method: "card", Reference: "A", PaidCents: 1, RegisteredAt: now})...).
-		when(domain.CancelOrder{}).thenError(domain.ErrOrderPartiallyPaid)
+func TestCancellingAPartlyPaidOrderIsAnOperatorsAndCreditsWhatWasPaid(t *testing.T) {
+	partly := with(confirmedOrder(), domain.PaymentRegistered{AmountCents: 1, Method: "card", Reference: "A", PaidCents: 1, RegisteredAt: now})
+	givenOrder(t, partly...).when(domain.CancelOrder{}).thenError(domain.ErrOrderPartiallyPaid)
+	givenOrder(t, partly...).when(domain.CancelOrder{Reason: "customer asked", ByOperator: true}).thenEvents(
+		domain.OrderCancelled{Reason: "customer asked", CancelledAt: now},
+		credit(1, domain.CreditCancelledPartlyPaid, ""),
+	)
 }
 
 func TestUnpaidOrderExpiresAfterThePaymentTerm(t *testing.T) {

@@ -1,6 +1,10 @@
 package domain
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+	"slices"
+)
 
 // Quote is the priced order: what the customer sees, confirms, is charged and is granted.
 // The order's events carry it whole, so nothing is ever priced twice.
@@ -43,19 +47,31 @@ func VATCents(netCents, vatPercent int64) int64 {
 	return (netCents*vatPercent + 50) / 100
 }
 
-// SpaceExpiry is the expiry of space ordered on orderDate: a year later as a Rome civil date,
-// 29 February going to 28 February.
-func (c *Catalogue) SpaceExpiry(orderDate Date) Date {
-	return orderDate.AddMonths(c.Space.ValidityMonths)
+// KindEarlierSpace is the quote line of extra space bought earlier and still valid, aligned
+// by co-termination to the new expiry.
+const KindEarlierSpace = "earlier-space"
+
+// SpaceExpiry is the expiry of space granted on day: the validity months later as a Rome
+// civil date, the end of a month staying the end of a month.
+func (c *Catalogue) SpaceExpiry(day Date) Date {
+	return day.AddMonths(c.Space.ValidityMonths)
 }
 
 // Quote prices gb of extra space ordered on orderDate for a subscription with these
-// services. With co-termination every service active on orderDate whose expiry is before
-// the new expiry is extended to it, and each started month is charged; services already
-// expired or already running past the new expiry are left alone.
+// services and no earlier space; see QuoteFor.
 func (c *Catalogue) Quote(services []Service, gb int, coTermination bool, orderDate Date) (Quote, error) {
+	return c.QuoteFor(services, nil, gb, coTermination, orderDate)
+}
+
+// QuoteFor prices gb of extra space ordered on orderDate for a subscription with these
+// services and earlier blocks of space. With co-termination every service active on
+// orderDate whose expiry is before the new expiry is extended to it, and each started month
+// is charged; so is earlier space still valid on orderDate, per GB and month, one line per
+// expiry. Services already expired or already running past the new expiry are left alone.
+// The new expiry shown is as of orderDate: granted, it counts from the payment (Grant).
+func (c *Catalogue) QuoteFor(services []Service, space []SpaceBlock, gb int, coTermination bool, orderDate Date) (Quote, error) {
 	if gb < c.Space.MinGB || gb > c.Space.MaxGB {
-		return Quote{}, fmt.Errorf("%w: %d GB, allowed %d..%d", ErrInvalidQuantity, gb, c.Space.MinGB, c.Space.MaxGB)
+		return Quote{}, fieldErr("gb", ErrInvalidQuantity, "%d GB, allowed %d..%d", gb, c.Space.MinGB, c.Space.MaxGB)
 	}
 	q := Quote{
 		OrderDate:     orderDate,
@@ -65,16 +81,20 @@ func (c *Catalogue) Quote(services []Service, gb int, coTermination bool, orderD
 		VATPercent:    c.VATPercent,
 		Currency:      c.Currency,
 	}
+	net, ok := mulCents(int64(gb), 1, c.Space.PricePerGBYearCents)
+	if !ok {
+		return Quote{}, fieldErr("gb", ErrAmountOutOfRange, "%d GB", gb)
+	}
 	q.Lines = append(q.Lines, QuoteLine{
 		Kind:      KindSpace,
 		Quantity:  gb,
 		Months:    c.Space.ValidityMonths,
 		UnitCents: c.Space.PricePerGBYearCents,
-		NetCents:  int64(gb) * c.Space.PricePerGBYearCents,
+		NetCents:  net,
 		NewExpiry: q.NewExpiry,
 	})
 	if coTermination {
-		for _, s := range services {
+		for i, s := range services {
 			if s.ExpiresOn.Before(orderDate) || !s.ExpiresOn.Before(q.NewExpiry) {
 				continue
 			}
@@ -83,23 +103,100 @@ func (c *Catalogue) Quote(services []Service, gb int, coTermination bool, orderD
 				return Quote{}, fmt.Errorf("%w: %q", ErrUnknownServiceKind, s.Kind)
 			}
 			months := s.ExpiresOn.MonthsUntil(q.NewExpiry)
+			net, ok := mulCents(int64(s.Quantity), int64(months), price.MonthlyCents)
+			if !ok || s.Quantity < 1 || s.Quantity > c.MaxQuantity() {
+				return Quote{}, fieldErr(fmt.Sprintf("services[%d].quantity", i), ErrInvalidServices, "%d, at most %d", s.Quantity, c.MaxQuantity())
+			}
 			q.Lines = append(q.Lines, QuoteLine{
 				Kind:      s.Kind,
 				Quantity:  s.Quantity,
 				Months:    months,
 				UnitCents: price.MonthlyCents,
-				NetCents:  int64(s.Quantity) * int64(months) * price.MonthlyCents,
+				NetCents:  net,
 				OldExpiry: s.ExpiresOn,
+				NewExpiry: q.NewExpiry,
+			})
+		}
+		for _, g := range earlierSpace(space, orderDate, q.NewExpiry) {
+			months := g.ValidUntil.MonthsUntil(q.NewExpiry)
+			net, ok := mulCents(int64(g.GB), int64(months), c.SpaceMonthlyCents())
+			if !ok {
+				return Quote{}, fieldErr("space", ErrAmountOutOfRange, "%d GB of earlier space", g.GB)
+			}
+			q.Lines = append(q.Lines, QuoteLine{
+				Kind:      KindEarlierSpace,
+				Quantity:  g.GB,
+				Months:    months,
+				UnitCents: c.SpaceMonthlyCents(),
+				NetCents:  net,
+				OldExpiry: g.ValidUntil,
 				NewExpiry: q.NewExpiry,
 			})
 		}
 	}
 	for _, l := range q.Lines {
-		q.NetCents += l.NetCents
+		if q.NetCents, ok = addCents(q.NetCents, l.NetCents); !ok {
+			return Quote{}, fieldErr("gb", ErrAmountOutOfRange, "net total")
+		}
+	}
+	vat, ok := mulCents(q.NetCents, 1, q.VATPercent)
+	if !ok || vat > math.MaxInt64-50 {
+		return Quote{}, fieldErr("gb", ErrAmountOutOfRange, "VAT")
 	}
 	q.VATCents = VATCents(q.NetCents, q.VATPercent)
-	q.TotalCents = q.NetCents + q.VATCents
+	if q.TotalCents, ok = addCents(q.NetCents, q.VATCents); !ok || q.TotalCents > MaxAmountCents {
+		return Quote{}, fieldErr("gb", ErrAmountOutOfRange, "total over %d cents", MaxAmountCents)
+	}
 	return q, nil
+}
+
+// earlierSpace groups the blocks valid on day that end before until by their expiry, in
+// date order: each group is one line of the quote, and one alignment at the grant.
+func earlierSpace(space []SpaceBlock, day, until Date) []SpaceBlock {
+	var out []SpaceBlock
+	for _, b := range space {
+		if day.Before(b.ValidFrom) || day.After(b.ValidUntil) || !b.ValidUntil.Before(until) {
+			continue
+		}
+		i := slices.IndexFunc(out, func(g SpaceBlock) bool { return g.ValidUntil == b.ValidUntil })
+		if i < 0 {
+			out = append(out, SpaceBlock{GB: b.GB, ValidUntil: b.ValidUntil})
+			continue
+		}
+		out[i].GB += b.GB
+	}
+	slices.SortFunc(out, func(a, b SpaceBlock) int { return a.ValidUntil.Compare(b.ValidUntil) })
+	return out
+}
+
+// mulCents is a*b*c when it fits in int64 and every factor is zero or more.
+func mulCents(a, b, c int64) (int64, bool) {
+	if a < 0 || b < 0 || c < 0 {
+		return 0, false
+	}
+	ab, ok := mul(a, b)
+	if !ok {
+		return 0, false
+	}
+	return mul(ab, c)
+}
+
+func mul(a, b int64) (int64, bool) {
+	if a == 0 || b == 0 {
+		return 0, true
+	}
+	if a > math.MaxInt64/b {
+		return 0, false
+	}
+	return a * b, true
+}
+
+// addCents is a+b for amounts of zero or more, when it fits.
+func addCents(a, b int64) (int64, bool) {
+	if a < 0 || b < 0 || a > math.MaxInt64-b {
+		return 0, false
+	}
+	return a + b, true
 }
 
 // Adds checks that a quote's money adds up: lines to net, net to VAT by the rounding rule,
@@ -112,13 +209,40 @@ func (q Quote) Adds() bool {
 	return net == q.NetCents && q.VATCents == VATCents(q.NetCents, q.VATPercent) && q.TotalCents == q.NetCents+q.VATCents
 }
 
-// ExtendedServices lists the service lines of the quote (all but the space).
+// ExtendedServices lists the service lines of the quote (all but the space, new or earlier).
 func (q Quote) ExtendedServices() []QuoteLine {
 	var out []QuoteLine
 	for _, l := range q.Lines {
-		if l.Kind != KindSpace {
+		if l.Kind != KindSpace && l.Kind != KindEarlierSpace {
 			out = append(out, l)
 		}
 	}
 	return out
+}
+
+// EarlierSpace lists the quote's lines of earlier space aligned to the new expiry.
+func (q Quote) EarlierSpace() []QuoteLine {
+	var out []QuoteLine
+	for _, l := range q.Lines {
+		if l.Kind == KindEarlierSpace {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// SpaceMonths is how many months the quote's space runs once granted.
+func (q Quote) SpaceMonths() int {
+	for _, l := range q.Lines {
+		if l.Kind == KindSpace && l.Months > 0 {
+			return l.Months
+		}
+	}
+	return 12
+}
+
+// GrantedExpiry is the expiry of the quote's space, and of every service it aligns, when its
+// payment completes on paidOn: a year is a year from the day the space is granted.
+func (q Quote) GrantedExpiry(paidOn Date) Date {
+	return paidOn.AddMonths(q.SpaceMonths())
 }

@@ -65,6 +65,7 @@ type orderLog struct {
 	state  domain.Order
 	events []domain.Event
 	states []domain.Order // the state after each event, as the run held it
+	at     []time.Time    // when each event was decided
 }
 
 // actionWeights says how often each action is drawn: "proceed" walks the latest order
@@ -73,7 +74,7 @@ type orderLog struct {
 var actionWeights = map[string]int{
 	"request": 2, "proceed": 14, "toggle": 1, "checkout": 1, "selectMethod": 1, "modify": 1,
 	"confirm": 2, "pay": 3, "retryPayment": 2, "cancel": 1, "expire": 2, "applyAgain": 1,
-	"reserveStray": 1, "passTime": 3, "reportUsage": 1,
+	"reserveStray": 1, "passTime": 3, "reportUsage": 1, "sweep": 2, "operatorCancel": 1,
 }
 
 var weightedActions = func() []string {
@@ -107,6 +108,10 @@ func runWorld(t *rapid.T, invariant func(*world, *rapid.T)) {
 		"reserveStray": w.reserveStray,
 		"passTime":     w.passTime,
 		"reportUsage":  w.reportUsage,
+		"sweep":        w.sweep,
+		"operatorCancel": w.orderCommand(func(*rapid.T, *orderLog) domain.OrderCommand {
+			return domain.CancelOrder{Reason: "operator", ByOperator: true}
+		}),
 	}
 	invariant(w, t)
 	for n := rapid.SampledFrom([]int{10, 30, 60, 120}).Draw(t, "steps"); n > 0; n-- {
@@ -169,6 +174,18 @@ func (w *world) decideSub(t *rapid.T, cmd domain.SubscriptionCommand) ([]domain.
 // subscription what became of its order slot and of a paid purchase.
 func (w *world) decideOrder(t *rapid.T, id uuid.UUID, o *orderLog, cmd domain.OrderCommand) ([]domain.Event, error) {
 	events, err := domain.DecideOrder(cat, o.state, cmd, w.now)
+	var changed *domain.QuoteChangedError
+	if errors.As(err, &changed) && changed.Repriced {
+		// As the handler does: a confirmation refused for another day's quote records the
+		// new quote, so that the customer can confirm it.
+		if _, rerr := w.decideOrder(t, id, o, domain.RepriceOrder{}); rerr != nil {
+			t.Fatalf("reprice after %v: %v", err, rerr)
+		}
+		if o.state.Quote.TotalCents != changed.Quote.TotalCents || o.state.Quote.OrderDate != changed.Quote.OrderDate {
+			t.Fatalf("refusal carried %+v, the order was repriced to %+v", changed.Quote, o.state.Quote)
+		}
+		return nil, err
+	}
 	if err != nil {
 		if events != nil {
 			t.Fatalf("%T refused with %v, yet events %s", cmd, err, show(events))
@@ -182,6 +199,7 @@ func (w *world) decideOrder(t *rapid.T, id uuid.UUID, o *orderLog, cmd domain.Or
 		o.state = domain.EvolveOrder(o.state, e)
 		o.events = append(o.events, e)
 		o.states = append(o.states, o.state)
+		o.at = append(o.at, w.now)
 	}
 	for _, e := range events {
 		switch e := e.(type) {
@@ -189,6 +207,8 @@ func (w *world) decideOrder(t *rapid.T, id uuid.UUID, o *orderLog, cmd domain.Or
 			w.mustSub(t, domain.ReleaseOrderSlot{OrderID: id, Reason: "cancelled"})
 		case domain.OrderExpired:
 			w.mustSub(t, domain.ReleaseOrderSlot{OrderID: id, Reason: "expired"})
+		case domain.OrderAbandoned:
+			w.mustSub(t, domain.ReleaseOrderSlot{OrderID: id, Reason: "abandoned"})
 		case domain.OrderPaid:
 			w.mustSub(t, domain.ApplyPurchase{OrderID: e.OrderID, Quote: e.Quote, PaidAt: e.PaidAt})
 		}
@@ -283,6 +303,7 @@ func genPayment(t *rapid.T, o *orderLog) domain.OrderCommand {
 		rapid.Just(due),
 		rapid.Int64Range(-10, max(due, 0)+10),
 		rapid.Int64Range(1, max(due/2, 1)),
+		rapid.Int64Range(max(due, 0)+1, max(due, 0)+1000), // more than due: rule 6's excess
 	).Draw(t, "amount")
 	return domain.RegisterPayment{
 		AmountCents: amount,
@@ -328,7 +349,10 @@ func (w *world) proceed(t *rapid.T) {
 		if o.state.PaymentMethod == "" {
 			cmd = domain.SelectPaymentMethod{Method: rapid.SampledFrom(cat.MethodCodes()).Draw(t, "method")}
 		} else {
-			cmd = allAccepted()
+			c := allAccepted()
+			total := o.state.Quote.TotalCents
+			c.ExpectedTotalCents = &total // what the customer was shown
+			cmd = c
 		}
 	case domain.StatusConfirmed:
 		if rapid.IntRange(0, 3).Draw(t, "pay late") == 0 {
@@ -344,8 +368,38 @@ func (w *world) proceed(t *rapid.T) {
 		w.request(t)
 		return
 	}
-	if _, err := w.decideOrder(t, id, o, cmd); err != nil {
+	_, err := w.decideOrder(t, id, o, cmd)
+	switch {
+	case err == nil:
+	case errors.Is(err, domain.ErrSubscriptionNotActive) && !o.state.SubscriptionActive(domain.DateOf(w.now)):
+		// The calendar ended the subscription's service: rule 2.
+	case errors.Is(err, domain.ErrQuoteChanged) && o.state.Quote.OrderDate == domain.DateOf(w.now):
+		// Confirmed on a later day than the quote's: rule 1; the order now shows today's.
+	default:
 		t.Fatalf("%T on the happy path refused: %v", cmd, err)
+	}
+}
+
+// sweep is the sweeper's round: every order in progress is swept as of now.
+func (w *world) sweep(t *rapid.T) {
+	for _, id := range w.ids {
+		o := w.orders[id]
+		if !o.state.Status.InProgress() {
+			continue
+		}
+		_, err := w.decideOrder(t, id, o, domain.SweepOrder{})
+		if err != nil && !errors.Is(err, domain.ErrNothingToSweep) {
+			t.Fatalf("sweep %s (%s): %v", id, o.state.Status, err)
+		}
+		// Rule 3: after a sweep no cart is left past its abandonment day, and rule 6: no
+		// confirmed order is left past its last day to pay.
+		today := domain.DateOf(w.now)
+		switch s := o.state.Status; {
+		case (s == domain.StatusCart || s == domain.StatusCheckout) && !today.Before(o.state.AbandonsOn(cat)):
+			t.Fatalf("order %s last touched %s still a %s on %s", id, o.state.Quote.OrderDate, s, today)
+		case s == domain.StatusConfirmed && today.After(o.state.PayBy):
+			t.Fatalf("order %s payable until %s still confirmed on %s", id, o.state.PayBy, today)
+		}
 	}
 }
 
@@ -423,32 +477,51 @@ func (w *world) purchasedSpaceNeverGoesDown(t *rapid.T) {
 	}
 }
 
+// paymentsApplyOnce: every reference counts once, and rule 6: every cent that arrived is
+// either paid toward the order or a credit due, never both, never lost; the order is paid
+// exactly when its total is covered.
 func (w *world) paymentsApplyOnce(t *rapid.T) {
 	for id, o := range w.orders {
-		var sum int64
+		var arrived, credited, paid int64
 		refs := map[string]bool{}
 		for _, e := range o.events {
-			p, ok := e.(domain.PaymentRegistered)
-			if !ok {
-				continue
-			}
-			if refs[p.Reference] {
-				t.Fatalf("order %s: reference %q registered twice", id, p.Reference)
-			}
-			refs[p.Reference] = true
-			sum += p.AmountCents
-			if p.AmountCents <= 0 || p.PaidCents != sum {
-				t.Fatalf("order %s: payment %+v after %d cents", id, p, sum-p.AmountCents)
+			switch p := e.(type) {
+			case domain.PaymentRegistered:
+				if refs[p.Reference] {
+					t.Fatalf("order %s: reference %q registered twice", id, p.Reference)
+				}
+				refs[p.Reference] = true
+				arrived += p.AmountCents
+				if p.AmountCents <= 0 || p.PaidCents < paid || p.PaidCents-paid > p.AmountCents {
+					t.Fatalf("order %s: payment %+v after %d cents paid", id, p, paid)
+				}
+				paid = p.PaidCents
+			case domain.CreditDue:
+				if p.AmountCents <= 0 {
+					t.Fatalf("order %s: credit %+v", id, p)
+				}
+				credited += p.AmountCents
 			}
 		}
-		if sum != o.state.PaidCents {
-			t.Fatalf("order %s: payments add to %d cents, the order says %d", id, sum, o.state.PaidCents)
+		s := o.state
+		if paid != s.PaidCents || credited != s.CreditCents {
+			t.Fatalf("order %s: paid %d credited %d, the order says %d and %d", id, paid, credited, s.PaidCents, s.CreditCents)
 		}
-		if o.state.PaidCents > o.state.Quote.TotalCents {
-			t.Fatalf("order %s: paid %d of %d cents", id, o.state.PaidCents, o.state.Quote.TotalCents)
+		// A cancellation by an operator turns what was paid into a credit too.
+		cancelledCredit := int64(0)
+		for _, c := range s.Credits {
+			if c.Reason == domain.CreditCancelledPartlyPaid {
+				cancelledCredit += c.AmountCents
+			}
 		}
-		if o.state.Status != domain.StatusNone && (o.state.Status == domain.StatusPaid) != (sum == o.state.Quote.TotalCents) {
-			t.Fatalf("order %s: status %s with %d of %d cents", id, o.state.Status, sum, o.state.Quote.TotalCents)
+		if arrived+cancelledCredit != s.PaidCents+s.CreditCents {
+			t.Fatalf("order %s: %d cents arrived, %d paid and %d credited", id, arrived, s.PaidCents, s.CreditCents)
+		}
+		if s.PaidCents > s.Quote.TotalCents {
+			t.Fatalf("order %s: paid %d of %d cents", id, s.PaidCents, s.Quote.TotalCents)
+		}
+		if s.Status != domain.StatusNone && (s.Status == domain.StatusPaid) != (s.PaidCents == s.Quote.TotalCents && s.PaidCents > 0) {
+			t.Fatalf("order %s: status %s with %d of %d cents", id, s.Status, s.PaidCents, s.Quote.TotalCents)
 		}
 	}
 }
@@ -507,6 +580,8 @@ func (w *world) quotesAddUp(t *rapid.T) {
 				q = e.Quote
 			case domain.OrderPaid:
 				q = e.Quote
+			case domain.QuoteRepriced:
+				q = e.Quote
 			default:
 				continue
 			}
@@ -522,7 +597,7 @@ func (w *world) quotesAddUp(t *rapid.T) {
 func checkQuote(q domain.Quote) error {
 	var net int64
 	for _, l := range q.Lines {
-		perUnit := l.UnitCents * int64(l.Months)
+		perUnit := l.UnitCents * int64(l.Months) // per unit and month: services, earlier space
 		if l.Kind == domain.KindSpace {
 			perUnit = l.UnitCents
 		}
@@ -558,7 +633,8 @@ func (w *world) frozenAfterConfirmation(t *rapid.T) {
 				continue
 			}
 			switch e.(type) {
-			case domain.PaymentRegistered, domain.OrderPaid, domain.OrderCancelled, domain.OrderExpired:
+			case domain.PaymentRegistered, domain.OrderPaid, domain.OrderCancelled, domain.OrderExpired,
+				domain.CreditDue, domain.OrderOverdue:
 			default:
 				t.Fatalf("order %s: %T after confirmation", id, e)
 			}
@@ -592,11 +668,17 @@ func (w *world) confirmedIsChargedAndGranted(t *rapid.T) {
 				}
 			}
 		}
+		var granted domain.Date
 		for _, e := range w.subLog {
 			switch e := e.(type) {
 			case domain.SpaceAdded:
-				if e.OrderID == id && (confirmed == nil || e.GB != confirmed.GB || e.ValidUntil != confirmed.NewExpiry) {
-					t.Fatalf("order %s: granted %+v, confirmed %+v", id, e, confirmed)
+				// Rule 4: the space runs its year from the day the payment completed.
+				if e.OrderID == id && (confirmed == nil || e.GB != confirmed.GB || e.ValidFrom != domain.DateOf(o.state.PaidAt) ||
+					e.ValidUntil != e.ValidFrom.AddMonths(12)) {
+					t.Fatalf("order %s: granted %+v, confirmed %+v, paid at %s", id, e, confirmed, o.state.PaidAt)
+				}
+				if e.OrderID == id {
+					granted = e.ValidUntil
 				}
 			case domain.ServicesExtended:
 				if e.OrderID != id {
@@ -606,8 +688,9 @@ func (w *world) confirmedIsChargedAndGranted(t *rapid.T) {
 					t.Fatalf("order %s: services extended without a confirmed quote", id)
 				}
 				for _, x := range e.Services {
+					// Aligned to the same day as the space; charged the confirmed months.
 					l, ok := line(*confirmed, x.Kind)
-					if !ok || x.NewExpiry != l.NewExpiry || x.Months != l.Months || x.Quantity != l.Quantity {
+					if !ok || x.NewExpiry != granted || x.Months != l.Months || x.Quantity != l.Quantity {
 						t.Fatalf("order %s: extended %+v, confirmed %+v", id, x, l)
 					}
 				}

@@ -149,8 +149,8 @@ func DecideSubscription(cat *Catalogue, s Subscription, cmd SubscriptionCommand,
 	case ApplyPurchase:
 		return applyPurchase(s, c)
 	case ReportUsage:
-		if c.UsedBytes < 0 {
-			return nil, fmt.Errorf("%w: %d bytes", ErrInvalidUsage, c.UsedBytes)
+		if c.UsedBytes < 0 || c.UsedBytes > MaxUsedBytes {
+			return nil, fieldErr("usedBytes", ErrInvalidUsage, "%d bytes, allowed 0..%d", c.UsedBytes, MaxUsedBytes)
 		}
 		return []Event{UsageReported{UsedBytes: c.UsedBytes, ReportedAt: now}}, nil
 	}
@@ -209,9 +209,12 @@ func isControl(r rune) bool { return r < 0x20 || r == 0x7f || (r >= 0x80 && r < 
 
 func validateServices(cat *Catalogue, services []Service) error {
 	seen := map[string]bool{}
-	for _, sv := range services {
+	for i, sv := range services {
 		if _, ok := cat.Services[sv.Kind]; !ok {
 			return fmt.Errorf("%w: %q", ErrUnknownServiceKind, sv.Kind)
+		}
+		if sv.Quantity > cat.MaxQuantity() {
+			return fieldErr(fmt.Sprintf("services[%d].quantity", i), ErrInvalidServices, "%s: %d, at most %d", sv.Kind, sv.Quantity, cat.MaxQuantity())
 		}
 		if seen[sv.Kind] || sv.Quantity < 1 || sv.ExpiresOn.IsZero() || (sv.Kind == KindBase && sv.Quantity != 1) {
 			return fmt.Errorf("%w: %s", ErrInvalidServices, sv.Kind)
@@ -224,29 +227,43 @@ func validateServices(cat *Catalogue, services []Service) error {
 	return nil
 }
 
+// applyPurchase grants a paid quote. A year is a year: the space runs its months from the
+// day the payment completed, and co-termination aligns every extended service, and every
+// earlier block of space the quote charged, to that same day. What was charged stays the
+// quote's (the days between confirmation and payment, bounded by the payment term, are not
+// charged again). Extensions only lengthen: what already runs past the new expiry keeps its
+// date.
 func applyPurchase(s Subscription, c ApplyPurchase) ([]Event, error) {
 	if s.Applied[c.OrderID] {
 		return nil, nil
 	}
-	events := []Event{SpaceAdded{
-		OrderID:    c.OrderID,
-		GB:         c.Quote.GB,
-		ValidFrom:  DateOf(c.PaidAt),
-		ValidUntil: c.Quote.NewExpiry,
-	}}
+	from := DateOf(c.PaidAt)
+	until := c.Quote.GrantedExpiry(from)
+	events := []Event{SpaceAdded{OrderID: c.OrderID, GB: c.Quote.GB, ValidFrom: from, ValidUntil: until}}
 	var ext []ServiceExtension
 	for _, l := range c.Quote.ExtendedServices() {
-		// Extensions only lengthen: a service already renewed past the quote keeps its date.
 		current, ok := s.Service(l.Kind)
-		if !ok || !current.ExpiresOn.Before(l.NewExpiry) {
+		if !ok || !current.ExpiresOn.Before(until) {
 			continue
 		}
 		ext = append(ext, ServiceExtension{
-			Kind: l.Kind, Quantity: l.Quantity, OldExpiry: current.ExpiresOn, NewExpiry: l.NewExpiry, Months: l.Months,
+			Kind: l.Kind, Quantity: l.Quantity, OldExpiry: current.ExpiresOn, NewExpiry: until, Months: l.Months,
 		})
 	}
 	if len(ext) > 0 {
 		events = append(events, ServicesExtended{OrderID: c.OrderID, Services: ext})
+	}
+	var blocks []BlockExtension
+	for _, l := range c.Quote.EarlierSpace() {
+		for _, b := range s.Space {
+			// The blocks the line priced: those ending on its old expiry.
+			if b.ValidUntil == l.OldExpiry && b.ValidUntil.Before(until) {
+				blocks = append(blocks, BlockExtension{OrderID: b.OrderID, GB: b.GB, OldUntil: b.ValidUntil, NewUntil: until, Months: l.Months})
+			}
+		}
+	}
+	if len(blocks) > 0 {
+		events = append(events, SpaceExtended{OrderID: c.OrderID, Blocks: blocks})
 	}
 	return events, nil
 }
@@ -287,6 +304,16 @@ func EvolveSubscription(s Subscription, ev Event) Subscription {
 			}
 		}
 		s.Services = services
+	case SpaceExtended:
+		space := slices.Clone(s.Space)
+		for _, x := range e.Blocks {
+			for i := range space {
+				if space[i].OrderID == x.OrderID && space[i].ValidUntil.Before(x.NewUntil) {
+					space[i].ValidUntil = x.NewUntil
+				}
+			}
+		}
+		s.Space = space
 	case UsageReported:
 		s.UsedBytes, s.UsageReportedAt = e.UsedBytes, e.ReportedAt
 	}

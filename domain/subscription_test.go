@@ -164,16 +164,20 @@ func TestNoOrderSlotOnAClosedSubscription(t *testing.T) {
 // ApplyPurchase (driven by a paid order, idempotent per order id) -> SpaceAdded and, with
 // co-termination, ServicesExtended.
 
-func TestPurchaseGrantsTheConfirmedQuote(t *testing.T) {
+// Rule 4: a year is a year. Confirmed on 15 March, paid on 20 March: the space runs from 20
+// March 2026 to 20 March 2027, and the co-terminated services to the same day; the months
+// charged stay the confirmed quote's.
+func TestPurchaseGrantsTheConfirmedQuoteFromThePaymentDay(t *testing.T) {
 	paidAt := time.Date(2026, 3, 20, 9, 0, 0, 0, domain.Rome)
 	q := confirmed().Quote
+	granted := date("2027-03-20")
 	givenSubscription(t, subscriptionOpened(), domain.OrderSlotReserved{OrderID: orderID, ReservedAt: now}).
 		when(domain.ApplyPurchase{OrderID: orderID, Quote: q, PaidAt: paidAt}).
 		thenEvents(
-			domain.SpaceAdded{OrderID: orderID, GB: 1, ValidFrom: date("2026-03-20"), ValidUntil: yearOn},
+			domain.SpaceAdded{OrderID: orderID, GB: 1, ValidFrom: date("2026-03-20"), ValidUntil: granted},
 			domain.ServicesExtended{OrderID: orderID, Services: []domain.ServiceExtension{
-				{Kind: domain.KindBase, Quantity: 1, OldExpiry: date("2026-09-30"), NewExpiry: yearOn, Months: 6},
-				{Kind: domain.KindUsers, Quantity: 3, OldExpiry: date("2026-06-10"), NewExpiry: yearOn, Months: 10},
+				{Kind: domain.KindBase, Quantity: 1, OldExpiry: date("2026-09-30"), NewExpiry: granted, Months: 6},
+				{Kind: domain.KindUsers, Quantity: 3, OldExpiry: date("2026-06-10"), NewExpiry: granted, Months: 10},
 			}},
 		)
 }

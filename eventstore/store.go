@@ -22,11 +22,24 @@ import (
 //     answers the original result;
 //   - the global log orders commits by Position; the events of one commit share it and are
 //     told apart by Envelope.Index.
+//
+// Positions. One position per commit, on every backend: each event of a commit carries the
+// same Position, the one its Append answered (fresh or re-appended), and a reader (ReadAll,
+// ReadStream, Subscribe) never hands on part of a commit: where the backend stores events
+// one by one (KurrentDB gives each its own place in $all) it holds a commit back until its
+// last event is read, answers the commit at that last event's position, and after a
+// dropped subscription resumes after the last whole commit. Positions increase with the
+// log and are otherwise opaque: `after` is 0 or a position the store answered; nothing may
+// compute with one (no position-1, no position+1) or take them for dense. Whether they are
+// dense is the backend's fact (JetStream sequences are, KurrentDB's log offsets are not),
+// and a distance between two (a lag) is in the backend's units. A backend that can tell a
+// position it never answered refuses it with ErrInvalidPosition.
 type Store interface {
 	// Append writes events to stream as one commit if the stream's state matches expected.
 	Append(ctx context.Context, stream string, expected Expected, events ...EventData) (AppendResult, error)
 	// ReadStream returns the stream's events with version >= from, oldest first.
-	// A stream with no events answers ErrStreamNotFound.
+	// A stream with no events answers ErrStreamNotFound; one deleted outside the product,
+	// where the backend knows deletion, ErrStreamDeleted.
 	ReadStream(ctx context.Context, stream string, from uint64) ([]Envelope, error)
 	// ReadAll returns whole commits with Position > after, in global order, stopping once at
 	// least limit events are collected (a commit is never split). An empty slice means the end.
@@ -57,7 +70,7 @@ type Envelope struct {
 	Type          string          `json:"type"`
 	SchemaVersion int             `json:"schemaVersion"`
 	StreamVersion uint64          `json:"streamVersion"`
-	Position      uint64          `json:"position"` // global position of the commit
+	Position      uint64          `json:"position"` // the commit's position: the same for all its events
 	Index         int             `json:"index"`    // the event's place within its commit
 	Count         int             `json:"count"`    // how many events the commit holds
 	RecordedAt    time.Time       `json:"recordedAt"`
@@ -163,8 +176,18 @@ var (
 	// ErrStreamNotFound: the stream has no events.
 	ErrStreamNotFound = errors.New("eventstore: stream not found")
 	// ErrInvalidAppend: the append was refused before anything was written (bad stream
-	// name, empty type, payload not JSON or over MaxPayload, no events).
+	// name, empty type, payload not JSON or over MaxPayload, no events, or the whole commit
+	// over the backend's own size limit).
 	ErrInvalidAppend = errors.New("eventstore: invalid append")
+	// ErrNoSpace: the store cannot write for lack of disk space, and the append was not
+	// acknowledged. Writing may resume once space is freed; a retry with the same event
+	// ids is safe.
+	ErrNoSpace = errors.New("eventstore: no space left to write")
+	// ErrStreamDeleted: the stream was deleted by an operator with the backend's own tools
+	// (KurrentDB's hard delete); it can be neither read nor written again.
+	ErrStreamDeleted = errors.New("eventstore: stream deleted")
+	// ErrInvalidPosition: after is not a position this store answered.
+	ErrInvalidPosition = errors.New("eventstore: not a position of this log")
 )
 
 // WrongVersionError is returned when the stream is not in the Expected state.

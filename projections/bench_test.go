@@ -119,7 +119,7 @@ func BenchmarkRebuild(b *testing.B) {
 				var models []Model
 				if name == "all" {
 					ms := NewModels()
-					models = []Model{ms.Quota, ms.Expiry, ms.Pending}
+					models = []Model{ms.Quota, ms.Expiry, ms.Pending, ms.Lists}
 				} else {
 					m, _ := newModel(name)
 					models = []Model{m}

@@ -58,7 +58,8 @@ func stamp(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.UTC().Format(time.RFC3339Nano)
+	// RFC 3339 to the second: a spreadsheet reads it, and no figure depends on less.
+	return t.UTC().Truncate(time.Second).Format(time.RFC3339)
 }
 
 // CSVHeader and CSVRecord of a quota view; purchased blocks are summed (the JSON lists them).
@@ -96,7 +97,7 @@ func (v ExpiryView) CSVRecord() []string {
 func (PendingView) CSVHeader() []string {
 	return []string{"order_id", "subscription_id", "owner_id", "holder_name", "holder_email", "method",
 		"amount_due_eur", "amount_due_cents", "paid_eur", "paid_cents", "remaining_eur", "remaining_cents",
-		"confirmed_at", "expected_registration_on", "pay_by", "age_days", "age_bucket"}
+		"confirmed_at", "expected_registration_on", "pay_by", "age_days", "age_bucket", "status"}
 }
 
 func (v PendingView) CSVRecord() []string {
@@ -104,7 +105,18 @@ func (v PendingView) CSVRecord() []string {
 		text(v.HolderEmail), text(v.Method),
 		Euros(v.AmountDueCents), i64(v.AmountDueCents), Euros(v.PaidCents), i64(v.PaidCents),
 		Euros(v.RemainingCents), i64(v.RemainingCents),
-		stamp(v.ConfirmedAt), v.ExpectedRegistrationOn.String(), v.PayBy.String(), itoa(v.AgeDays), v.AgeBucket}
+		stamp(v.ConfirmedAt), v.ExpectedRegistrationOn.String(), v.PayBy.String(), itoa(v.AgeDays), v.AgeBucket, v.Status}
+}
+
+func (CreditView) CSVHeader() []string {
+	return []string{"credit_id", "order_id", "subscription_id", "owner_id", "holder_name", "holder_email",
+		"amount_eur", "amount_cents", "reason", "reference", "recorded_at", "age_days"}
+}
+
+func (v CreditView) CSVRecord() []string {
+	return []string{v.CreditID.String(), v.OrderID.String(), v.SubscriptionID.String(), text(v.OwnerID),
+		text(v.HolderName), text(v.HolderEmail), Euros(v.AmountCents), i64(v.AmountCents), v.Reason,
+		text(v.Reference), stamp(v.RecordedAt), itoa(v.AgeDays)}
 }
 
 // SummaryRow is one line of the pending-payment summary's CSV: a group ("method", "age" or

@@ -43,7 +43,9 @@ type expirySub struct {
 func NewExpiryModel() *ExpiryModel { return &ExpiryModel{subs: map[uuid.UUID]*expirySub{}} }
 
 func (*ExpiryModel) Name() string { return ExpiryName }
-func (*ExpiryModel) Version() int { return 1 }
+
+// Version 2: earlier space aligned by co-termination (SpaceExtended).
+func (*ExpiryModel) Version() int { return 2 }
 
 // Apply folds one event.
 func (m *ExpiryModel) Apply(env eventstore.Envelope, ev domain.Event) {
@@ -65,6 +67,10 @@ func (m *ExpiryModel) Apply(env eventstore.Envelope, ev domain.Event) {
 					s.Services[i].ExpiresOn = x.NewExpiry
 				}
 			}
+		}
+	case domain.SpaceExtended:
+		if s := m.sub(env.Stream); s != nil {
+			s.Space = extendBlocks(s.Space, e)
 		}
 	case domain.SpaceAdded:
 		s := m.sub(env.Stream)
@@ -164,26 +170,27 @@ func (m *ExpiryModel) All(now time.Time) []ExpiryView {
 	return out
 }
 
-func sortExpiries(v []ExpiryView) {
-	slices.SortFunc(v, func(a, b ExpiryView) int {
-		if c := a.ExpiresOn.Compare(b.ExpiresOn); c != 0 {
-			return c
-		}
-		if c := compareIDs(a.SubscriptionID, b.SubscriptionID); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.Kind, b.Kind); c != 0 {
-			return c
-		}
-		var x, y uuid.UUID
-		if a.OrderID != nil {
-			x = *a.OrderID
-		}
-		if b.OrderID != nil {
-			y = *b.OrderID
-		}
-		return compareIDs(x, y)
-	})
+func sortExpiries(v []ExpiryView) { slices.SortFunc(v, compareExpiry) }
+
+// compareExpiry is the order of the expiries list; PageExpiries cuts pages along it.
+func compareExpiry(a, b ExpiryView) int {
+	if c := a.ExpiresOn.Compare(b.ExpiresOn); c != 0 {
+		return c
+	}
+	if c := compareIDs(a.SubscriptionID, b.SubscriptionID); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Kind, b.Kind); c != 0 {
+		return c
+	}
+	var x, y uuid.UUID
+	if a.OrderID != nil {
+		x = *a.OrderID
+	}
+	if b.OrderID != nil {
+		y = *b.OrderID
+	}
+	return compareIDs(x, y)
 }
 
 func (s *expirySub) views(id uuid.UUID, today domain.Date, keep func(domain.Date) bool, out ...ExpiryView) []ExpiryView {

@@ -26,9 +26,7 @@ func (g *given) on(stream string, evs ...domain.Event) *given {
 		if err != nil {
 			g.t.Fatal(err)
 		}
-		g.ms.Quota.Apply(env, ev)
-		g.ms.Expiry.Apply(env, ev)
-		g.ms.Pending.Apply(env, ev)
+		g.ms.Apply(env, ev)
 	}
 	g.pos++
 	return g
@@ -180,7 +178,8 @@ func TestPendingFold(t *testing.T) {
 	o := p.Orders[0]
 	if o.OrderID != orderID || o.SubscriptionID != subID || o.OwnerID != "cust-1" || o.AmountDueCents != 6100 ||
 		o.RemainingCents != 6100 || o.Method != domain.MethodBankTransfer || o.AgeDays != 28 || o.AgeBucket != Bucket8to30 ||
-		o.ExpectedRegistrationOn != day(2025, 2, 6) || o.PayBy != day(2025, 3, 3) {
+		// Saturday 1 February + 5 working days: Monday 3 to Friday 7.
+		o.ExpectedRegistrationOn != day(2025, 2, 7) || o.PayBy != day(2025, 3, 3) || o.Status != "confirmed" {
 		t.Fatalf("pending order: %+v", o)
 	}
 	g.on(orderS, domain.PaymentRegistered{AmountCents: 100, Method: domain.MethodBankTransfer, Reference: "r1", PaidCents: 100, RegisteredAt: now})

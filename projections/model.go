@@ -39,7 +39,7 @@ const (
 )
 
 // ModelNames lists every model, in the order the runner feeds them.
-var ModelNames = []string{QuotaName, ExpiryName, PendingName}
+var ModelNames = []string{QuotaName, ExpiryName, PendingName, ListsName}
 
 // ErrUnknownModel: no model has that name.
 var ErrUnknownModel = errors.New("projections: unknown model")
@@ -52,6 +52,8 @@ func newModel(name string) (Model, error) {
 		return NewExpiryModel(), nil
 	case PendingName:
 		return NewPendingModel(), nil
+	case ListsName:
+		return NewListsModel(), nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownModel, name)
 }

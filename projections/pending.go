@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -35,13 +36,18 @@ var AgeBuckets = []string{Bucket0to7, Bucket8to30, Bucket31to60, BucketOver60}
 // ErrBadCursor: the cursor was not one a previous page gave.
 var ErrBadCursor = errors.New("projections: bad cursor")
 
-// PendingModel holds every confirmed, unpaid order. Paid, cancelled and expired orders
-// leave it. Beside the orders it keeps indexes sorted by confirmation time (all orders, and
-// per method), so a page is a binary search and a short walk, never a sort.
+// PendingModel holds every confirmed, unpaid order (overdue ones too: partly paid past
+// their term). Paid, cancelled and expired orders leave it. Beside the orders it keeps
+// indexes sorted by confirmation time (all orders, and per method), so a page is a binary
+// search and a short walk, never a sort. It also holds the credits due to customers (money
+// received that no order took), shown to finance beside the pending payments, and the open
+// carts with the day each was last touched, which the sweeper asks for.
 type PendingModel struct {
 	orders   map[uuid.UUID]*pendingOrder
 	all      *pendingIndex
 	byMethod map[string]*pendingIndex
+	credits  map[uuid.UUID]*pendingCredit // by the CreditDue event's id
+	carts    map[uuid.UUID]domain.Date    // open carts and order forms: the day last touched
 
 	// changes counts applied changes; the summary cache is valid for one (changes, day).
 	// Queries run concurrently under the runner's read lock: cacheMu guards the cache.
@@ -63,6 +69,20 @@ type pendingOrder struct {
 	ConfirmedAt              time.Time   `json:"confirmedAt"`
 	ExpectedRegistrationDays int         `json:"expectedRegistrationDays"`
 	PayBy                    domain.Date `json:"payBy"`
+	ExpectedRegistrationOn   domain.Date `json:"expectedRegistrationOn,omitzero"`
+	Overdue                  bool        `json:"overdue,omitempty"`
+}
+
+type pendingCredit struct {
+	OrderID        uuid.UUID `json:"orderId"`
+	SubscriptionID uuid.UUID `json:"subscriptionId"`
+	OwnerID        string    `json:"ownerId"`
+	HolderName     string    `json:"holderName"`
+	HolderEmail    string    `json:"holderEmail"`
+	AmountCents    int64     `json:"amountCents"`
+	Reason         string    `json:"reason"`
+	Reference      string    `json:"reference,omitempty"`
+	RecordedAt     time.Time `json:"recordedAt"`
 }
 
 // NewPendingModel returns an empty pending-payment model.
@@ -71,11 +91,15 @@ func NewPendingModel() *PendingModel {
 		orders:   map[uuid.UUID]*pendingOrder{},
 		all:      &pendingIndex{},
 		byMethod: map[string]*pendingIndex{},
+		credits:  map[uuid.UUID]*pendingCredit{},
+		carts:    map[uuid.UUID]domain.Date{},
 	}
 }
 
 func (*PendingModel) Name() string { return PendingName }
-func (*PendingModel) Version() int { return 1 }
+
+// Version 2: overdue orders, credits due and open carts.
+func (*PendingModel) Version() int { return 2 }
 
 // Apply folds one event.
 func (m *PendingModel) Apply(env eventstore.Envelope, ev domain.Event) {
@@ -89,17 +113,72 @@ func (m *PendingModel) Apply(env eventstore.Envelope, ev domain.Event) {
 			HolderName: e.Recipient.Name, HolderEmail: e.Recipient.Email,
 			Method: e.PaymentMethod, TotalCents: e.Quote.TotalCents, ConfirmedAt: e.ConfirmedAt,
 			ExpectedRegistrationDays: e.ExpectedRegistrationDays, PayBy: e.PayBy,
+			ExpectedRegistrationOn: e.ExpectedRegistration(),
 		})
+		delete(m.carts, e.OrderID)
 	case domain.PaymentRegistered:
 		if o := m.order(env.Stream); o != nil {
 			o.PaidCents = e.PaidCents
 			m.changes++
 		}
-	case domain.OrderPaid, domain.OrderCancelled, domain.OrderExpired:
+	case domain.OrderOverdue:
+		if o := m.order(env.Stream); o != nil {
+			o.Overdue = true
+			m.changes++
+		}
+	case domain.CreditDue:
+		if _, dup := m.credits[env.ID]; !dup {
+			m.credits[env.ID] = &pendingCredit{
+				OrderID: e.OrderID, SubscriptionID: e.SubscriptionID, OwnerID: e.OwnerID,
+				HolderName: e.Holder.Name, HolderEmail: e.Holder.Email, AmountCents: e.AmountCents,
+				Reason: e.Reason, Reference: e.Reference, RecordedAt: e.RecordedAt,
+			}
+			m.changes++
+		}
+	case domain.SpaceIncreaseRequested:
+		m.carts[e.OrderID] = e.Quote.OrderDate
+	case domain.QuoteRepriced:
+		m.touch(env.Stream, e.Quote.OrderDate)
+	case domain.CoTerminationToggled:
+		m.touch(env.Stream, e.Quote.OrderDate)
+	case domain.OrderModified:
+		m.touch(env.Stream, e.Quote.OrderDate)
+	case domain.OrderPaid, domain.OrderCancelled, domain.OrderExpired, domain.OrderAbandoned:
 		if id, ok := streamID(env.Stream); ok {
 			m.remove(id)
+			delete(m.carts, id)
 		}
 	}
+}
+
+// touch moves an open cart's last day to day.
+func (m *PendingModel) touch(stream string, day domain.Date) {
+	if id, ok := streamID(stream); ok {
+		if _, open := m.carts[id]; open {
+			m.carts[id] = day
+		}
+	}
+}
+
+// Due lists, as of now, the orders the sweeper has work for: confirmed orders past their
+// last day to pay (to expire, or mark overdue when partly paid), and carts or order forms
+// last touched abandonDays or more days ago. The decider checks each again.
+func (m *PendingModel) Due(now time.Time, abandonDays int) []uuid.UUID {
+	today := domain.DateOf(now)
+	var ids []uuid.UUID
+	for _, k := range m.all.keys {
+		if o := m.orders[k.id]; !k.dead && !o.Overdue && today.After(o.PayBy) {
+			ids = append(ids, k.id)
+		}
+	}
+	var carts []uuid.UUID
+	for id, last := range m.carts {
+		if !today.Before(last.AddDays(abandonDays)) {
+			carts = append(carts, id)
+		}
+	}
+	slices.SortFunc(carts, compareIDs)
+	return append(ids, carts...)
 }
 
 func (m *PendingModel) order(stream string) *pendingOrder {
@@ -137,21 +216,26 @@ func (m *PendingModel) remove(id uuid.UUID) {
 	m.changes++
 }
 
+type pendingState struct {
+	Orders  map[uuid.UUID]*pendingOrder  `json:"orders"`
+	Credits map[uuid.UUID]*pendingCredit `json:"credits"`
+	Carts   map[uuid.UUID]domain.Date    `json:"carts"`
+}
+
 func (m *PendingModel) MarshalState() ([]byte, error) {
-	return json.Marshal(struct {
-		Orders map[uuid.UUID]*pendingOrder `json:"orders"`
-	}{m.orders})
+	return json.Marshal(pendingState{m.orders, m.credits, m.carts})
 }
 
 func (m *PendingModel) UnmarshalState(b []byte) error {
-	var st struct {
-		Orders map[uuid.UUID]*pendingOrder `json:"orders"`
-	}
+	var st pendingState
 	if err := json.Unmarshal(b, &st); err != nil {
 		return err
 	}
 	fresh := NewPendingModel()
 	m.orders, m.all, m.byMethod, m.changes, m.cache = fresh.orders, fresh.all, fresh.byMethod, m.changes+1, nil
+	m.credits, m.carts = fresh.credits, fresh.carts
+	maps.Copy(m.credits, st.Credits)
+	maps.Copy(m.carts, st.Carts)
 	// Build the indexes sorted at once: inserting in map order would shift the slice each time.
 	for id, o := range st.Orders {
 		m.orders[id] = o
@@ -185,24 +269,37 @@ type PendingView struct {
 	PaidCents      int64     `json:"paidCents"`
 	RemainingCents int64     `json:"remainingCents"`
 	ConfirmedAt    time.Time `json:"confirmedAt"`
-	// ExpectedRegistrationOn is the confirmation day plus the days the method takes to be
-	// registered: the earliest day the payment can be expected in the books.
+	// ExpectedRegistrationOn is the confirmation day plus the working days the method takes
+	// to be registered (Monday to Friday, not Italian national holidays): the day the email
+	// names too.
 	ExpectedRegistrationOn domain.Date `json:"expectedRegistrationOn"`
 	// PayBy is the last day to pay before the order expires.
 	PayBy     domain.Date `json:"payBy"`
 	AgeDays   int         `json:"ageDays"`
 	AgeBucket string      `json:"ageBucket"`
+	// Status is "confirmed", or "overdue": partly paid and past PayBy (an operator may
+	// cancel it, and what was paid becomes a credit due).
+	Status string `json:"status"`
 }
 
 func (o *pendingOrder) view(id uuid.UUID, today domain.Date) PendingView {
 	confirmed := domain.DateOf(o.ConfirmedAt)
 	age := max(confirmed.DaysUntil(today), 0)
+	status := string(domain.StatusConfirmed)
+	if o.Overdue {
+		status = string(domain.StatusOverdue)
+	}
+	expected := o.ExpectedRegistrationOn
+	if expected.IsZero() { // a snapshot of an older fold: the same rule
+		expected = confirmed.AddWorkingDays(o.ExpectedRegistrationDays)
+	}
 	return PendingView{
+		Status:  status,
 		OrderID: id, SubscriptionID: o.SubscriptionID, OwnerID: o.OwnerID,
 		HolderName: o.HolderName, HolderEmail: o.HolderEmail, Method: o.Method,
 		AmountDueCents: o.TotalCents, PaidCents: o.PaidCents, RemainingCents: o.TotalCents - o.PaidCents,
 		ConfirmedAt:            o.ConfirmedAt,
-		ExpectedRegistrationOn: confirmed.AddDays(o.ExpectedRegistrationDays),
+		ExpectedRegistrationOn: expected,
 		PayBy:                  o.PayBy, AgeDays: age, AgeBucket: ageBucket(age),
 	}
 }
@@ -338,6 +435,10 @@ type PendingSummary struct {
 	Total    PendingTotals  `json:"total"`
 	ByMethod []MethodTotals `json:"byMethod"`
 	ByAge    []BucketTotals `json:"byAge"`
+	// Overdue are the partly paid orders past their term, among Total.
+	Overdue PendingTotals `json:"overdue"`
+	// CreditsDue totals the money owed back to customers, beside what is pending.
+	CreditsDue CreditTotals `json:"creditsDue"`
 }
 
 // Summary totals the pending orders as of now. It is cached until the model changes or
@@ -366,7 +467,14 @@ func (m *PendingModel) summary(today domain.Date) PendingSummary {
 		day := today.AddDays(-d)
 		bounds[i] = time.Date(day.Year, day.Month, day.Day, 0, 0, 0, 0, domain.Rome).UnixNano()
 	}
+	for _, c := range m.credits {
+		s.CreditsDue.Count++
+		s.CreditsDue.AmountCents += c.AmountCents
+	}
 	for _, o := range m.orders {
+		if o.Overdue {
+			s.Overdue.add(o)
+		}
 		s.Total.add(o)
 		t := byMethod[o.Method]
 		if t == nil {
@@ -472,4 +580,75 @@ func decodeCursor(s string) (pendingKey, error) {
 	k.at = int64(binary.BigEndian.Uint64(b[:8]))
 	copy(k.id[:], b[8:])
 	return k, nil
+}
+
+// CreditTotals sums credits due, in cents.
+type CreditTotals struct {
+	Count       int   `json:"count"`
+	AmountCents int64 `json:"amountCents"`
+}
+
+// CreditView is one credit due to a customer as of a day: money received for an order that
+// the order did not take (an excess, a payment on an ended order or for a subscription no
+// longer active, what was paid on an order an operator cancelled).
+type CreditView struct {
+	CreditID       uuid.UUID `json:"creditId"` // the CreditDue event's id
+	OrderID        uuid.UUID `json:"orderId"`
+	SubscriptionID uuid.UUID `json:"subscriptionId"`
+	OwnerID        string    `json:"ownerId"`
+	HolderName     string    `json:"holderName"`
+	HolderEmail    string    `json:"holderEmail"`
+	AmountCents    int64     `json:"amountCents"`
+	Reason         string    `json:"reason"`
+	Reference      string    `json:"reference"`
+	RecordedAt     time.Time `json:"recordedAt"`
+	AgeDays        int       `json:"ageDays"`
+}
+
+// ReasonTotals are the totals of one reason for credits.
+type ReasonTotals struct {
+	Reason string `json:"reason"`
+	CreditTotals
+}
+
+// CreditsDue is every credit due, oldest first, with totals that add up: by reason, and all.
+type CreditsDue struct {
+	Today    domain.Date    `json:"today"`
+	Credits  []CreditView   `json:"credits"`
+	Total    CreditTotals   `json:"total"`
+	ByReason []ReasonTotals `json:"byReason"`
+}
+
+// CreditsDue lists the credits due as of now.
+func (m *PendingModel) CreditsDue(now time.Time) CreditsDue {
+	today := domain.DateOf(now)
+	out := CreditsDue{Today: today, Credits: make([]CreditView, 0, len(m.credits)), ByReason: []ReasonTotals{}}
+	byReason := map[string]*CreditTotals{}
+	for id, c := range m.credits {
+		out.Credits = append(out.Credits, CreditView{
+			CreditID: id, OrderID: c.OrderID, SubscriptionID: c.SubscriptionID, OwnerID: c.OwnerID,
+			HolderName: c.HolderName, HolderEmail: c.HolderEmail, AmountCents: c.AmountCents, Reason: c.Reason,
+			Reference: c.Reference, RecordedAt: c.RecordedAt, AgeDays: max(domain.DateOf(c.RecordedAt).DaysUntil(today), 0),
+		})
+		out.Total.Count++
+		out.Total.AmountCents += c.AmountCents
+		t := byReason[c.Reason]
+		if t == nil {
+			t = &CreditTotals{}
+			byReason[c.Reason] = t
+		}
+		t.Count++
+		t.AmountCents += c.AmountCents
+	}
+	slices.SortFunc(out.Credits, func(a, b CreditView) int {
+		if c := a.RecordedAt.Compare(b.RecordedAt); c != 0 {
+			return c
+		}
+		return compareIDs(a.CreditID, b.CreditID)
+	})
+	for r, t := range byReason {
+		out.ByReason = append(out.ByReason, ReasonTotals{Reason: r, CreditTotals: *t})
+	}
+	slices.SortFunc(out.ByReason, func(a, b ReasonTotals) int { return cmp.Compare(a.Reason, b.Reason) })
+	return out
 }

@@ -55,7 +55,9 @@ func NewQuotaModel() *QuotaModel {
 }
 
 func (*QuotaModel) Name() string { return QuotaName }
-func (*QuotaModel) Version() int { return 1 }
+
+// Version 2: earlier space aligned by co-termination (SpaceExtended), abandoned carts.
+func (*QuotaModel) Version() int { return 2 }
 
 // Apply folds one event.
 func (m *QuotaModel) Apply(env eventstore.Envelope, ev domain.Event) {
@@ -70,6 +72,10 @@ func (m *QuotaModel) Apply(env eventstore.Envelope, ev domain.Event) {
 			return
 		}
 		s.Blocks = append(s.Blocks, domain.SpaceBlock(e))
+	case domain.SpaceExtended:
+		if s := m.sub(env.Stream); s != nil {
+			s.Blocks = extendBlocks(s.Blocks, e)
+		}
 	case domain.UsageReported:
 		if s := m.sub(env.Stream); s != nil {
 			s.UsedBytes, s.UsageReportedAt = e.UsedBytes, e.ReportedAt
@@ -82,7 +88,7 @@ func (m *QuotaModel) Apply(env eventstore.Envelope, ev domain.Event) {
 		if s := m.subs[e.SubscriptionID]; s != nil {
 			s.PendingGB += e.Quote.GB
 		}
-	case domain.OrderPaid, domain.OrderCancelled, domain.OrderExpired:
+	case domain.OrderPaid, domain.OrderCancelled, domain.OrderExpired, domain.OrderAbandoned:
 		id, ok := streamID(env.Stream)
 		if !ok {
 			return
@@ -96,6 +102,19 @@ func (m *QuotaModel) Apply(env eventstore.Envelope, ev domain.Event) {
 			s.PendingGB -= o.GB
 		}
 	}
+}
+
+// extendBlocks aligns the blocks e names to their new expiry; a block only ever lengthens,
+// as in the domain's own fold.
+func extendBlocks(blocks []domain.SpaceBlock, e domain.SpaceExtended) []domain.SpaceBlock {
+	for _, x := range e.Blocks {
+		for i := range blocks {
+			if blocks[i].OrderID == x.OrderID && blocks[i].ValidUntil.Before(x.NewUntil) {
+				blocks[i].ValidUntil = x.NewUntil
+			}
+		}
+	}
+	return blocks
 }
 
 func (m *QuotaModel) sub(stream string) *quotaSub {
@@ -232,10 +251,12 @@ func (s *quotaSub) view(id uuid.UUID, today domain.Date) QuotaView {
 	case s.UsedBytes > 0:
 		v.PercentUsed = 100
 	}
+	// Compared as percentages of float64, not as products of int64: a use recorded before
+	// the documented maximum (domain.MaxUsedBytes) existed may be near 2^63.
 	switch {
 	case s.UsedBytes > 0 && s.UsedBytes >= v.CapacityBytes:
 		v.Warning = WarningFull
-	case s.UsedBytes*100 >= v.CapacityBytes*WarningPercent && s.UsedBytes > 0:
+	case s.UsedBytes > 0 && float64(s.UsedBytes)*100 >= float64(v.CapacityBytes)*WarningPercent:
 		v.Warning = WarningHigh
 	}
 	v.RecommendedGB = s.recommend(today)
@@ -252,7 +273,10 @@ func (s *quotaSub) recommend(today domain.Date) int {
 	days := int64(max(s.OpenedOn.DaysUntil(reported), 1))
 	horizon := today.AddMonths(12)
 	ahead := int64(max(reported.DaysUntil(horizon), 0))
-	projected := s.UsedBytes + s.UsedBytes/days*ahead
+	// A use recorded before the documented maximum existed may be near 2^63: it counts as
+	// the maximum, so that used + growth (under 2^60) cannot wrap.
+	used := min(s.UsedBytes, domain.MaxUsedBytes)
+	projected := used + used/days*ahead
 	capacity := int64(s.BaseGB+s.validGB(horizon)) * BytesPerGB
 	if projected <= capacity {
 		return 0

@@ -193,7 +193,9 @@ func (s *slot) position() uint64 {
 
 // fold applies one whole commit to every model that does not have it yet.
 func (r *Runner) fold(commit []decoded) {
-	pos := commit[0].env.Position
+	// The commit's position, carried by each of its events (the store's rule), and what the
+	// append answered: the checkpoint and read-your-writes need exactly that value.
+	pos := commit[len(commit)-1].env.Position
 	moved := false
 	r.foldMu.Lock()
 	for _, s := range r.slots {
@@ -314,7 +316,9 @@ type ModelStatus struct {
 	Version  int    `json:"version"`
 	Position uint64 `json:"position"`
 	Head     uint64 `json:"head"`
-	// Lag is Head - Position: how many commits the model has still to fold.
+	// Lag is Head - Position, in the store's position units: commits on JetStream (whose
+	// positions are dense), bytes of log on KurrentDB (log offsets). 0 means caught up;
+	// compare it over time on one backend, not across backends.
 	Lag uint64 `json:"lag"`
 	// Digest is the SHA-256 of the model's canonical state: two processes that folded the
 	// same log to the same position agree on it.
@@ -464,4 +468,17 @@ func (r *Runner) export(name string, now time.Time) (x export, err error) {
 	}
 	r.read(name, func(m Model) { x, err = exportOf(m, now) })
 	return x, err
+}
+
+// CreditsDue lists the credits due to customers, with their totals.
+func (r *Runner) CreditsDue(now time.Time) (c CreditsDue) {
+	r.read(PendingName, func(m Model) { c = m.(*PendingModel).CreditsDue(now) })
+	return c
+}
+
+// SweepDue lists the orders the sweeper has work for as of now: past their last day to pay,
+// or carts untouched for abandonDays.
+func (r *Runner) SweepDue(now time.Time, abandonDays int) (ids []uuid.UUID) {
+	r.read(PendingName, func(m Model) { ids = m.(*PendingModel).Due(now, abandonDays) })
+	return ids
 }

@@ -258,7 +258,7 @@ func TestOtherVersionSnapshotIsDiscarded(t *testing.T) {
 	stop()
 	// Stop saved the current version.
 	snap, ok, err := readSnapshot(dir, QuotaName)
-	if err != nil || !ok || snap.Version != 1 || snap.Position != last {
+	if err != nil || !ok || snap.Version != NewQuotaModel().Version() || snap.Position != last {
 		t.Fatalf("snapshot after stop: %+v %v", snap, err)
 	}
 	if _, err := os.Stat(snapshotPath(dir, PendingName)); err != nil {

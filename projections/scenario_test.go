@@ -271,9 +271,7 @@ func foldAll(t testing.TB, envs []eventstore.Envelope) *Models {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range []Model{ms.Quota, ms.Expiry, ms.Pending} {
-			m.Apply(env, ev)
-		}
+		ms.Apply(env, ev)
 		ms.Position = env.Position
 	}
 	return ms

@@ -1,5 +1,6 @@
 // Command mailer runs the mailer on its own, against an external NATS server: it sends the
-// payment instructions and receipts of the orders the relay publishes.
+// payment instructions and receipts of the orders the relay publishes, and records each
+// email sent in the order's history, in the event store (-store, as orderd's --store).
 //
 //	mailer [flags]              run until SIGINT or SIGTERM
 //	mailer deadletters [-json]  list the emails given up
@@ -13,10 +14,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -29,63 +32,86 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/einvoice/spaceorders/domain"
+	"github.com/einvoice/spaceorders/eventstore"
+	"github.com/einvoice/spaceorders/handlers/audit"
+	"github.com/einvoice/spaceorders/handlers/cli"
+	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/mailer"
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "mailer:", err)
-		os.Exit(1)
+	os.Exit(exitCode(run(os.Args[1:]), os.Stderr))
+}
+
+// exitCode follows the convention of every binary of the product: help asked for exits 0,
+// a usage error is said once and exits 2, any other failure exits 1.
+func exitCode(err error, stderr io.Writer) int {
+	var ue cli.UsageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "mailer: %v\nrun 'mailer --help' for the settings\n", err)
+		return 2
+	default:
+		fmt.Fprintln(stderr, "mailer:", err)
+		return 1
 	}
 }
 
+// config is the mailer's settings. Their names are orderd's where they mean the same
+// (--nats-url, --store, --mail-from, --smtp-*), with the MAILER_ prefix in the environment.
 type config struct {
-	natsURL, from, outbox, catalogue, metrics string
-	smtp                                      mailer.SMTPConfig
-	concurrency, attempts                     int
+	natsURL, store, storePrefix, from, outbox, catalogue, metrics string
+	nats                                                          natsCreds
+	smtp                                                          mailer.SMTPConfig
+	concurrency, attempts                                         int
 }
 
-// setting is one flag with its environment variable, so that an error can name both.
-type setting struct{ flag, env string }
+func settings(c *config) *cli.Settings {
+	s := cli.NewSettings("mailer", "MAILER_", "[settings]\n       mailer deadletters [settings]   list the emails given up")
+	s.String(&c.natsURL, "nats-url", nats.DefaultURL, "NATS server URL(s), comma-separated: where the relay publishes the notifications")
+	c.nats.add(s)
+	s.String(&c.store, "store", "", "event store, as orderd's --store: nats://host:4222[,...] or esdb://host:2113?tls=false (default: the --nats-url server)")
+	s.String(&c.storePrefix, "store-prefix", "", "KurrentDB only: orderd's --store-prefix")
+	s.String(&c.smtp.Host, "smtp-host", "", "SMTP server host; empty writes .eml files to --outbox")
+	s.Int(&c.smtp.Port, "smtp-port", 0, "SMTP port; 0: 587 starttls, 465 tls, 25 none")
+	s.String(&c.smtp.TLS, "smtp-tls", mailer.TLSStartTLS, "SMTP TLS mode: none, starttls or tls")
+	s.String(&c.smtp.Username, "smtp-user", "", "SMTP user name, authenticating when set; the password only from MAILER_SMTP_PASSWORD")
+	s.Secret(&c.smtp.Password, "MAILER_SMTP_PASSWORD", "password of --smtp-user")
+	s.String(&c.from, "mail-from", "Fatturazione Elettronica <noreply@localhost>", "sender address of the emails")
+	s.String(&c.outbox, "outbox", "data/outbox", "folder of .eml files when no SMTP host is set")
+	s.String(&c.catalogue, "catalogue", "", "catalogue JSON file, the same as orderd's (default: the embedded one)")
+	s.String(&c.metrics, "metrics", "", "address to serve /metrics on, e.g. 127.0.0.1:9102")
+	s.Int(&c.concurrency, "concurrency", 4, "emails sent at once")
+	s.Int(&c.attempts, "attempts", mailer.DefaultAttempts, "attempts before an email goes to the dead letters")
+	return s
+}
 
-func (s setting) String() string { return "-" + s.flag + " (" + s.env + ")" }
-
-func parse(fs *flag.FlagSet, args []string) (config, error) {
+func parse(args []string, getenv func(string) string) (config, error) {
 	var c config
-	var port, concurrency, attempts string
-	str := func(p *string, name, env, def, usage string) {
-		if v, ok := os.LookupEnv(env); ok {
-			def = v
-		}
-		fs.StringVar(p, name, def, usage+" ["+env+"]")
-	}
-	str(&c.natsURL, "nats", "MAILER_NATS_URL", nats.DefaultURL, "NATS server URL(s), comma-separated")
-	str(&c.smtp.Host, "smtp-host", "MAILER_SMTP_HOST", "", "SMTP server host; empty writes .eml files to -outbox")
-	str(&port, "smtp-port", "MAILER_SMTP_PORT", "", "SMTP port (default 587 starttls, 465 tls, 25 none)")
-	str(&c.smtp.TLS, "smtp-tls", "MAILER_SMTP_TLS", mailer.TLSStartTLS, "SMTP TLS mode: none, starttls or tls")
-	str(&c.smtp.Username, "smtp-user", "MAILER_SMTP_USER", "", "SMTP user name (authentication when set)")
-	str(&c.from, "from", "MAILER_FROM", "Fatturazione Elettronica <noreply@localhost>", "sender address")
-	str(&c.outbox, "outbox", "MAILER_OUTBOX", "data/outbox", "folder of .eml files when no SMTP host is set")
-	str(&c.catalogue, "catalogue", "MAILER_CATALOGUE", "", "catalogue JSON file (default: the embedded one)")
-	str(&c.metrics, "metrics", "MAILER_METRICS", "", "address to serve /metrics on, e.g. 127.0.0.1:9102")
-	str(&concurrency, "concurrency", "MAILER_CONCURRENCY", "4", "emails sent at once")
-	str(&attempts, "attempts", "MAILER_ATTEMPTS", strconv.Itoa(mailer.DefaultAttempts), "attempts before an email goes to the dead letters")
-	if err := fs.Parse(args); err != nil {
+	s := settings(&c)
+	if err := s.Parse(args, getenv, os.Stdout); err != nil {
 		return c, err
 	}
-	// The password only from the environment: flags show in the process list.
-	c.smtp.Password = os.Getenv("MAILER_SMTP_PASSWORD")
-	var err error
-	if port != "" {
-		if c.smtp.Port, err = strconv.Atoi(port); err != nil {
-			return c, fmt.Errorf("%s: %q is not a number", setting{"smtp-port", "MAILER_SMTP_PORT"}, port)
-		}
+	bad := func(name, format string, a ...any) error {
+		return cli.UsageError{Err: fmt.Errorf("%s: %s", s.Name(name), fmt.Sprintf(format, a...))}
 	}
-	if c.concurrency, err = strconv.Atoi(concurrency); err != nil || c.concurrency < 1 {
-		return c, fmt.Errorf("%s: %q is not a positive number", setting{"concurrency", "MAILER_CONCURRENCY"}, concurrency)
+	if c.smtp.Port < 0 || c.smtp.Port > 65535 {
+		return c, bad("smtp-port", "%d is not a port", c.smtp.Port)
 	}
-	if c.attempts, err = strconv.Atoi(attempts); err != nil || c.attempts < 1 {
-		return c, fmt.Errorf("%s: %q is not a positive number", setting{"attempts", "MAILER_ATTEMPTS"}, attempts)
+	if c.concurrency < 1 {
+		return c, bad("concurrency", "%d is not a positive number", c.concurrency)
+	}
+	if c.attempts < 1 {
+		return c, bad("attempts", "%d is not a positive number", c.attempts)
+	}
+	if c.store == "" {
+		c.store = c.natsURL
+	}
+	if !strings.HasPrefix(c.store, "nats://") && !strings.HasPrefix(c.store, "tls://") &&
+		!strings.HasPrefix(c.store, "esdb://") && !strings.HasPrefix(c.store, "esdb+discover://") {
+		return c, bad("store", "%q is neither a nats:// nor an esdb:// URL", c.store)
 	}
 	return c, nil
 }
@@ -94,12 +120,15 @@ func run(args []string) error {
 	if len(args) > 0 && args[0] == "deadletters" {
 		return deadLetters(args[1:])
 	}
-	fs := flag.NewFlagSet("mailer", flag.ContinueOnError)
-	c, err := parse(fs, args)
+	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version" || args[0] == "version") {
+		fmt.Println(cli.Version("mailer"))
+		return nil
+	}
+	c, err := parse(args, os.Getenv)
 	if err != nil {
 		return err
 	}
-	log, err := zap.NewProduction()
+	log, err := cli.NewLogger()
 	if err != nil {
 		return err
 	}
@@ -109,28 +138,36 @@ func run(args []string) error {
 	if c.catalogue != "" {
 		b, err := os.ReadFile(c.catalogue)
 		if err != nil {
-			return fmt.Errorf("%s: %w", setting{"catalogue", "MAILER_CATALOGUE"}, err)
+			return fmt.Errorf("--catalogue (MAILER_CATALOGUE): %w", err)
 		}
 		if cat, err = domain.ParseCatalogue(b); err != nil {
-			return fmt.Errorf("%s: %w", setting{"catalogue", "MAILER_CATALOGUE"}, err)
+			return fmt.Errorf("--catalogue (MAILER_CATALOGUE): %w", err)
 		}
+	}
+	if ex := cat.ShippedPaymentDetails(); len(ex) > 0 {
+		log.Warn("the catalogue's payment details are the shipped examples: emails would send them to customers; give --catalogue (MAILER_CATALOGUE) the file orderd uses",
+			zap.Strings("examples", ex))
 	}
 	var sender mailer.Sender
 	if c.smtp.Host != "" {
 		if sender, err = mailer.NewSMTPSender(c.smtp); err != nil {
-			return fmt.Errorf("SMTP settings (-smtp-*, MAILER_SMTP_*): %w", err)
+			return fmt.Errorf("SMTP settings (--smtp-*, MAILER_SMTP_*): %w", err)
 		}
 		log.Info("sending through SMTP", zap.String("host", c.smtp.Host), zap.Int("port", c.smtp.Port), zap.String("tls", c.smtp.TLS))
 	} else {
 		if sender, err = mailer.NewOutbox(c.outbox, log); err != nil {
-			return fmt.Errorf("%s: %w", setting{"outbox", "MAILER_OUTBOX"}, err)
+			return fmt.Errorf("--outbox (MAILER_OUTBOX): %w", err)
 		}
 		log.Info("no SMTP host set: emails are written to the outbox", zap.String("dir", c.outbox))
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	nc, err := connect(c.natsURL, log)
+	creds, err := c.nats.options()
+	if err != nil {
+		return err
+	}
+	nc, err := connect(c.natsURL, log, creds...)
 	if err != nil {
 		return err
 	}
@@ -139,10 +176,16 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	store, err := openStore(ctx, audit.StoreConfig{URL: c.store, StreamPrefix: c.storePrefix, NATSOptions: creds}, log)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = store.Close() }()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m, err := mailer.New(js, mailer.Config{
 		Catalogue:   cat,
+		Commands:    command.New(store, command.Options{Catalogue: cat, Logger: log.Named("command")}),
 		Sender:      sender,
 		From:        c.from,
 		Attempts:    c.attempts,
@@ -151,7 +194,7 @@ func run(args []string) error {
 		Registerer:  reg,
 	})
 	if err != nil {
-		return fmt.Errorf("%s: %w", setting{"from", "MAILER_FROM"}, err)
+		return fmt.Errorf("--mail-from (MAILER_MAIL_FROM): %w", err)
 	}
 	if c.metrics != "" {
 		srv := &http.Server{Addr: c.metrics, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
@@ -169,33 +212,107 @@ func run(args []string) error {
 	return nil
 }
 
-// connect keeps trying in the background when the server is not up yet: the mailer waits.
-func connect(url string, log *zap.Logger) (*nats.Conn, error) {
-	nc, err := nats.Connect(url, nats.Name("spaceorders-mailer"), nats.MaxReconnects(-1),
+// openStore opens the event store, waiting for it while it is not up yet (as for NATS).
+func openStore(ctx context.Context, sc audit.StoreConfig, log *zap.Logger) (eventstore.Store, error) {
+	for {
+		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		store, closeStore, err := audit.OpenStore(octx, sc)
+		cancel()
+		if err == nil {
+			return closer{store, closeStore}, nil
+		}
+		log.Warn("waiting for the event store", zap.String("store", cli.Redact(sc.URL)), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("--store (MAILER_STORE): %w", err)
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// closer is a store whose Close also releases what OpenStore opened for it.
+type closer struct {
+	eventstore.Store
+	close func() error
+}
+
+func (c closer) Close() error { return c.close() }
+
+// connect keeps trying in the background when the server is not up yet: the mailer waits,
+// says so, and tries again with a delay that doubles up to 30 s.
+func connect(url string, log *zap.Logger, creds ...nats.Option) (*nats.Conn, error) {
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Name("spaceorders-mailer"), nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
+		nats.CustomReconnectDelay(reconnectDelay),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn("cannot reach NATS: trying again", zap.String("url", cli.Redact(url)), zap.Error(err))
+		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", zap.Error(err)) }),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", zap.String("url", nc.ConnectedUrl())) }))
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", zap.String("url", nc.ConnectedUrl())) })},
+		creds...)...)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", setting{"nats", "MAILER_NATS_URL"}, err)
+		return nil, fmt.Errorf("--nats-url (MAILER_NATS_URL): %w", err)
+	}
+	if !nc.IsConnected() {
+		log.Warn("cannot reach NATS yet: the mailer waits for it, trying again with backoff", zap.String("url", cli.Redact(url)))
 	}
 	return nc, nil
 }
 
-func deadLetters(args []string) error {
-	fs := flag.NewFlagSet("mailer deadletters", flag.ContinueOnError)
-	var url string
-	def := nats.DefaultURL
-	if v, ok := os.LookupEnv("MAILER_NATS_URL"); ok {
-		def = v
+// reconnectDelay doubles from 250 ms up to 30 s, with jitter, over a run of failed attempts.
+func reconnectDelay(attempts int) time.Duration {
+	d := min(250*time.Millisecond<<min(attempts, 8), 30*time.Second)
+	return d/2 + rand.N(d/2+1)
+}
+
+// natsCreds are the mailer's NATS credentials: those of a user the server admits, such as
+// orderd's embedded server listening beyond loopback (--nats-user, --nats-nkey-seed).
+type natsCreds struct{ user, password, seed string }
+
+func (c *natsCreds) add(s *cli.Settings) {
+	s.String(&c.user, "nats-user", "", "NATS user to connect as; the password only from MAILER_NATS_PASSWORD")
+	s.Secret(&c.password, "MAILER_NATS_PASSWORD", "password of --nats-user")
+	s.String(&c.seed, "nats-nkey-seed", "", "file of a NATS user nkey seed to connect with")
+}
+
+func (c natsCreds) options() ([]nats.Option, error) {
+	var opts []nats.Option
+	if (c.user == "") != (c.password == "") {
+		return nil, cli.UsageError{Err: errors.New("--nats-user (MAILER_NATS_USER) and MAILER_NATS_PASSWORD go together: set both or neither")}
 	}
-	fs.StringVar(&url, "nats", def, "NATS server URL [MAILER_NATS_URL]")
-	asJSON := fs.Bool("json", false, "print JSON, one dead letter per line")
-	if err := fs.Parse(args); err != nil {
+	if c.user != "" {
+		opts = append(opts, nats.UserInfo(c.user, c.password))
+	}
+	if c.seed != "" {
+		o, err := nats.NkeyOptionFromSeed(c.seed)
+		if err != nil {
+			return nil, fmt.Errorf("--nats-nkey-seed (MAILER_NATS_NKEY_SEED): %w", err)
+		}
+		opts = append(opts, o)
+	}
+	return opts, nil
+}
+
+func deadLetters(args []string) error {
+	var (
+		url    string
+		creds  natsCreds
+		asJSON bool
+	)
+	s := cli.NewSettings("mailer deadletters", "MAILER_", "[settings]")
+	s.String(&url, "nats-url", nats.DefaultURL, "NATS server URL(s), comma-separated")
+	creds.add(s)
+	s.Bool(&asJSON, "json", false, "print JSON, one dead letter per line")
+	if err := s.Parse(args, os.Getenv, os.Stdout); err != nil {
 		return err
 	}
-	nc, err := nats.Connect(url, nats.Name("spaceorders-mailer-deadletters"))
+	opts, err := creds.options()
 	if err != nil {
-		return fmt.Errorf("%s: %w", setting{"nats", "MAILER_NATS_URL"}, err)
+		return err
+	}
+	nc, err := nats.Connect(url, append([]nats.Option{nats.Name("spaceorders-mailer-deadletters")}, opts...)...)
+	if err != nil {
+		return fmt.Errorf("--nats-url (MAILER_NATS_URL): %w", err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)
@@ -208,7 +325,7 @@ func deadLetters(args []string) error {
 	if err != nil {
 		return err
 	}
-	return PrintDeadLetters(os.Stdout, dls, *asJSON)
+	return PrintDeadLetters(os.Stdout, dls, asJSON)
 }
 
 // PrintDeadLetters writes dead letters as a table or as JSON lines.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"flag"
 	"fmt"
@@ -9,9 +10,11 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/handlers/audit"
+	"github.com/einvoice/spaceorders/handlers/checkpoint"
 	"github.com/einvoice/spaceorders/handlers/command"
 )
 
@@ -20,7 +23,7 @@ func init() {
 	subcommands["history"] = subcommand{"the timeline of an order or subscription: when, which event, who, which channel, payload", runHistory}
 	subcommands["export"] = subcommand{"write the whole log as JSON lines with positions, metadata and a digest trailer", runExport}
 	subcommands["import"] = subcommand{"write an exported log into another (empty) store, keeping ids and order, then verify", runImport}
-	subcommands["verify-chain"] = subcommand{"check every stream's hash chain and the log digest, of a store or an exported file", runVerifyChain}
+	subcommands["verify-chain"] = subcommand{"check every hash chain, the log digest, every position and stream version, and the signed checkpoints, of a store or an exported file", runVerifyChain}
 	subcommands["digest"] = subcommand{"print the running log digest at a position (default: the head)", runDigest}
 }
 
@@ -33,7 +36,23 @@ func storeFlags(fs *flag.FlagSet) *audit.StoreConfig {
 	c.URL = os.Getenv("ORDERD_STORE")
 	fs.StringVar(&c.DataDir, "data", c.DataDir, "orderd's data `folder` with the embedded store (ORDERD_DATA); not while orderd runs on it: use --store with its NATS URL")
 	fs.StringVar(&c.URL, "store", c.URL, "`URL` of the store instead: nats://host:4222 (a NATS server or cluster) or esdb://host:2113?tls=false (KurrentDB) (ORDERD_STORE)")
+	c.StreamPrefix = os.Getenv("ORDERD_STORE_PREFIX")
+	fs.StringVar(&c.StreamPrefix, "store-prefix", c.StreamPrefix, "`prefix` of the product's stream names in KurrentDB, as orderd's --store-prefix (ORDERD_STORE_PREFIX)")
 	return c
+}
+
+// withLog is withStore, or the log of the running orderd named by --server.
+func withLog(c *audit.StoreConfig, srv *server, fn func(ctx context.Context, s eventstore.Store) error) error {
+	if srv.url == "" {
+		return withStore(c, fn)
+	}
+	remote, err := srv.remote(c.DataDir)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	return fn(ctx, remote.Log())
 }
 
 func withStore(c *audit.StoreConfig, fn func(ctx context.Context, s eventstore.Store) error) error {
@@ -47,33 +66,18 @@ func withStore(c *audit.StoreConfig, fn func(ctx context.Context, s eventstore.S
 	return errors.Join(err, closeStore())
 }
 
-func parse(fs *flag.FlagSet, args []string, positional int) error {
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > positional {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(positional))
-	}
-	return nil
-}
-
 func runHistory(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("orderctl history", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: orderctl history [flags] <order-<uuid> | subscription-<uuid> | uuid>")
-		fs.PrintDefaults()
-	}
-	c := storeFlags(fs)
+	fs := newFlags("history", "[flags] <order-<uuid> | subscription-<uuid> | uuid>", "", stdout)
+	c := storeFlags(fs.FlagSet)
+	srv := serverFlags(fs.FlagSet)
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	if err := parse(fs, args, 1); err != nil {
+	if err := fs.parse(args, 1); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
-		return errors.New("give one stream or id")
+		return usagef("give one stream or id")
 	}
-	return withStore(c, func(ctx context.Context, s eventstore.Store) error {
+	return withLog(c, srv, func(ctx context.Context, s eventstore.Store) error {
 		stream, err := audit.ResolveStream(ctx, s, fs.Arg(0), command.OrderCategory, command.SubscriptionCategory)
 		if err != nil {
 			return err
@@ -90,11 +94,10 @@ func runHistory(args []string, stdout, stderr io.Writer) error {
 }
 
 func runExport(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("orderctl export", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c := storeFlags(fs)
+	fs := newFlags("export", "[flags]", "", stdout)
+	c := storeFlags(fs.FlagSet)
 	out := fs.String("out", "-", "`file` to write the JSON lines to; - is standard output")
-	if err := parse(fs, args, 0); err != nil {
+	if err := fs.parse(args, 0); err != nil {
 		return err
 	}
 	return withStore(c, func(ctx context.Context, s eventstore.Store) error {
@@ -120,20 +123,17 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 }
 
 func runImport(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("orderctl import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: orderctl import [flags] <export.jsonl | ->\n\nThe store flags name the target, which must hold nothing but this log (a re-run skips what is there).")
-		fs.PrintDefaults()
-	}
-	c := storeFlags(fs)
+	fs := newFlags("import", "[flags] <export.jsonl | ->",
+		"The store flags name the target, which must hold nothing but this log (a re-run skips what is there).", stdout)
+	c := storeFlags(fs.FlagSet)
 	relaxed := fs.Bool("relaxed-sync", false, "an embedded target does not fsync every append (faster; rerun the import after a crash)")
-	if err := parse(fs, args, 1); err != nil {
+	var keyFiles listFlag
+	fs.Var(&keyFiles, "checkpoint-key", "PEM `file` of a public checkpoint key the export's signed checkpoints must verify with (repeat for old keys); default: the --data folder's")
+	if err := fs.parse(args, 1); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
-		return errors.New("give the exported file, or - for standard input")
+		return usagef("give the exported file, or - for standard input")
 	}
 	c.RelaxedSync = *relaxed
 	var in io.Reader = os.Stdin
@@ -144,15 +144,26 @@ func runImport(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer f.Close()
-		// A file is checked whole before anything is written, so a damaged export writes nothing.
-		rep, err := audit.VerifyExport(f, nil)
+		// A file is checked whole before anything is written, so a damaged export writes
+		// nothing: chains, gaps, and the signed checkpoints when a key is at hand.
+		keys, err := checkpointKeys(keyFiles, c.DataDir)
+		if err != nil {
+			return err
+		}
+		res, err := audit.CheckExport(f, audit.CheckOptions{Keys: keys})
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
+		}
+		if err := res.Err(); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if n := res.Checkpoints.Unchecked; n > 0 {
+			fmt.Fprintf(stderr, "warning: %d signed checkpoints not checked: no checkpoint key (--checkpoint-key)\n", n)
 		}
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return err
 		}
-		opts.Head = rep.Digest.Position
+		opts.Head = res.Report.Digest.Position
 		in = f
 	}
 	return withStore(c, func(ctx context.Context, s eventstore.Store) error {
@@ -167,39 +178,29 @@ func runImport(args []string, stdout, stderr io.Writer) error {
 }
 
 func runVerifyChain(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("orderctl verify-chain", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c := storeFlags(fs)
+	fs := newFlags("verify-chain", "[flags]", "", stdout)
+	c := storeFlags(fs.FlagSet)
 	file := fs.String("file", "", "check an exported `file` (- for standard input) instead of a store")
 	expect := fs.String("expect-digest", "", "a log digest (`hex`) recorded earlier, which the log must still have at --at")
 	at := fs.String("at", "", "the `position` --expect-digest was recorded at")
-	if err := parse(fs, args, 0); err != nil {
+	var keyFiles listFlag
+	fs.Var(&keyFiles, "checkpoint-key", "PEM `file` of a public checkpoint key to verify the signed checkpoints with (repeat for old keys); default: the --data folder's checkpoint-public.pem")
+	if err := fs.parse(args, 0); err != nil {
 		return err
 	}
 	var exp *audit.Expect
 	if *expect != "" || *at != "" {
 		p, err := strconv.ParseUint(*at, 10, 64)
 		if err != nil || *expect == "" {
-			return errors.New("--expect-digest and --at <position> go together")
+			return usagef("--expect-digest and --at <position> go together")
 		}
 		exp = &audit.Expect{Position: p, Digest: *expect}
 	}
-	report := func(rep audit.Report, err error) error {
-		if err != nil {
-			var b *audit.Break
-			if errors.As(err, &b) {
-				fmt.Fprintf(stdout, "TAMPERED: %v\n", b)
-				return errors.New("the log is not as it was written")
-			}
-			return err
-		}
-		fmt.Fprintf(stdout, "ok: %d streams, %d events, every hash chain intact\nlog digest %s at position %d\n",
-			rep.Streams, rep.Digest.Events, rep.Digest.Sum, rep.Digest.Position)
-		if rep.Checked {
-			fmt.Fprintf(stdout, "the recorded digest at position %d matches\n", exp.Position)
-		}
-		return nil
+	keys, err := checkpointKeys(keyFiles, c.DataDir)
+	if err != nil {
+		return err
 	}
+	opts := audit.CheckOptions{Expect: exp, Keys: keys}
 	if *file != "" {
 		var in io.Reader = os.Stdin
 		if *file != "-" {
@@ -210,19 +211,105 @@ func runVerifyChain(args []string, stdout, stderr io.Writer) error {
 			defer f.Close()
 			in = f
 		}
-		return report(audit.VerifyExport(in, exp))
+		res, err := audit.CheckExport(in, opts)
+		if err != nil {
+			return err
+		}
+		return reportCheck(stdout, res, exp, nil)
 	}
+	// The data folder's last checkpoint applies to its own store: the embedded one, or the
+	// store named with --store when --data is given too.
+	dataGiven := c.URL == ""
+	fs.Visit(func(f *flag.Flag) { dataGiven = dataGiven || f.Name == "data" })
 	return withStore(c, func(ctx context.Context, s eventstore.Store) error {
-		return report(audit.VerifyStore(ctx, s, exp, audit.NewBar(stderr, "verify")))
+		opts.Progress = audit.NewBar(stderr, "verify")
+		res, err := audit.CheckStore(ctx, s, opts)
+		if err != nil {
+			return err
+		}
+		var tail error
+		if dataGiven {
+			var lost *checkpoint.TailLost
+			if tail = checkpoint.CheckTail(ctx, s, c.DataDir); tail != nil && !errors.As(tail, &lost) {
+				return tail
+			}
+		}
+		return reportCheck(stdout, res, exp, tail)
 	})
 }
 
+// checkpointKeys are the named key files, else the data folder's checkpoint keys.
+func checkpointKeys(files []string, dataDir string) ([]ed25519.PublicKey, error) {
+	if len(files) > 0 {
+		k, err := checkpoint.LoadPublicKeys(files)
+		if err != nil {
+			return nil, fmt.Errorf("--checkpoint-key: %w", err)
+		}
+		return k, nil
+	}
+	k, err := checkpoint.PublicKeys(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("--data %s: checkpoint key: %w", dataDir, err)
+	}
+	return k, nil
+}
+
+// reportCheck prints what a check found, one line per finding, and fails when it found any.
+func reportCheck(w io.Writer, res audit.CheckResult, exp *audit.Expect, tail error) error {
+	bad := false
+	if res.Damage != nil {
+		bad = true
+		for _, g := range res.Damage.Gaps {
+			fmt.Fprintf(w, "DAMAGED: %s\n", g)
+		}
+	}
+	if tail != nil {
+		bad = true
+		fmt.Fprintf(w, "DAMAGED: %v\n", tail)
+	}
+	if res.Break != nil {
+		bad = true
+		fmt.Fprintf(w, "TAMPERED: %v\n", res.Break)
+	}
+	cps := res.Checkpoints
+	if cps.Failure != nil {
+		bad = true
+		fmt.Fprintf(w, "TAMPERED: %v\n", cps.Failure)
+	}
+	if bad {
+		return errors.New("the log is not as it was written")
+	}
+	rep := res.Report
+	fmt.Fprintf(w, "ok: %d streams, %d events, every hash chain intact, no position or stream version missing\nlog digest %s at position %d\n",
+		rep.Streams, rep.Digest.Events, rep.Digest.Sum, rep.Digest.Position)
+	if rep.Checked {
+		fmt.Fprintf(w, "the recorded digest at position %d matches\n", exp.Position)
+	}
+	fmt.Fprintf(w, "%d signed checkpoints verified", cps.Verified)
+	if cps.Last != nil {
+		fmt.Fprintf(w, ", the last signing %d events up to position %d", cps.Last.Events, cps.Last.Position)
+	}
+	fmt.Fprintln(w)
+	if cps.Unchecked > 0 {
+		fmt.Fprintf(w, "WARNING: %d signed checkpoints not checked: no checkpoint key (give --checkpoint-key, or --data with %s)\n",
+			cps.Unchecked, checkpoint.PublicKeyFileName)
+	}
+	return nil
+}
+
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
 func runDigest(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("orderctl digest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c := storeFlags(fs)
+	fs := newFlags("digest", "[flags]", "", stdout)
+	c := storeFlags(fs.FlagSet)
 	at := fs.Uint64("at", 0, "`position` to stop at (0: the head)")
-	if err := parse(fs, args, 0); err != nil {
+	if err := fs.parse(args, 0); err != nil {
 		return err
 	}
 	return withStore(c, func(ctx context.Context, s eventstore.Store) error {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -23,21 +22,20 @@ func init() {
 }
 
 func runReplay(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("orderctl replay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c := storeFlags(fs)
+	fs := newFlags("replay", "[flags]", "", stdout)
+	c := storeFlags(fs.FlagSet)
 	asOf := fs.String("as-of", "", "the `instant` (RFC 3339, e.g. 2026-03-01T18:00:00+01:00): the log is folded up to the last commit recorded at or before it")
 	out := fs.String("out", "", "`folder` to write <model>.json, <model>.csv and replay.json into; without it, JSON goes to standard output")
 	format := fs.String("format", "", "json, csv or both (default: json on standard output, both into --out)")
-	if err := parse(fs, args, 0); err != nil {
+	if err := fs.parse(args, 0); err != nil {
 		return err
 	}
 	if *asOf == "" {
-		return errors.New("--as-of <RFC 3339 time> is required")
+		return usagef("--as-of <RFC 3339 time> is required")
 	}
 	t, err := time.Parse(time.RFC3339Nano, *asOf)
 	if err != nil {
-		return fmt.Errorf("--as-of: %w", err)
+		return usagef("--as-of: %w", err)
 	}
 	asJSON, asCSV := true, *out != ""
 	switch *format {
@@ -49,10 +47,10 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 	case "both":
 		asCSV = true
 	default:
-		return fmt.Errorf("--format %q: json, csv or both", *format)
+		return usagef("--format %q: json, csv or both", *format)
 	}
 	if *out == "" && asCSV {
-		return errors.New("CSV is written as one file per model: give --out <folder>")
+		return usagef("CSV is written as one file per model: give --out <folder>")
 	}
 	return withStore(c, func(ctx context.Context, s eventstore.Store) error {
 		r, err := audit.ReplayAsOf(ctx, s, t, audit.NewBar(stderr, "replay"))
@@ -75,36 +73,21 @@ func runReplay(args []string, stdout, stderr io.Writer) error {
 }
 
 func runVerify(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("orderctl verify", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: orderctl verify --server <url> [flags]\n\n"+
-			"Rebuilds every read model from zero, each up to the position the server reports for it,\n"+
+	fs := newFlags("verify", "--server <url> [flags]",
+		"Rebuilds every read model from zero, each up to the position the server reports for it,\n"+
 			"and compares its digest with the server's. The log is read through the server's audit\n"+
-			"API unless --store (or --log-from-data) names the store to read it from.")
-		fs.PrintDefaults()
-	}
-	c := storeFlags(fs)
+			"API unless --store (or --log-from-data) names the store to read it from.", stdout)
+	c := storeFlags(fs.FlagSet)
 	c.URL = "" // the log comes from the server unless --store is given on the command line
-	server := fs.String("server", os.Getenv("ORDERCTL_SERVER"), "orderd's base `URL`, e.g. http://127.0.0.1:8080 (ORDERCTL_SERVER)")
-	token := fs.String("token", os.Getenv("ORDERCTL_TOKEN"), "bearer `token` with the auditor role (ORDERCTL_TOKEN); without it, one is minted with --data's development key")
+	srv := serverFlags(fs.FlagSet)
 	fromData := fs.Bool("log-from-data", false, "read the log from the embedded store in --data (only while no orderd runs on it)")
-	if err := parse(fs, args, 0); err != nil {
+	if err := fs.parse(args, 0); err != nil {
 		return err
 	}
-	if *server == "" {
-		return errors.New("--server <url> is required")
+	if srv.url == "" {
+		return usagef("--server <url> is required")
 	}
-	if *token == "" {
-		key, err := httpapi.LoadPrivateKey(httpapi.DevKeyFile(c.DataDir))
-		if err != nil {
-			return fmt.Errorf("no --token, and no development key to mint one: %w", err)
-		}
-		if *token, err = httpapi.Mint(key, httpapi.RoleAuditor, "orderctl-verify", time.Hour); err != nil {
-			return err
-		}
-	}
-	remote, err := audit.NewRemote(*server, *token, nil)
+	remote, err := srv.remote(c.DataDir)
 	if err != nil {
 		return err
 	}
@@ -135,4 +118,30 @@ func runVerify(args []string, stdout, stderr io.Writer) error {
 		c.DataDir = ""
 	}
 	return withStore(c, check)
+}
+
+// server names a running orderd whose audit API a command reads, the same way in every
+// command that can.
+type server struct{ url, token string }
+
+func serverFlags(fs *flag.FlagSet) *server {
+	s := &server{}
+	fs.StringVar(&s.url, "server", os.Getenv("ORDERCTL_SERVER"), "orderd's base `URL`, e.g. http://127.0.0.1:8080 (ORDERCTL_SERVER)")
+	fs.StringVar(&s.token, "token", os.Getenv("ORDERCTL_TOKEN"), "bearer `token` with the auditor role (ORDERCTL_TOKEN); without it, one is minted with --data's development key")
+	return s
+}
+
+// remote is the server, with a short-lived auditor token minted from dataDir's
+// development key when none was given.
+func (s *server) remote(dataDir string) (*audit.Remote, error) {
+	if s.token == "" {
+		key, err := httpapi.LoadPrivateKey(httpapi.DevKeyFile(dataDir))
+		if err != nil {
+			return nil, fmt.Errorf("no --token, and no development key to mint one: %w", err)
+		}
+		if s.token, err = httpapi.Mint(key, httpapi.RoleAuditor, "orderctl", time.Hour); err != nil {
+			return nil, err
+		}
+	}
+	return audit.NewRemote(s.url, s.token, nil)
 }

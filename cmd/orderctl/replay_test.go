@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -144,7 +145,7 @@ func TestReplayAndVerifyCommands(t *testing.T) {
 		}
 		return st
 	})
-	if out := orderctl(t, 0, "verify", "--server", srv.URL, "--data", dir); !strings.Contains(out, "ok: 3 read models") {
+	if out := orderctl(t, 0, "verify", "--server", srv.URL, "--data", dir); !strings.Contains(out, fmt.Sprintf("ok: %d read models", len(projections.ModelNames))) {
 		t.Fatalf("verify: %s", out)
 	}
 	mu.Lock()
@@ -157,7 +158,15 @@ func TestReplayAndVerifyCommands(t *testing.T) {
 	if out := orderctl(t, 1, "verify", "--server", srv.URL, "--token", "not-a-token"); !strings.Contains(out, "401") {
 		t.Fatalf("verify with a bad token: %s", out)
 	}
-	orderctl(t, 1, "verify", "--data", dir) // no --server
+	orderctl(t, 2, "verify", "--data", dir) // no --server
+
+	// history reads the same server's audit API, and says so when the stream is not there.
+	if out := orderctl(t, 0, "history", "--server", srv.URL, "--data", dir, orderID.String()); !strings.Contains(out, "OrderConfirmed") || !strings.Contains(out, "hash chain intact") {
+		t.Fatalf("history --server: %s", out)
+	}
+	if out := orderctl(t, 1, "history", "--server", srv.URL, "--data", dir, uuid.NewString()); !strings.Contains(out, "no stream") {
+		t.Fatalf("history --server of an unknown id: %s", out)
+	}
 
 	stopRunner()
 	wg.Wait()
@@ -169,7 +178,7 @@ func TestReplayAndVerifyCommands(t *testing.T) {
 	mu.Lock()
 	alter = nil
 	mu.Unlock()
-	if out := orderctl(t, 0, "verify", "--server", srv.URL, "--data", dir, "--log-from-data"); !strings.Contains(out, "ok: 3 read models") {
+	if out := orderctl(t, 0, "verify", "--server", srv.URL, "--data", dir, "--log-from-data"); !strings.Contains(out, fmt.Sprintf("ok: %d read models", len(projections.ModelNames))) {
 		t.Fatalf("verify --log-from-data: %s", out)
 	}
 
@@ -194,7 +203,7 @@ func TestReplayAndVerifyCommands(t *testing.T) {
 		if code := run([]string{"replay", "--data", dir, "--as-of", in.at}, &stdout, &stderr); code != 0 || stderr.Len() != 0 {
 			t.Fatalf("replay to stdout: %d\n%s", code, stderr.String())
 		}
-		if err := json.Unmarshal(stdout.Bytes(), &doc); err != nil || len(doc.Models) != 3 {
+		if err := json.Unmarshal(stdout.Bytes(), &doc); err != nil || len(doc.Models) != len(projections.ModelNames) {
 			t.Fatalf("replay JSON: %v\n%s", err, stdout.String())
 		}
 		for _, m := range doc.Models {
@@ -208,9 +217,9 @@ func TestReplayAndVerifyCommands(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(csvOnly, projections.QuotaName+".json")); err == nil {
 		t.Fatal("--format csv wrote JSON")
 	}
-	orderctl(t, 1, "replay", "--data", dir)
-	orderctl(t, 1, "replay", "--data", dir, "--as-of", "yesterday")
-	orderctl(t, 1, "replay", "--data", dir, "--as-of", instants[0].at, "--format", "csv")
+	orderctl(t, 2, "replay", "--data", dir)
+	orderctl(t, 2, "replay", "--data", dir, "--as-of", "yesterday")
+	orderctl(t, 2, "replay", "--data", dir, "--as-of", instants[0].at, "--format", "csv")
 	orderctl(t, 0, "replay", "-h")
 	orderctl(t, 0, "verify", "-h")
 }

@@ -2,38 +2,50 @@ package main
 
 import (
 	"crypto/ed25519"
-	"errors"
-	"flag"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/einvoice/spaceorders/handlers/httpapi"
 )
 
 func runToken(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("orderctl token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	data := fs.String("data", "./data", "orderd's data `folder`: the token is signed with its development key (made if missing)")
+	fs := newFlags("token", "--role <role> --sub <subject> [flags]",
+		"Prints a bearer token on standard output, and on standard error which key signed it.", stdout)
+	data := fs.String("data", "./data", "orderd's data `folder`: the token is signed with its development key (made if the folder has none yet)")
 	keyFile := fs.String("key", "", "PEM `file` of an Ed25519 private key to sign with instead of the data folder's")
 	role := fs.String("role", "", "`role`: customer, operator, payments, finance or auditor")
 	sub := fs.String("sub", "", "`subject`: for a customer, the owner id of its subscriptions")
-	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
-	if err := fs.Parse(args); err != nil {
+	ttl := fs.Duration("ttl", 24*time.Hour, fmt.Sprintf("how long the token is valid, at most %s", httpapi.MaxTokenTTL))
+	if err := fs.parse(args, 0); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
 	if *role == "" || *sub == "" {
-		return errors.New("--role and --sub are required")
+		return usagef("--role and --sub are required")
+	}
+	if *ttl <= 0 || *ttl > httpapi.MaxTokenTTL {
+		return usagef("--ttl %s: give more than 0 and at most %s", *ttl, httpapi.MaxTokenTTL)
 	}
 	var key ed25519.PrivateKey
 	var err error
-	if *keyFile != "" {
-		key, err = httpapi.LoadPrivateKey(*keyFile)
+	used := *keyFile
+	if used != "" {
+		key, err = httpapi.LoadPrivateKey(used)
 	} else {
-		key, _, err = httpapi.LoadOrCreateKey(httpapi.DevKeyFile(*data))
+		// A mistyped folder must not quietly get a key of its own, whose tokens every
+		// orderd would then refuse.
+		if st, statErr := os.Stat(*data); statErr != nil || !st.IsDir() {
+			return fmt.Errorf("no data folder %s: give orderd's --data folder, or --key", *data)
+		}
+		used = httpapi.DevKeyFile(*data)
+		var created bool
+		key, created, err = httpapi.LoadOrCreateKey(used)
+		if created {
+			fmt.Fprintf(stderr, "orderctl token: made a new development key %s; an orderd already running on this folder verifies with the key it started with\n", used)
+		}
 	}
 	if err != nil {
 		return err
@@ -42,6 +54,13 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(stderr, "orderctl token: signed with %s (public key %s)\n", used, keyID(key))
 	_, err = fmt.Fprintln(stdout, tok)
 	return err
+}
+
+// keyID is a short fingerprint of the public half, so an operator can tell two keys apart.
+func keyID(key ed25519.PrivateKey) string {
+	sum := sha256.Sum256(key.Public().(ed25519.PublicKey))
+	return "sha256:" + hex.EncodeToString(sum[:8])
 }

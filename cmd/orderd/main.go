@@ -12,16 +12,21 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/einvoice/spaceorders/handlers/app"
+	"github.com/einvoice/spaceorders/handlers/cli"
 )
 
 func main() {
-	cfg, err := app.ParseConfig(os.Args[1:], os.Getenv, os.Stderr)
+	if slices.Contains(os.Args[1:], "--version") || slices.Contains(os.Args[1:], "-version") {
+		fmt.Println(cli.Version("orderd"))
+		return
+	}
+	cfg, err := app.ParseConfig(os.Args[1:], os.Getenv, os.Stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return
 	}
@@ -29,7 +34,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "orderd:", err)
 		os.Exit(2)
 	}
-	log, err := newLogger()
+	log, err := cli.NewLogger()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "orderd: logger:", err)
 		os.Exit(1)
@@ -42,6 +47,8 @@ func main() {
 	}
 }
 
+// run serves until a signal, or until a part fails in a way a restart cannot mend; then
+// it drains and stops everything. The latter is an error, so orderd exits non-zero.
 func run(cfg app.Config, log *zap.Logger) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -53,28 +60,18 @@ func run(cfg app.Config, log *zap.Logger) error {
 		a.Shutdown(context.Background())
 		return err
 	}
-	<-ctx.Done()
+	var failed error
+	select {
+	case <-ctx.Done():
+	case failed = <-a.Done():
+	}
 	stop()
 	log.Info("stopping: draining requests", zap.Duration("timeout", cfg.ShutdownTimeout))
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := a.Shutdown(sctx); err != nil {
+	if err := errors.Join(failed, a.Shutdown(sctx)); err != nil {
 		return err
 	}
 	log.Info("stopped")
 	return nil
-}
-
-// newLogger writes JSON lines for log collectors, and readable lines to a person at a
-// terminal, so that the first lines (where the data is, where the API listens, how to get
-// a token) read as sentences.
-func newLogger() (*zap.Logger, error) {
-	cfg := zap.NewProductionConfig()
-	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-		cfg.Encoding = "console"
-		cfg.EncoderConfig.EncodeTime = zapcore.TimeEncoderOfLayout("15:04:05")
-		cfg.EncoderConfig.EncodeLevel = zapcore.CapitalColorLevelEncoder
-		cfg.EncoderConfig.EncodeCaller = nil
-	}
-	return cfg.Build()
 }

@@ -1,16 +1,25 @@
 package jetstream
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/einvoice/spaceorders/eventstore"
 )
 
 // EmbeddedConfig configures the in-process NATS server.
@@ -37,8 +46,29 @@ type EmbeddedConfig struct {
 	ServerName string
 	// StartTimeout bounds the wait for the server to accept connections. Default 10 s.
 	StartTimeout time.Duration
-	// Logger receives one line at start. Default: no logging.
+	// Logger receives the start-up report and the server's own warnings and errors.
+	// Default: no logging.
 	Logger *zap.Logger
+	// Users may connect with a name and password. None (and no NKeys): anyone who
+	// reaches Listen may connect, so a listener beyond loopback must have credentials.
+	Users []User
+	// NKeys are public user nkeys ("U..."), proved with the matching seed, that may connect.
+	NKeys []string
+	// ConnectOptions are added to the in-process connection: its credentials when Users or
+	// NKeys are set (the server asks them of every client, in-process ones too).
+	ConnectOptions []nats.Option
+	// RecoverEvery is how often a store that stopped writing for lack of space checks
+	// whether space has been freed. Default 1 s.
+	RecoverEvery time.Duration
+	// MinFreeBytes is the free space a full disk must have again before writing resumes.
+	// Default 1 MiB.
+	MinFreeBytes uint64
+}
+
+// User is a NATS user name and password.
+type User struct {
+	Name     string
+	Password string
 }
 
 // DefaultMaxPayload is the embedded server's default max message size.
@@ -46,6 +76,13 @@ const DefaultMaxPayload = 8 << 20
 
 // Embedded is a running in-process NATS server with JetStream and a connection to it.
 // Other parts (relay, mailer) may create their own JetStream streams through Conn.
+//
+// A single server that fails to write for lack of space logs it, never answers the
+// publish, and refuses every later write of that stream until it is restarted. Embedded
+// watches the server's log for that, reports it (WriteErr, Watch: a Store given this as
+// its Options.Faults answers eventstore.ErrNoSpace at once instead of timing out), and
+// once space is freed restarts JetStream inside the same server, so that writing resumes
+// without a restart of the process and every connection stays open.
 type Embedded struct {
 	lock   *os.File // held on Dir while the server runs
 	Server *server.Server
@@ -54,6 +91,27 @@ type Embedded struct {
 
 	// groupCommit: a Store on Conn fsyncs its stream itself (unless RelaxedSync).
 	groupCommit bool
+	// restarts counts JetStream restarts: the server reopens its files, and a Store's
+	// group commit opens them again (groupcommit.go).
+	restarts atomic.Uint64
+	cfg      EmbeddedConfig
+	log      *zap.Logger
+	quit     chan struct{} // closed by Close: stops the recovery
+	wg       sync.WaitGroup
+
+	// restarting is held (written) while JetStream restarts after a full disk: in-process
+	// connections wait on it to connect again, so that no client's request reaches the
+	// server's JetStream API while it is torn down and rebuilt (the server does not guard
+	// that against its own clients: the race detector sees it).
+	restarting sync.RWMutex
+
+	mu sync.Mutex
+	// fault is nil while the store can write; else why not (wraps eventstore.ErrNoSpace).
+	fault error
+	// faulted is cancelled, with the fault as its cause, when the next fault is found.
+	faulted    context.Context
+	raiseFault context.CancelCauseFunc
+	recovering bool
 }
 
 // StartEmbedded starts a NATS server with JetStream file storage in cfg.Dir and connects
@@ -70,6 +128,12 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	}
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = 10 * time.Second
+	}
+	if cfg.RecoverEvery <= 0 {
+		cfg.RecoverEvery = time.Second
+	}
+	if cfg.MinFreeBytes == 0 {
+		cfg.MinFreeBytes = 1 << 20
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -111,25 +175,50 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		}
 		opts.Host, opts.Port = host, p
 	}
+	for _, u := range cfg.Users {
+		// The server keeps and compares a bcrypt hash (and warns about a plain password).
+		// The hash lives only in this process's memory, never on disk, so its cost buys
+		// little; at the default cost every connection's handshake spent ~100 ms (seconds
+		// under the race detector, past the client's connect timeout) comparing it.
+		hash, err := bcrypt.GenerateFromPassword([]byte(u.Password), bcrypt.MinCost)
+		if err != nil {
+			return nil, fmt.Errorf("jetstream: password of NATS user %q: %w", u.Name, err)
+		}
+		opts.Users = append(opts.Users, &server.User{Username: u.Name, Password: string(hash)})
+	}
+	for _, k := range cfg.NKeys {
+		opts.Nkeys = append(opts.Nkeys, &server.NkeyUser{Nkey: k})
+	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: new embedded server: %w", err)
 	}
+	e := &Embedded{lock: lock, Server: ns, cfg: cfg, log: log, quit: make(chan struct{})}
+	e.faulted, e.raiseFault = context.WithCancelCause(context.Background())
+	defer func() {
+		if !started {
+			e.stopRecovery()
+		}
+	}()
+	// Warnings and errors only: the server's notices are its start-up banner.
+	ns.SetLogger(&serverLog{log: log.Named("nats-server"), noSpace: e.noSpace}, false, false)
 	go ns.Start()
 	if !ns.ReadyForConnections(cfg.StartTimeout) {
 		ns.Shutdown()
 		ns.WaitForShutdown()
 		return nil, fmt.Errorf("jetstream: embedded server in %s not ready within %s", cfg.Dir, cfg.StartTimeout)
 	}
-	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.Name(cfg.ServerName+"-inprocess"),
-		// The in-process server lives as long as this connection: nothing to reconnect to.
-		nats.NoReconnect())
+	nc, err := nats.Connect("", append([]nats.Option{nats.InProcessServer(gatedServer{e}), nats.Name(cfg.ServerName + "-inprocess"),
+		// The server lives as long as this connection, but drops it on purpose once
+		// JetStream is restarted after a full disk (see recoverWrites): reconnect at once.
+		nats.MaxReconnects(-1), nats.ReconnectWait(20 * time.Millisecond)}, cfg.ConnectOptions...)...)
 	if err != nil {
 		ns.Shutdown()
 		ns.WaitForShutdown()
 		return nil, fmt.Errorf("jetstream: connect in-process: %w", err)
 	}
-	e := &Embedded{lock: lock, Server: ns, Conn: nc, groupCommit: !cfg.RelaxedSync}
+	e.Conn = nc
+	e.groupCommit = !cfg.RelaxedSync
 	registerEmbedded(e)
 	started = true
 	log.Info("embedded NATS JetStream started",
@@ -162,8 +251,207 @@ func (e *Embedded) SyncAlways() bool {
 // so that the same Dir can be opened again at once.
 func (e *Embedded) Close() error {
 	unregisterEmbedded(e)
+	e.stopRecovery()
 	e.Conn.Close()
 	e.Server.Shutdown()
 	e.Server.WaitForShutdown()
 	return e.lock.Close()
 }
+
+// stopRecovery stops a recovery that runs and keeps another from starting.
+func (e *Embedded) stopRecovery() {
+	// Under mu, so that noSpace either sees quit closed or has started its recovery,
+	// which Wait then waits for.
+	e.mu.Lock()
+	select {
+	case <-e.quit:
+	default:
+		close(e.quit)
+	}
+	e.mu.Unlock()
+	e.wg.Wait()
+}
+
+// WriteErr is nil while the store can write, else why not: an error wrapping
+// eventstore.ErrNoSpace from the moment the server fails a write for lack of space until
+// writing has resumed.
+func (e *Embedded) WriteErr() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.fault
+}
+
+// Watch returns a context derived from ctx that is cancelled, with the fault as its cause
+// (context.Cause), when the server fails a write for lack of space: a publish the server
+// will never answer then ends at once.
+func (e *Embedded) Watch(ctx context.Context) (context.Context, context.CancelFunc) {
+	e.mu.Lock()
+	faulted := e.faulted
+	e.mu.Unlock()
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(faulted, func() { cancel(context.Cause(faulted)) })
+	return ctx, func() { stop(); cancel(nil) }
+}
+
+// noSpace records that the server failed a write for lack of space, wakes the writes
+// waiting on it, and starts the recovery (once).
+func (e *Embedded) noSpace(msg string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.fault == nil {
+		e.fault = fmt.Errorf("%w: %s", eventstore.ErrNoSpace, msg)
+		e.raiseFault(e.fault)
+	}
+	if e.recovering {
+		return
+	}
+	select {
+	case <-e.quit:
+		return
+	default:
+	}
+	e.recovering = true
+	e.wg.Add(1)
+	go e.recoverWrites()
+}
+
+// recoverWrites waits until the data folder has MinFreeBytes free again, then restarts
+// JetStream in the running server: the streams are opened afresh from their files, which
+// clears the write error the server keeps until then. A restart that fails is tried again,
+// with a delay that doubles up to 30 s.
+func (e *Embedded) recoverWrites() {
+	defer e.wg.Done()
+	log := e.log.Named("recovery")
+	log.Error("the event store stopped writing: no space left in its folder; writing resumes by itself once space is freed",
+		zap.String("dir", e.cfg.Dir), zap.Uint64("needs_free_bytes", e.cfg.MinFreeBytes))
+	wait := e.cfg.RecoverEvery
+	for {
+		select {
+		case <-e.quit:
+			return
+		case <-time.After(wait):
+		}
+		free, err := freeBytes(e.cfg.Dir)
+		if err != nil {
+			log.Warn("free space of the data folder", zap.Error(err))
+			continue
+		}
+		if free < e.cfg.MinFreeBytes {
+			continue
+		}
+		// Clients are dropped first and come back once JetStream runs again: their
+		// consumers went away with the old JetStream, and a client would otherwise notice
+		// only when heartbeats are missed (5 to 30 s later).
+		e.restarting.Lock()
+		e.disconnectClients()
+		err = e.restartJetStream()
+		e.restarting.Unlock()
+		if err != nil {
+			wait = min(2*wait, 30*time.Second)
+			log.Error("restarting JetStream after space was freed", zap.Error(err), zap.Duration("next_try", wait))
+			continue
+		}
+		e.mu.Lock()
+		e.fault = nil
+		e.faulted, e.raiseFault = context.WithCancelCause(context.Background())
+		e.recovering = false
+		e.mu.Unlock()
+		log.Info("the event store writes again", zap.Uint64("free_bytes", free))
+		return
+	}
+}
+
+// restartJetStream shuts JetStream down and enables it again with the configuration it
+// ran with. Clients stay connected; the server's JetStream API answers again once done.
+func (e *Embedded) restartJetStream() error {
+	cfg := e.Server.JetStreamConfig()
+	if cfg != nil {
+		if err := e.Server.ShutdownJetStream(); err != nil {
+			return fmt.Errorf("shut JetStream down: %w", err)
+		}
+	}
+	// EnableJetStream puts the "jetstream" folder under StoreDir itself: hand it the folder
+	// the server was started with, and no limits, so that they are measured again.
+	next := &server.JetStreamConfig{StoreDir: e.cfg.Dir} // no SyncAlways: see groupcommit.go
+	if cfg != nil {
+		next.SyncInterval = cfg.SyncInterval
+	}
+	if err := e.Server.EnableJetStream(next); err != nil {
+		return fmt.Errorf("enable JetStream: %w", err)
+	}
+	e.restarts.Add(1)
+	return nil
+}
+
+// gatedServer hands in-process connections out of the server, waiting while JetStream
+// restarts.
+type gatedServer struct{ e *Embedded }
+
+func (g gatedServer) InProcessConn() (net.Conn, error) {
+	g.e.restarting.RLock()
+	defer g.e.restarting.RUnlock()
+	return g.e.Server.InProcessConn()
+}
+
+// disconnectClients drops every client connection, in-process ones too; each reconnects
+// by itself. A client on the network listener may come back before the restart is over:
+// only in-process clients (orderd's own parts) wait for it.
+func (e *Embedded) disconnectClients() {
+	connz, err := e.Server.Connz(&server.ConnzOptions{Limit: math.MaxInt32})
+	if err != nil {
+		e.log.Warn("listing the NATS clients to reconnect them", zap.Error(err))
+		return
+	}
+	for _, c := range connz.Conns {
+		_ = e.Server.DisconnectClientByID(c.Cid) // one that left meanwhile is no matter
+	}
+}
+
+func freeBytes(dir string) (uint64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return st.Bavail * uint64(st.Bsize), nil
+}
+
+// serverLog is the embedded server's server.Logger: its warnings and errors go to zap,
+// and a write that failed for lack of space is reported to noSpace. The server's log is
+// the only place a single server says so (it tests errors the same way: isOutOfSpaceErr).
+type serverLog struct {
+	log     *zap.Logger
+	noSpace func(msg string)
+}
+
+var noSpaceText = syscall.ENOSPC.Error() // "no space left on device"
+
+func (l *serverLog) check(msg string) {
+	if strings.Contains(msg, noSpaceText) {
+		l.noSpace(msg)
+	}
+}
+
+func (l *serverLog) Noticef(format string, v ...any) {
+	if ce := l.log.Check(zap.DebugLevel, ""); ce != nil {
+		ce.Message = fmt.Sprintf(format, v...)
+		ce.Write()
+	}
+}
+
+func (l *serverLog) Warnf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	l.log.Warn(msg)
+	l.check(msg)
+}
+
+func (l *serverLog) Errorf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	l.log.Error(msg)
+	l.check(msg)
+}
+
+// Fatalf: the server stops what it was doing (it does not exit the process through a
+// logger it was given); the caller sees the effect, e.g. a server that never gets ready.
+func (l *serverLog) Fatalf(format string, v ...any) { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l *serverLog) Debugf(format string, v ...any) {}
+func (l *serverLog) Tracef(format string, v ...any) {}

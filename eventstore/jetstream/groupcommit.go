@@ -11,8 +11,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/einvoice/spaceorders/eventstore"
 )
 
 // Group commit. With SyncAlways the server fsyncs each message on its own, one after the
@@ -49,8 +52,13 @@ var errFlusherStopped = errors.New("jetstream: store closed before the append wa
 
 // flusher fsyncs one stream's block files for every group of acknowledged appends.
 type flusher struct {
+	storeDir  string
 	streamDir string
 	msgsDir   string
+	// restarts counts the server's JetStream restarts (after a full disk): its files are
+	// opened again, and so are the flusher's, with one fsync of everything.
+	restarts func() uint64
+	seen     uint64
 
 	// durable is the highest stream sequence known to be on disk.
 	durable atomic.Uint64
@@ -71,9 +79,12 @@ type flusher struct {
 
 // newFlusher fsyncs everything of the stream already written. lastSeq is the stream's last
 // sequence as the server reported it before this call.
-func newFlusher(storeDir, account, stream string, lastSeq uint64) (*flusher, error) {
+func newFlusher(storeDir, account, stream string, lastSeq uint64, restarts func() uint64) (*flusher, error) {
 	f := &flusher{
+		storeDir:  storeDir,
 		streamDir: filepath.Join(storeDir, account, "streams", stream),
+		restarts:  restarts,
+		seen:      restarts(),
 		changed:   make(chan struct{}),
 	}
 	f.msgsDir = filepath.Join(f.streamDir, "msgs")
@@ -237,8 +248,12 @@ func (f *flusher) lead() {
 	f.flushing = false
 	if err != nil {
 		// After a failed fsync the kernel may have dropped the dirty pages: nothing
-		// written since the last good fsync can be called durable, now or later.
-		f.err = fmt.Errorf("jetstream: group commit: %w", err)
+		// written since the last good fsync can be called durable, now or later, and the
+		// store refuses appends until the process restarts and reads what is on disk.
+		if errors.Is(err, syscall.ENOSPC) {
+			err = fmt.Errorf("%w: %w", eventstore.ErrNoSpace, err)
+		}
+		f.err = fmt.Errorf("jetstream: group commit (appends refused until orderd restarts): %w", err)
 	} else if target > f.durable.Load() {
 		f.durable.Store(target)
 	}
@@ -253,6 +268,14 @@ func (f *flusher) lead() {
 // roll writes the old block's tail, then creates the next file, whose name must reach the
 // disk too.
 func (f *flusher) flush() error {
+	if n := f.restarts(); n != f.seen {
+		f.closeFiles()
+		f.last = 0
+		if err := f.syncAll(f.storeDir); err != nil {
+			return err
+		}
+		f.seen = n
+	}
 	rolled := false
 	for {
 		name := blockName(f.msgsDir, f.last+1)

@@ -34,6 +34,10 @@ type Options struct {
 	CacheSize int
 	// Logger for the start-up report. Default: no logging.
 	Logger *zap.Logger
+	// Faults, when set, tells Append at once that the server cannot write (see Faults):
+	// the embedded server's *Embedded. Nil: a failed write is known when the publish
+	// times out or the server answers.
+	Faults Faults
 	// SkipSyncReport leaves out the report of the server's fsync setting, for a caller that
 	// knows it already (the embedded server reports its own, and its in-process connection
 	// cannot ask).
@@ -54,7 +58,8 @@ type Store struct {
 	directGet string
 	// flush fsyncs the stream for groups of appends on an embedded server (nil elsewhere:
 	// an external server is told to fsync every write itself).
-	flush *flusher
+	flush  *flusher
+	faults Faults
 
 	mu        sync.Mutex
 	cache     map[string]streamState
@@ -136,6 +141,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		directGet: "$JS.API.DIRECT.GET." + opts.Stream,
 		cache:     make(map[string]streamState),
 		cacheSize: opts.CacheSize,
+		faults:    opts.Faults,
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
@@ -172,7 +178,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		if js == nil {
 			return nil, fmt.Errorf("jetstream: open %s: the embedded server runs without JetStream", opts.Stream)
 		}
-		if s.flush, err = newFlusher(js.StoreDir, globalAccount, opts.Stream, info.State.LastSeq); err != nil {
+		if s.flush, err = newFlusher(js.StoreDir, globalAccount, opts.Stream, info.State.LastSeq, e.restarts.Load); err != nil {
 			return nil, fmt.Errorf("jetstream: open %s: %w", opts.Stream, err)
 		}
 	}
@@ -283,6 +289,11 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		return eventstore.AppendResult{}, fmt.Errorf("%w: commit of %d bytes is over the server's limit of %d",
 			eventstore.ErrInvalidAppend, size, limit)
 	}
+	ctx, release, err := s.guard(ctx)
+	if err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
+	}
+	defer release()
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	id := commitID(stream, events)
@@ -349,7 +360,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		default:
 			// The outcome is unknown (timeout, lost connection): the next append asks the server.
 			s.forget(stream)
-			return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
+			return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, writeErr(ctx, err))
 		}
 		if err := ctx.Err(); err != nil {
 			return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)

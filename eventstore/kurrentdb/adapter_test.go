@@ -206,14 +206,15 @@ func TestSystemAndForeignEventsAreSkipped(t *testing.T) {
 
 var errDone = errors.New("done")
 
-// The stand-in drops every subscription after 2 events while commits hold 3, so each
-// resubscription starts in the middle of a commit; then it drops the live subscription too.
+// The stand-in drops every subscription after 4 events while commits hold 3, so each
+// subscription drops one event into a commit: that event is discarded and the next
+// subscription starts after the last whole commit. Then it drops the live subscription too.
 func TestSubscriptionResumesAfterStandinDropsIt(t *testing.T) {
 	srv := standin.New()
 	conn, stop := srv.Start()
 	defer stop()
 	s := open(t, conn)
-	srv.DropSubscriptionsAfter(2)
+	srv.DropSubscriptionsAfter(4)
 	var want []uuid.UUID
 	for range 5 {
 		batch := evs(3, "Batch")

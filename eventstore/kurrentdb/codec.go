@@ -51,23 +51,29 @@ func encode(events []eventstore.EventData) ([]esdb.EventData, error) {
 }
 
 // ours tells whether an event of $all belongs to the store: not a system event, and in a
-// stream named <category>-<uuid>. Anything else in the database is someone else's.
-func ours(ev *esdb.RecordedEvent) bool {
+// stream named <prefix><category>-<uuid>. Anything else in the database is someone else's.
+func (s *Store) ours(ev *esdb.RecordedEvent) bool {
 	if strings.HasPrefix(ev.EventType, "$") {
 		return false
 	}
-	_, _, err := eventstore.ParseStream(ev.StreamID)
+	name, ok := strings.CutPrefix(ev.StreamID, s.opts.StreamPrefix)
+	if !ok {
+		return false
+	}
+	_, _, err := eventstore.ParseStream(name)
 	return err == nil
 }
 
-func decode(ev *esdb.RecordedEvent) (eventstore.Envelope, error) {
+// decode turns a KurrentDB event into an Envelope whose Position is the event's own: the
+// commit assembler gives every event of a commit its last event's position.
+func (s *Store) decode(ev *esdb.RecordedEvent) (eventstore.Envelope, error) {
 	var m meta
 	if len(ev.UserMetadata) > 0 {
 		if err := json.Unmarshal(ev.UserMetadata, &m); err != nil {
 			return eventstore.Envelope{}, fmt.Errorf("kurrentdb: %s@%d metadata: %w", ev.StreamID, ev.EventNumber, err)
 		}
 	}
-	if m.Count < 1 {
+	if m.Count < 1 || m.Index < 0 || m.Index >= m.Count {
 		// Written by another tool: all we can say is that the event is whole.
 		m.Index, m.Count = 0, 1
 	}
@@ -76,7 +82,7 @@ func decode(ev *esdb.RecordedEvent) (eventstore.Envelope, error) {
 	}
 	return eventstore.Envelope{
 		ID:            ev.EventID,
-		Stream:        ev.StreamID,
+		Stream:        strings.TrimPrefix(ev.StreamID, s.opts.StreamPrefix),
 		Type:          ev.EventType,
 		SchemaVersion: m.SchemaVersion,
 		StreamVersion: ev.EventNumber,
@@ -87,4 +93,10 @@ func decode(ev *esdb.RecordedEvent) (eventstore.Envelope, error) {
 		Payload:       json.RawMessage(ev.Data),
 		Metadata:      m.Metadata,
 	}, nil
+}
+
+// size is an event's size as the server counts it against its MaxAppendSize (the
+// server's Event.SizeOnDisk: data, metadata, type, and a small fixed part).
+func size(d esdb.EventData) int {
+	return len(d.Data) + len(d.Metadata) + 2*len(d.EventType) + 32
 }

@@ -1,16 +1,24 @@
 // Package kurrentdb is the eventstore.Store backend on KurrentDB (EventStoreDB), reached
 // through the EventStore-Client-Go v4 gRPC client with an esdb:// connection string.
 //
-// Streams map one to one; the global Position is KurrentDB's commit position, which all
-// events of one append share. Each event's KurrentDB metadata carries our Metadata plus the
-// schema version and the event's place in its commit, so that readers of $all can tell
-// commit boundaries apart.
+// Streams map one to one (behind an optional prefix). KurrentDB gives every event its own
+// $all position (commit = prepare = the record's log offset, for servers from 20.6 on) and
+// answers an append with its last event's; the store's rule is one position per commit, so
+// every event carries the position of its commit's last event, and readers of $all and of
+// streams hold a commit back until that event is read. Each event's KurrentDB metadata
+// carries our Metadata plus the schema version and the event's place in its commit (Index,
+// Count), which is how commit boundaries are told apart.
+//
+// Positions here are log offsets, not dense: ModelStatus.Lag and the like are distances in
+// bytes of log, and only a position the store answered can be passed back (the server
+// refuses one that is not a record's start: ErrInvalidPosition).
 package kurrentdb
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +38,28 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the wait before resubscribing after a subscription
 	// drops (defaults 50ms and 5s); the wait doubles on each failure in a row.
 	MinBackoff, MaxBackoff time.Duration
+	// StreamPrefix is put before every stream name in the database (for example
+	// "spaceorders."), so that the product's streams are told apart from other
+	// applications' in the same database: only streams with it are read from $all. Empty:
+	// every stream named <category>-<uuid> is taken as the product's. It must not start
+	// with "$" (the server's own streams) nor hold spaces or control characters.
+	StreamPrefix string
+	// MaxAppendSize is the server's MaxAppendSize (KURRENTDB_MAX_APPEND_SIZE): an append
+	// larger, as the server counts it, is refused with eventstore.ErrInvalidAppend before
+	// it is sent. Default DefaultMaxAppendSize, the server's default.
+	MaxAppendSize int
+}
+
+// DefaultMaxAppendSize is KurrentDB's default MaxAppendSize, 1 MiB: with it one event of
+// eventstore.MaxPayload does not fit, so docker-compose.yml raises the server's to 8 MiB.
+const DefaultMaxAppendSize = 1 << 20
+
+// ValidPrefix checks a StreamPrefix.
+func ValidPrefix(p string) error {
+	if strings.HasPrefix(p, "$") || len(p) > 64 || strings.ContainsFunc(p, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return fmt.Errorf("kurrentdb: stream prefix %q: at most 64 characters, no spaces or control characters, not starting with $", p)
+	}
+	return nil
 }
 
 // Store is an eventstore.Store on KurrentDB. It is safe for concurrent use.
@@ -83,6 +113,12 @@ func (c *client) retire() {
 // with TLS and credentials as the client accepts them) and checks that it answers before
 // ctx ends.
 func Open(ctx context.Context, connString string, opts Options) (*Store, error) {
+	if err := ValidPrefix(opts.StreamPrefix); err != nil {
+		return nil, err
+	}
+	if opts.MaxAppendSize <= 0 {
+		opts.MaxAppendSize = DefaultMaxAppendSize
+	}
 	cfg, err := esdb.ParseConnectionString(connString)
 	if err != nil {
 		return nil, fmt.Errorf("kurrentdb: connection string: %w", err)

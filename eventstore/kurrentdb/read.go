@@ -12,27 +12,36 @@ import (
 // page is how many events one read asks the server for.
 const page = 512
 
-// ReadStream returns the stream's events from version from on, oldest first.
+// ReadStream returns the stream's events from version from on, oldest first. Every event
+// carries its commit's position, so a read goes on past from's page until the last commit
+// it touched is whole.
 func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]eventstore.Envelope, error) {
 	if _, _, err := eventstore.ParseStream(stream); err != nil {
 		return nil, fmt.Errorf("read %s: %w", stream, err)
 	}
-	var out []eventstore.Envelope
+	out := []eventstore.Envelope{}
+	asm := commits{tail: true} // a read from inside a commit keeps that commit's rest
+	start := from
 	for {
-		n, next := 0, from
+		n := 0
 		var decodeErr error
-		err := s.read(ctx, stream, esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Revision(from)}, page, func(ev *esdb.RecordedEvent) {
+		err := s.read(ctx, s.opts.StreamPrefix+stream, esdb.ReadStreamOptions{Direction: esdb.Forwards, From: esdb.Revision(start)}, page, func(ev *esdb.RecordedEvent) {
 			n++
-			next = ev.EventNumber + 1
+			start = ev.EventNumber + 1
 			if decodeErr != nil {
 				return
 			}
-			env, err := decode(ev)
+			env, err := s.decode(ev)
 			if err != nil {
 				decodeErr = err
 				return
 			}
-			out = append(out, env)
+			done, err := asm.add(env)
+			if err != nil {
+				decodeErr = err
+				return
+			}
+			out = append(out, done...)
 		})
 		if err == nil {
 			err = decodeErr
@@ -41,78 +50,62 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]e
 			return nil, fmt.Errorf("read %s from %d: %w", stream, from, err)
 		}
 		if n < page {
+			// A commit still open at the stream's end is held back, as on $all.
 			return out, nil
 		}
-		from = next
 	}
 }
 
-// pos orders events in $all: by commit position, then by prepare position within a commit.
-type pos struct{ commit, prepare uint64 }
-
-func (p pos) after(q pos) bool {
-	return p.commit > q.commit || (p.commit == q.commit && p.prepare > q.prepare)
-}
-
-// afterCommit is the place just past every event of the commit at position c.
-func afterCommit(c uint64) pos { return pos{c, ^uint64(0)} }
-
-// from is where to start reading $all to see everything after p. A commit position is the
-// position of its first event, so (c, c) always names a real record; filtering out what
-// is not after p is left to the caller, since reads include their starting event and
-// subscriptions do not.
-func (p pos) from() esdb.AllPosition {
-	if p.commit == 0 {
+// allFrom is where to read $all from to see what follows position after: its start, or
+// the record at after, which is the last event of a commit the store answered (a read
+// includes it, a subscription does not).
+func allFrom(after uint64) esdb.AllPosition {
+	if after == 0 {
 		return esdb.Start{}
 	}
-	if p.prepare == ^uint64(0) {
-		return esdb.Position{Commit: p.commit, Prepare: p.commit}
-	}
-	return esdb.Position{Commit: p.commit, Prepare: p.prepare}
+	return esdb.Position{Commit: after, Prepare: after}
 }
 
-func eventPos(ev *esdb.RecordedEvent) pos { return pos{ev.Position.Commit, ev.Position.Prepare} }
-
-// ReadAll returns the store's events in whole commits after commit position after, until
-// at least limit events are collected.
+// ReadAll returns the store's events in whole commits after position after, until at
+// least limit events are collected.
 func (s *Store) ReadAll(ctx context.Context, after uint64, limit int) ([]eventstore.Envelope, error) {
 	limit = max(limit, 1)
-	last := afterCommit(after)
-	// start moves with every event read, ours or not, so that each page makes progress
-	// even through a long commit that only last filters out.
-	start := last.from()
+	// seen moves with every event read, ours or not, so that each page makes progress even
+	// through a long run of events that are not ours; the next page starts at it again.
+	seen := after
+	start := allFrom(after)
 	out := []eventstore.Envelope{}
+	asm := commits{}
 	for {
 		n, done := 0, false
 		var decodeErr error
 		err := s.readAll(ctx, esdb.ReadAllOptions{Direction: esdb.Forwards, From: start}, page, func(ev *esdb.RecordedEvent) bool {
 			n++
 			start = ev.Position
-			p := eventPos(ev)
-			if !p.after(last) {
+			if ev.Position.Commit <= seen && seen != 0 {
 				return true
 			}
-			last = p
-			if !ours(ev) {
+			seen = ev.Position.Commit
+			if !s.ours(ev) {
 				return true
 			}
-			env, err := decode(ev)
-			if err != nil {
-				decodeErr = err
-				return false
+			env, err := s.decode(ev)
+			if err == nil {
+				var whole []eventstore.Envelope
+				if whole, err = asm.add(env); err == nil {
+					out = append(out, whole...)
+					done = len(whole) > 0 && len(out) >= limit
+					return !done
+				}
 			}
-			out = append(out, env)
-			if len(out) >= limit && env.LastInCommit() {
-				done = true
-				return false
-			}
-			return true
+			decodeErr = err
+			return false
 		})
 		if err == nil {
 			err = decodeErr
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read $all after %d: %w", after, err)
+			return nil, fmt.Errorf("read $all after %d: %w", after, s.mapErr(err))
 		}
 		if done || n < page {
 			return out, nil
@@ -127,21 +120,33 @@ func (s *Store) readAll(ctx context.Context, opts esdb.ReadAllOptions, count uin
 	}, fn)
 }
 
-// Head is the commit position of the store's last event, skipping what is not ours
+// Head is the position of the store's last whole commit, skipping what is not ours
 // (KurrentDB writes system events of its own to $all).
 func (s *Store) Head(ctx context.Context) (uint64, error) {
 	var from esdb.AllPosition = esdb.End{}
 	for {
 		n, head := 0, uint64(0)
+		var decodeErr error
 		err := s.readAll(ctx, esdb.ReadAllOptions{Direction: esdb.Backwards, From: from}, page, func(ev *esdb.RecordedEvent) bool {
 			n++
 			from = ev.Position // backwards reads exclude their starting position
-			if ours(ev) {
+			if !s.ours(ev) {
+				return true
+			}
+			env, err := s.decode(ev)
+			if err != nil {
+				decodeErr = err
+				return false
+			}
+			if env.LastInCommit() { // an append still being written is not the head yet
 				head = ev.Position.Commit
 				return false
 			}
 			return true
 		})
+		if err == nil {
+			err = decodeErr
+		}
 		if err != nil {
 			return 0, fmt.Errorf("head: %w", err)
 		}

@@ -464,6 +464,106 @@ func testReadAllPaging(t *testing.T, h Harness) {
 	}
 }
 
+// testOnePositionPerCommit: the position an append answers is the position of each of its
+// events, as ReadStream, ReadAll and Subscribe hand them on, and a re-append answers it
+// again. Commits of several events are where a backend that places events one by one
+// (KurrentDB) would differ.
+func testOnePositionPerCommit(t *testing.T, h Harness) {
+	s := h.Store
+	commits := appendMixed(t, s, 12)
+	stream := newStream("order")
+	batch := events(4, "Batch")
+	r := mustAppend(t, s, stream, eventstore.NoStream, batch...)
+	if again := mustAppend(t, s, stream, eventstore.NoStream, batch...); again != r {
+		t.Fatalf("re-append answered %+v, want %+v", again, r)
+	}
+	commits = append(commits, r)
+	answered := map[uint64]bool{}
+	for _, c := range commits {
+		answered[c.Position] = true
+	}
+	check := func(how string, evs []eventstore.Envelope) {
+		t.Helper()
+		byPos := map[uint64]int{}
+		for _, e := range evs {
+			if !answered[e.Position] {
+				t.Fatalf("%s: event %s (#%d of %d) at %d, a position no append answered", how, e.ID, e.Index, e.Count, e.Position)
+			}
+			byPos[e.Position]++
+		}
+		for _, e := range evs {
+			if byPos[e.Position] != e.Count {
+				t.Fatalf("%s: %d events at %d, the commit holds %d", how, byPos[e.Position], e.Position, e.Count)
+			}
+		}
+	}
+	all := readAll(t, s)
+	check("ReadAll", all)
+	for i, e := range mustRead(t, s, stream, 0) {
+		if e.Position != r.Position || e.ID != batch[i].ID {
+			t.Fatalf("ReadStream: event %d at %d, want %d", i, e.Position, r.Position)
+		}
+	}
+	// From inside the commit: the rest of it, still at its position.
+	if tail := mustRead(t, s, stream, 2); len(tail) != 2 || tail[0].Position != r.Position || tail[1].Position != r.Position {
+		t.Fatalf("ReadStream from version 2: %+v", tail)
+	}
+	var got []eventstore.Envelope
+	err := s.Subscribe(ctxT(t), 0, func(e eventstore.Envelope) error {
+		got = append(got, e)
+		if len(got) == len(all) {
+			return errStop
+		}
+		return nil
+	})
+	if !errors.Is(err, errStop) {
+		t.Fatalf("Subscribe returned %v", err)
+	}
+	check("Subscribe", got)
+	sameEvents(t, got, all)
+}
+
+// testAfterEveryPosition: every position an append answered is a valid `after`, and what
+// follows it is exactly the commits after that one, whole.
+func testAfterEveryPosition(t *testing.T, h Harness) {
+	s := h.Store
+	commits := appendMixed(t, s, 9)
+	all := readAll(t, s)
+	for i, c := range commits {
+		var want []eventstore.Envelope
+		for _, e := range all {
+			if e.Position > c.Position {
+				want = append(want, e)
+			}
+		}
+		page, err := s.ReadAll(ctxT(t), c.Position, 1)
+		if err != nil {
+			t.Fatalf("ReadAll after commit %d (%d): %v", i, c.Position, err)
+		}
+		if len(want) == 0 {
+			if len(page) != 0 {
+				t.Fatalf("ReadAll after the last commit: %d events", len(page))
+			}
+			continue
+		}
+		if len(page) != want[0].Count || page[0].ID != want[0].ID || page[0].Index != 0 {
+			t.Fatalf("ReadAll after commit %d: %d events from %s, want the next commit's %d from %s", i, len(page), page[0].ID, want[0].Count, want[0].ID)
+		}
+		var got []eventstore.Envelope
+		err = s.Subscribe(ctxT(t), c.Position, func(e eventstore.Envelope) error {
+			got = append(got, e)
+			if len(got) == len(want) {
+				return errStop
+			}
+			return nil
+		})
+		if !errors.Is(err, errStop) {
+			t.Fatalf("Subscribe after commit %d returned %v", i, err)
+		}
+		sameEvents(t, got, want)
+	}
+}
+
 // collect subscribes from after in the background until cancel; it sends each event on
 // the returned channel and the Subscribe error on done.
 func collect(ctx context.Context, s eventstore.Store, after uint64) (<-chan eventstore.Envelope, <-chan error) {

@@ -44,6 +44,8 @@ func Run(t *testing.T, newStore func(t *testing.T) Harness) {
 		{"re-appending the latest commit is a no-op", testIdempotentReappend},
 		{"global order across streams", testGlobalOrder},
 		{"ReadAll paging never splits a commit", testReadAllPaging},
+		{"every event of a commit carries the append's position, on every read", testOnePositionPerCommit},
+		{"ReadAll and Subscribe after any answered position start at the next commit", testAfterEveryPosition},
 		{"Subscribe delivers everything after the checkpoint once in order", testSubscribeCatchUpAndLive},
 		{"Subscribe resumes from the last position without gap or duplicate", testSubscribeResume},
 		{"Subscribe returns the context's error", testSubscribeCancel},

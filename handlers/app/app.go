@@ -10,10 +10,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	neturl "net/url"
 	"os"
 	"path/filepath"
-	"sync"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,10 +28,13 @@ import (
 	"github.com/einvoice/spaceorders/eventstore/jetstream"
 	"github.com/einvoice/spaceorders/eventstore/kurrentdb"
 	"github.com/einvoice/spaceorders/handlers/audit"
+	"github.com/einvoice/spaceorders/handlers/cli"
 	"github.com/einvoice/spaceorders/handlers/command"
+	"github.com/einvoice/spaceorders/handlers/console"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
 	"github.com/einvoice/spaceorders/handlers/mailer"
 	"github.com/einvoice/spaceorders/handlers/relay"
+	"github.com/einvoice/spaceorders/handlers/supervise"
 	"github.com/einvoice/spaceorders/projections"
 )
 
@@ -58,21 +61,21 @@ type App struct {
 	Outbox string
 
 	closers []func() error // in the order opened; closed in reverse
+	// natsConnect are the credentials of orderd's own NATS connections (--nats-user,
+	// --nats-nkey-seed).
+	natsConnect []nats.Option
 
-	workers  []worker
+	parts    *supervise.Supervisor
 	ln       net.Listener
 	srv      *http.Server
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	running  sync.Map // worker name -> true while it runs
 	serveErr chan error
+	failed   chan error // a fatal failure of a part or of the HTTP server
+	// startHead is the log's head when Start ran; caughtUp latches once every read model
+	// has folded up to it, so that a restarted orderd is not ready while its models lag.
+	startHead atomic.Uint64
+	caughtUp  atomic.Bool
 
 	debugAddr string // where pprof listens (--debug-addr), after Start
-}
-
-type worker struct {
-	name string
-	run  func(context.Context) error
 }
 
 // New opens the store Config names and builds every part; nothing listens yet.
@@ -84,7 +87,8 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*App, error) {
 		log = zap.NewNop()
 	}
 	cfg = cfg.withDefaults()
-	a := &App{Config: cfg, Log: log, Registry: prometheus.NewRegistry(), serveErr: make(chan error, 1)}
+	a := &App{Config: cfg, Log: log, Registry: prometheus.NewRegistry(), serveErr: make(chan error, 1), failed: make(chan error, 1)}
+	a.parts = supervise.New(log.Named("supervisor"), a.Registry, supervise.DefaultBackoff)
 	abs, _ := filepath.Abs(cfg.DataDir)
 	log.Info("data folder", zap.String("dir", abs), zap.Bool("fsync_every_append", !cfg.RelaxedSync))
 	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -99,6 +103,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*App, error) {
 			return nil, fmt.Errorf("--catalogue (ORDERD_CATALOGUE) %s: %w", cfg.CatalogueFile, err)
 		}
 	}
+	if ex := a.Catalogue.ShippedPaymentDetails(); len(ex) > 0 {
+		log.Warn("the catalogue's payment details are the shipped examples: emails would send them to customers; give --catalogue (ORDERD_CATALOGUE) a file with your own",
+			zap.Strings("examples", ex))
+	}
 	keys, err := a.keys()
 	if err != nil {
 		return nil, err
@@ -111,6 +119,10 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*App, error) {
 		return nil, fmt.Errorf("--data (ORDERD_DATA) %s: %w", cfg.DataDir, err)
 	}
 	if err := a.openStore(ctx); err != nil {
+		a.close()
+		return nil, err
+	}
+	if err := a.checkLog(ctx); err != nil {
 		a.close()
 		return nil, err
 	}
@@ -145,9 +157,14 @@ func (a *App) build(ctx context.Context, auth *httpapi.Authenticator) error {
 		log.Warn("idempotency keys kept in memory only: the NATS server refused their bucket", zap.Error(err))
 		idem = nil
 	}
+	var watch func(context.Context) (context.Context, context.CancelFunc)
+	if a.Embedded != nil {
+		watch = a.Embedded.Watch
+	}
 	a.API, err = httpapi.New(a.Commands, httpapi.Options{
-		Auth: auth, Logger: log.Named("http"), Registerer: a.Registry, Gatherer: a.Registry, Ready: a.ready,
-		IdempotencyKV: idem, Projections: a.Projections, ReadWait: cfg.ReadWait, Clock: cfg.Clock,
+		Auth: auth, Logger: log.Named("http"), Registerer: a.Registry, Gatherer: a.Registry, Ready: a.ready, Writable: a.writable,
+		IdempotencyKV: idem, WatchWrites: watch, Projections: a.Projections, ReadWait: cfg.ReadWait, Clock: cfg.Clock,
+		CORSOrigins: corsOrigins(cfg.CORSOrigins),
 	})
 	if err != nil {
 		return err
@@ -158,7 +175,14 @@ func (a *App) build(ctx context.Context, auth *httpapi.Authenticator) error {
 		http.HandlerFunc(aud.Stream))
 	a.API.Mount(httpapi.Route{Method: "GET", Path: "/v1/audit/events", Roles: auditor, Name: "ListAuditEvents"},
 		http.HandlerFunc(aud.Events))
+	con, err := console.New(console.Options{Auth: auth, Store: a.Store, Projections: a.Projections,
+		Catalogue: a.Catalogue, Clock: cfg.Clock, Logger: log.Named("console")})
+	if err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
+	a.API.MountPages(console.Prefix, con)
 
+	a.Registry.MustRegister(newLagCollector(a))
 	a.Go("purchases", a.Purchases.Run)
 	a.Go("projections", a.Projections.Run)
 	rel := relay.New(a.Store, js, relay.Options{Logger: log.Named("relay")})
@@ -171,7 +195,7 @@ func (a *App) build(ctx context.Context, auth *httpapi.Authenticator) error {
 		a.Go("mailer", m.Run)
 	}
 	a.Sweep(a.overdue, cfg.SweepInterval)
-	return nil
+	return a.goCheckpoints()
 }
 
 // openStore opens the event store --store names and the NATS connection of the
@@ -182,6 +206,11 @@ func (a *App) openStore(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	auth, err := cfg.natsAuth()
+	if err != nil {
+		return err
+	}
+	a.natsConnect = auth.connect
 	if cfg.embeddedNATS() {
 		dir := filepath.Join(cfg.DataDir, "jetstream")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -189,6 +218,7 @@ func (a *App) openStore(ctx context.Context) error {
 		}
 		a.Embedded, err = jetstream.StartEmbedded(jetstream.EmbeddedConfig{
 			Dir: dir, Listen: cfg.NATSListen, RelaxedSync: cfg.RelaxedSync, Logger: log,
+			Users: auth.users, NKeys: auth.nkeys, ConnectOptions: auth.connect,
 		})
 		if err != nil {
 			return fmt.Errorf("--data (ORDERD_DATA): embedded NATS: %w", err)
@@ -201,7 +231,8 @@ func (a *App) openStore(ctx context.Context) error {
 	switch kind {
 	case StoreEmbedded:
 		// The embedded server has already said whether it fsyncs every write.
-		err = a.openJetStream(ctx, a.Embedded.Conn, jetstream.Options{Logger: a.Log, SkipSyncReport: true})
+		// Given the server's faults, an append on a full disk is refused at once.
+		err = a.openJetStream(ctx, a.Embedded.Conn, jetstream.Options{Logger: a.Log, SkipSyncReport: true, Faults: a.Embedded})
 	case StoreNATS:
 		var nc *nats.Conn
 		if nc, err = a.connect(cctx, cfg.Store); err != nil {
@@ -213,12 +244,12 @@ func (a *App) openStore(ctx context.Context) error {
 		a.NATS = nc
 	case StoreKurrent:
 		var s *kurrentdb.Store
-		if s, err = kurrentdb.Open(cctx, cfg.Store, kurrentdb.Options{}); err != nil {
+		if s, err = kurrentdb.Open(cctx, cfg.Store, kurrentdb.Options{StreamPrefix: cfg.StorePrefix}); err != nil {
 			return fmt.Errorf("--store (ORDERD_STORE): %w", err)
 		}
 		a.Store = s
 		a.closers = append(a.closers, s.Close)
-		log.Info("event store: KurrentDB", zap.String("store", redact(cfg.Store)))
+		log.Info("event store: KurrentDB", zap.String("store", cli.Redact(cfg.Store)))
 	}
 	if err != nil {
 		return err
@@ -244,23 +275,16 @@ func (a *App) openJetStream(ctx context.Context, nc *nats.Conn, opts jetstream.O
 // connect reaches an external NATS server, and keeps reconnecting for as long as it runs.
 func (a *App) connect(ctx context.Context, url string) (*nats.Conn, error) {
 	log := a.Log.Named("nats")
-	nc, err := jetstream.Connect(ctx, url, nats.Name("orderd"), nats.MaxReconnects(-1),
+	nc, err := jetstream.Connect(ctx, url, append([]nats.Option{nats.Name("orderd"), nats.MaxReconnects(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", zap.Error(err)) }),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", zap.String("url", nc.ConnectedUrl())) }))
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", zap.String("url", nc.ConnectedUrl())) })},
+		a.natsConnect...)...)
 	if err != nil {
 		return nil, err
 	}
 	a.closers = append(a.closers, func() error { nc.Close(); return nil })
 	log.Info("connected to NATS", zap.String("url", nc.ConnectedUrl()))
 	return nc, nil
-}
-
-// redact hides a password in a URL for the log.
-func redact(u string) string {
-	if p, err := neturl.Parse(u); err == nil && p.User != nil {
-		return p.Redacted()
-	}
-	return u
 }
 
 // mailer builds the in-process mailer: SMTP when a host is set, else the outbox folder.
@@ -282,7 +306,7 @@ func (a *App) mailer(js natsjs.JetStream) (*mailer.Mailer, error) {
 		}
 		sender = o
 	}
-	m, err := mailer.New(js, mailer.Config{Catalogue: a.Catalogue, Sender: sender, From: cfg.MailFrom,
+	m, err := mailer.New(js, mailer.Config{Catalogue: a.Catalogue, Commands: a.Commands, Sender: sender, From: cfg.MailFrom,
 		Logger: a.Log.Named("mailer"), Registerer: a.Registry, Now: cfg.Clock})
 	if err != nil {
 		return nil, fmt.Errorf("--mail-from (ORDERD_MAIL_FROM): %w", err)
@@ -290,29 +314,11 @@ func (a *App) mailer(js natsjs.JetStream) (*mailer.Mailer, error) {
 	return m, nil
 }
 
-// overdue lists the confirmed, unpaid orders whose last day to pay is before today, from
-// the pending-payment read model; the decider checks each again before expiring it.
+// overdue lists the orders the sweeper has work for, from the pending-payment read model:
+// confirmed orders past their last day to pay, and carts untouched for the catalogue's
+// days. The decider checks each again before changing it.
 func (a *App) overdue(now time.Time) []uuid.UUID {
-	today := domain.DateOf(now)
-	var ids []uuid.UUID
-	q := projections.PendingQuery{Limit: 1000}
-	for {
-		page, err := a.Projections.PendingPayments(q, now)
-		if err != nil {
-			a.Log.Warn("sweeper: pending payments", zap.Error(err))
-			return ids
-		}
-		for _, o := range page.Orders {
-			// A partly paid order is never expired: the money received stays visible.
-			if today.After(o.PayBy) && o.PaidCents == 0 {
-				ids = append(ids, o.OrderID)
-			}
-		}
-		if page.NextCursor == "" {
-			return ids
-		}
-		q.Cursor = page.NextCursor
-	}
+	return a.Projections.SweepDue(now, a.Catalogue.AbandonDays())
 }
 
 func (a *App) keys() ([]ed25519.PublicKey, error) {
@@ -338,9 +344,10 @@ func (a *App) keys() ([]ed25519.PublicKey, error) {
 	return []ed25519.PublicKey{priv.Public().(ed25519.PublicKey)}, nil
 }
 
-// Go adds a background part that runs from Start until Shutdown; call it before Start.
+// Go adds a background part that runs from Start until Shutdown, restarted with backoff
+// when it fails (supervise.Fatal stops orderd instead); call it before Start.
 func (a *App) Go(name string, run func(context.Context) error) {
-	a.workers = append(a.workers, worker{name, run})
+	a.parts.Add(name, run)
 }
 
 // Sweep expires overdue orders every interval, asking overdue (a pending-payment read
@@ -350,17 +357,67 @@ func (a *App) Sweep(overdue func(now time.Time) []uuid.UUID, interval time.Durat
 	a.Go("sweeper", func(ctx context.Context) error { s.Run(ctx); return nil })
 }
 
-func (a *App) ready(ctx context.Context) error {
-	if _, err := a.Store.Head(ctx); err != nil {
-		return fmt.Errorf("event store: %w", err)
+// writable is nil while the embedded store can write (a store elsewhere says so itself).
+func (a *App) writable() error {
+	if a.Embedded == nil {
+		return nil
 	}
-	for _, w := range a.workers {
-		if _, ok := a.running.Load(w.name); !ok {
-			return fmt.Errorf("%s is not running", w.name)
+	return a.Embedded.WriteErr()
+}
+
+// ready is the state of each component for /readyz.
+func (a *App) ready(ctx context.Context) []httpapi.Check {
+	store := httpapi.Check{Name: "store", Ready: true}
+	if _, err := a.Store.Head(ctx); err != nil {
+		store = httpapi.Check{Name: "store", Detail: err.Error()}
+	} else if err := a.writable(); err != nil {
+		// A full disk still lets the log be read, but not one command be recorded.
+		store = httpapi.Check{Name: "store", Detail: err.Error()}
+	}
+	if _, err := a.Store.Head(ctx); err != nil {
+		store = httpapi.Check{Name: "store", Detail: err.Error()}
+	}
+	checks := []httpapi.Check{store, a.modelsCaughtUp(ctx)}
+	for _, p := range a.parts.Status() {
+		c := httpapi.Check{Name: p.Name, Ready: p.State == supervise.Running}
+		switch {
+		case p.State == supervise.Restarting:
+			c.Detail = fmt.Sprintf("failed (%s); restart %d under way", p.LastError, p.Restarts+1)
+		case !c.Ready:
+			c.Detail = string(p.State)
+		case p.Restarts > 0:
+			c.Detail = fmt.Sprintf("running since %s after %d restarts; last failure: %s", p.Since.UTC().Format(time.RFC3339), p.Restarts, p.LastError)
+		}
+		checks = append(checks, c)
+	}
+	return checks
+}
+
+// modelsCaughtUp holds orderd back from ready until every read model has folded the log
+// as it stood at start: until then its queries would answer from the past.
+func (a *App) modelsCaughtUp(ctx context.Context) httpapi.Check {
+	c := httpapi.Check{Name: "read-models", Ready: true}
+	if a.caughtUp.Load() {
+		return c
+	}
+	var behind []string
+	head := a.startHead.Load()
+	for _, m := range a.Projections.Status(ctx) {
+		if m.Position < head {
+			behind = append(behind, fmt.Sprintf("%s at position %d", m.Name, m.Position))
 		}
 	}
-	return nil
+	if len(behind) == 0 {
+		a.caughtUp.Store(true)
+		return c
+	}
+	c.Ready, c.Detail = false, fmt.Sprintf("catching up with the log's head at start, position %d: %s", head, strings.Join(behind, ", "))
+	return c
 }
+
+// Done delivers the failure that should stop orderd: a part that cannot be restarted, or
+// an HTTP server that stopped serving.
+func (a *App) Done() <-chan error { return a.failed }
 
 // Start listens on Config.Addr, serves the API and starts the background parts.
 func (a *App) Start(ctx context.Context) error {
@@ -370,21 +427,21 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	a.ln = ln
 	if err := a.startDebug(); err != nil {
+		ln.Close()
 		return err
 	}
-	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	a.cancel = cancel
-	for _, w := range a.workers {
-		a.wg.Add(1)
-		a.running.Store(w.name, true)
-		go func() {
-			defer a.wg.Done()
-			defer a.running.Delete(w.name)
-			if err := w.run(wctx); err != nil && wctx.Err() == nil {
-				a.Log.Error("background part stopped", zap.String("part", w.name), zap.Error(err))
-			}
-		}()
+	head, err := a.Store.Head(ctx)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("event store: %w", err)
 	}
+	a.startHead.Store(head)
+	a.parts.Start(context.WithoutCancel(ctx))
+	go func() {
+		if err, ok := <-a.parts.Done(); ok {
+			a.fail(err)
+		}
+	}()
 	a.srv = &http.Server{
 		Handler:           a.API,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -393,7 +450,13 @@ func (a *App) Start(ctx context.Context) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          zap.NewStdLog(a.Log.Named("http")),
 	}
-	go func() { a.serveErr <- a.srv.Serve(ln) }()
+	go func() {
+		err := a.srv.Serve(ln)
+		a.serveErr <- err
+		if !errors.Is(err, http.ErrServerClosed) {
+			a.fail(fmt.Errorf("HTTP server: %w", err))
+		}
+	}()
 	a.Log.Info("API listening", zap.String("url", a.URL()), zap.String("openapi", a.URL()+"/v1/openapi.json"))
 	a.Log.Info("event store and notifications", zap.String("store", a.storeName()), zap.String("nats", a.natsName()))
 	switch {
@@ -413,17 +476,25 @@ func (a *App) Start(ctx context.Context) error {
 	return nil
 }
 
+// fail reports the first fatal failure on Done.
+func (a *App) fail(err error) {
+	select {
+	case a.failed <- err:
+	default:
+	}
+}
+
 func (a *App) storeName() string {
 	if a.Config.Store == "" {
 		abs, _ := filepath.Abs(filepath.Join(a.Config.DataDir, "jetstream"))
 		return "embedded JetStream in " + abs
 	}
-	return redact(a.Config.Store)
+	return cli.Redact(a.Config.Store)
 }
 
 func (a *App) natsName() string {
 	if a.Config.NATSURL != "" {
-		return redact(a.Config.NATSURL)
+		return cli.Redact(a.Config.NATSURL)
 	}
 	if a.Embedded != nil {
 		if u := a.Embedded.ClientURL(); u != "" {
@@ -431,7 +502,7 @@ func (a *App) natsName() string {
 		}
 		return "embedded, in-process only (--nats-listen to reach it)"
 	}
-	return redact(a.Config.Store)
+	return cli.Redact(a.Config.Store)
 }
 
 // Addr is the address the API listens on (after Start).
@@ -452,10 +523,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
-	if a.cancel != nil {
-		a.cancel()
-	}
-	a.wg.Wait()
+	a.parts.Stop()
 	errs = append(errs, a.close())
 	return errors.Join(errs...)
 }

@@ -2,13 +2,16 @@ package app
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/einvoice/spaceorders/eventstore/kurrentdb"
+	"github.com/einvoice/spaceorders/handlers/cli"
+	"github.com/einvoice/spaceorders/handlers/httpapi"
 )
 
 // Config is everything orderd is started with. Each field has a flag and an environment
@@ -28,8 +31,18 @@ type Config struct {
 	// CatalogueFile replaces the embedded catalogue (--catalogue, ORDERD_CATALOGUE).
 	CatalogueFile string
 	// NATSListen lets other processes reach the embedded NATS server, e.g. 127.0.0.1:4222
-	// (--nats-listen, ORDERD_NATS_LISTEN). Empty: in-process only.
+	// (--nats-listen, ORDERD_NATS_LISTEN). Empty: in-process only. Beyond loopback it
+	// needs NATS credentials: whoever reaches it could read and write the event log.
 	NATSListen string
+	// NATSUser and NATSPassword are the NATS user the embedded server admits and
+	// orderd's own NATS connections use (--nats-user, ORDERD_NATS_USER; the password only
+	// from ORDERD_NATS_PASSWORD).
+	NATSUser     string
+	NATSPassword string
+	// NATSNKeySeed is a file holding a NATS user nkey seed ("SU..."): the embedded server
+	// admits its public key, and orderd's own NATS connections sign with it
+	// (--nats-nkey-seed, ORDERD_NATS_NKEY_SEED).
+	NATSNKeySeed string
 	// ShutdownTimeout bounds the drain of in-flight requests (--shutdown-timeout,
 	// ORDERD_SHUTDOWN_TIMEOUT). Default 15 s.
 	ShutdownTimeout time.Duration
@@ -38,6 +51,11 @@ type Config struct {
 	// store in DataDir/jetstream; nats://host:4222 (comma-separated for a cluster) for a
 	// JetStream store on that server; esdb://host:2113?tls=false for KurrentDB.
 	Store string
+	// StorePrefix goes before every stream name in KurrentDB (--store-prefix,
+	// ORDERD_STORE_PREFIX), e.g. "spaceorders.", so that the product's streams are told
+	// apart from other applications' in the same database. Empty: none (every
+	// <category>-<uuid> stream is taken as the product's). KurrentDB only.
+	StorePrefix string
 	// NATSURL is the NATS server of the notifications (relay, mailer) and of the
 	// idempotency keys (--nats-url, ORDERD_NATS_URL). Empty: the store's own NATS server
 	// when Store is nats://, else the embedded one.
@@ -65,9 +83,23 @@ type Config struct {
 	// DebugAddr serves net/http/pprof on this loopback host:port (--debug-addr,
 	// ORDERD_DEBUG_ADDR), for profiling. Empty: no profiling endpoint.
 	DebugAddr string
+	// AllowDamagedLog starts on a log the start check finds damaged (a missing position or
+	// stream version, or the data folder's last checkpoint gone), logging the damage
+	// (--allow-damaged-log, ORDERD_ALLOW_DAMAGED_LOG). Default: refuse to start.
+	AllowDamagedLog bool
+	// CheckpointEvery and CheckpointInterval say how often the log head is signed: after
+	// so many events, or at least this often while events come (--checkpoint-every,
+	// --checkpoint-interval; ORDERD_CHECKPOINT_EVERY, ORDERD_CHECKPOINT_INTERVAL), and at
+	// shutdown. Defaults 10,000 events and 1 min.
+	CheckpointEvery    int
+	CheckpointInterval time.Duration
 	// Clock is the product's "now" (commands, queries, sweeper). Not a setting: tests
 	// move it. Default time.Now.
 	Clock func() time.Time
+	// CORSOrigins are the browser origins allowed to call the API, e.g.
+	// https://panel.example.com (--cors-origins, ORDERD_CORS_ORIGINS; comma-separated).
+	// None: no CORS headers, so browsers on other origins cannot read the answers.
+	CORSOrigins []string
 }
 
 // Defaults of the settings outside scripts rely on.
@@ -80,116 +112,56 @@ const (
 	DefaultReadWait      = 3 * time.Second
 )
 
-type listFlag []string
-
-func (l *listFlag) String() string { return strings.Join(*l, ",") }
-func (l *listFlag) Set(v string) error {
-	*l = append(*l, v)
-	return nil
+// ParseConfig reads orderd's settings from getenv, then from args (a flag wins), as the
+// one table settings builds; help asked for is written to stdout and answers
+// flag.ErrHelp, and a usage error is a cli.UsageError.
+func ParseConfig(args []string, getenv func(string) string, stdout io.Writer) (Config, error) {
+	var c Config
+	s := settings(&c)
+	if err := s.Parse(args, getenv, stdout); err != nil {
+		return c, err
+	}
+	if err := c.Validate(); err != nil {
+		return c, cli.UsageError{Err: err}
+	}
+	return c, nil
 }
 
-// ParseConfig reads the flags in args over the environment (getenv) over the defaults,
-// and checks the result; an error names the setting that is wrong.
-func ParseConfig(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
-	c := Config{Addr: DefaultAddr, DataDir: DefaultDataDir, ShutdownTimeout: 15 * time.Second,
-		SMTPTLS: DefaultSMTPTLS, MailFrom: DefaultMailFrom,
-		SweepInterval: DefaultSweepInterval, ReadWait: DefaultReadWait}
-	mailerOn := true
-	str := func(p *string, env string) {
-		if v := getenv(env); v != "" {
-			*p = v
-		}
-	}
-	boolean := func(p *bool, env string) error {
-		if v := getenv(env); v != "" {
-			b, err := strconv.ParseBool(v)
-			if err != nil {
-				return fmt.Errorf("%s: %q is not true or false", env, v)
-			}
-			*p = b
-		}
-		return nil
-	}
-	duration := func(p *time.Duration, env, example string) error {
-		if v := getenv(env); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				return fmt.Errorf("%s: %q is not a duration such as %s", env, v, example)
-			}
-			*p = d
-		}
-		return nil
-	}
-	str(&c.Addr, "ORDERD_ADDR")
-	str(&c.DataDir, "ORDERD_DATA")
-	if v := getenv("ORDERD_JWT_PUBLIC_KEYS"); v != "" {
-		for _, p := range strings.Split(v, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				c.JWTPublicKeys = append(c.JWTPublicKeys, p)
-			}
-		}
-	}
-	c.CatalogueFile = getenv("ORDERD_CATALOGUE")
-	c.NATSListen = getenv("ORDERD_NATS_LISTEN")
-	c.Store = getenv("ORDERD_STORE")
-	c.NATSURL = getenv("ORDERD_NATS_URL")
-	c.DebugAddr = getenv("ORDERD_DEBUG_ADDR")
-	str(&c.SMTPHost, "ORDERD_SMTP_HOST")
-	str(&c.SMTPTLS, "ORDERD_SMTP_TLS")
-	str(&c.SMTPUser, "ORDERD_SMTP_USER")
-	// The password only from the environment: flags show in the process list.
-	c.SMTPPassword = getenv("ORDERD_SMTP_PASSWORD")
-	str(&c.MailFrom, "ORDERD_MAIL_FROM")
-	if v := getenv("ORDERD_SMTP_PORT"); v != "" {
-		p, err := strconv.Atoi(v)
-		if err != nil {
-			return c, fmt.Errorf("ORDERD_SMTP_PORT: %q is not a port number", v)
-		}
-		c.SMTPPort = p
-	}
-	if err := errors.Join(
-		boolean(&c.RelaxedSync, "ORDERD_RELAXED_SYNC"),
-		boolean(&mailerOn, "ORDERD_MAILER"),
-		duration(&c.ShutdownTimeout, "ORDERD_SHUTDOWN_TIMEOUT", "15s"),
-		duration(&c.SweepInterval, "ORDERD_SWEEP_INTERVAL", "1m"),
-		duration(&c.ReadWait, "ORDERD_READ_WAIT", "3s"),
-	); err != nil {
-		return c, err
-	}
-
-	fs := flag.NewFlagSet("orderd", flag.ContinueOnError)
-	fs.SetOutput(usage)
-	fs.StringVar(&c.Addr, "addr", c.Addr, "`host:port` the API listens on (ORDERD_ADDR)")
-	fs.StringVar(&c.DataDir, "data", c.DataDir, "`folder` of the embedded store, read-model snapshots, outbox, checkpoints and development key (ORDERD_DATA)")
-	fs.BoolVar(&c.RelaxedSync, "relaxed-sync", c.RelaxedSync,
-		"do not fsync every append: faster, but a power loss may lose acknowledged commands; for tests and benchmarks (ORDERD_RELAXED_SYNC)")
-	var keys listFlag
-	fs.Var(&keys, "jwt-public-key", "PEM `file` of an Ed25519 public key tokens are verified with; repeat for rotation (ORDERD_JWT_PUBLIC_KEYS, comma-separated)")
-	fs.StringVar(&c.CatalogueFile, "catalogue", c.CatalogueFile, "catalogue JSON `file` replacing the embedded one (ORDERD_CATALOGUE)")
-	fs.StringVar(&c.NATSListen, "nats-listen", c.NATSListen, "`host:port` for other processes to reach the embedded NATS server (ORDERD_NATS_LISTEN)")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long to drain in-flight requests on SIGINT/SIGTERM (ORDERD_SHUTDOWN_TIMEOUT)")
-	fs.StringVar(&c.Store, "store", c.Store, "event store `URL`: empty for the embedded store in --data, nats://host:4222 (JetStream on a NATS server or cluster) or esdb://host:2113?tls=false (KurrentDB) (ORDERD_STORE)")
-	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "NATS `URL` of the notifications and idempotency keys; empty: the --store's NATS server, else the embedded one (ORDERD_NATS_URL)")
-	fs.BoolVar(&mailerOn, "mailer", mailerOn, "run the mailer in this process; false when cmd/mailer runs on its own (ORDERD_MAILER)")
-	fs.StringVar(&c.SMTPHost, "smtp-host", c.SMTPHost, "SMTP server `host`; empty writes .eml files to <data>/outbox (ORDERD_SMTP_HOST)")
-	fs.IntVar(&c.SMTPPort, "smtp-port", c.SMTPPort, "SMTP `port`; 0: 587 starttls, 465 tls, 25 none (ORDERD_SMTP_PORT)")
-	fs.StringVar(&c.SMTPTLS, "smtp-tls", c.SMTPTLS, "SMTP TLS `mode`: none, starttls or tls (ORDERD_SMTP_TLS)")
-	fs.StringVar(&c.SMTPUser, "smtp-user", c.SMTPUser, "SMTP `user` name, authenticating when set; the password only from ORDERD_SMTP_PASSWORD (ORDERD_SMTP_USER)")
-	fs.StringVar(&c.MailFrom, "mail-from", c.MailFrom, "sender `address` of the emails (ORDERD_MAIL_FROM)")
-	fs.StringVar(&c.DebugAddr, "debug-addr", c.DebugAddr, "loopback `host:port` serving net/http/pprof for profiling; empty: none (ORDERD_DEBUG_ADDR)")
-	fs.DurationVar(&c.SweepInterval, "sweep-interval", c.SweepInterval, "how often unpaid orders past their term are expired (ORDERD_SWEEP_INTERVAL)")
-	fs.DurationVar(&c.ReadWait, "read-wait", c.ReadWait, "how long a query with ?after= waits for the read models before 503 (ORDERD_READ_WAIT)")
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if len(keys) > 0 {
-		c.JWTPublicKeys = keys
-	}
-	c.NoMailer = !mailerOn
-	return c, c.Validate()
+// settings is orderd's table of settings: flag, environment variable, default and help of
+// each, bound to c's fields. The README's configuration table follows it.
+func settings(c *Config) *cli.Settings {
+	var mailerOn bool
+	s := cli.NewSettings("orderd", "ORDERD_", "[settings]")
+	s.String(&c.Addr, "addr", DefaultAddr, "host:port the API listens on")
+	s.String(&c.DataDir, "data", DefaultDataDir, "folder of the embedded store, read-model snapshots, outbox, checkpoints and keys")
+	s.String(&c.Store, "store", "", "event store URL: empty for the embedded store in --data, nats://host:4222 (JetStream on a NATS server or cluster) or esdb://host:2113?tls=false (KurrentDB)")
+	s.String(&c.StorePrefix, "store-prefix", "", "prefix of the product's stream names in KurrentDB, e.g. spaceorders., to tell them apart from other applications'")
+	s.String(&c.NATSURL, "nats-url", "", "NATS URL of the notifications and idempotency keys; empty: the --store's NATS server, else the embedded one")
+	s.String(&c.NATSListen, "nats-listen", "", "host:port for other processes to reach the embedded NATS server; beyond loopback only with NATS credentials")
+	s.String(&c.NATSUser, "nats-user", "", "NATS user the embedded server admits and orderd connects as; the password only from ORDERD_NATS_PASSWORD")
+	s.Secret(&c.NATSPassword, "ORDERD_NATS_PASSWORD", "password of --nats-user")
+	s.String(&c.NATSNKeySeed, "nats-nkey-seed", "", "file of a NATS user nkey seed: the embedded server admits its public key, orderd connects with it")
+	s.Bool(&c.RelaxedSync, "relaxed-sync", false, "do not fsync every append: faster, but a power loss may lose acknowledged commands; for tests and benchmarks")
+	s.List(&c.JWTPublicKeys, "jwt-public-key", "ORDERD_JWT_PUBLIC_KEYS", "PEM files of the Ed25519 public keys tokens are verified with (repeat or comma-separate, for rotation); none: a development key in --data, loopback only")
+	s.List(&c.CORSOrigins, "cors-origins", "", "browser origins allowed to call the API, comma-separated, e.g. https://panel.example.com; none by default")
+	s.String(&c.CatalogueFile, "catalogue", "", "catalogue JSON file replacing the embedded one (prices, VAT, payment methods)")
+	s.Bool(&mailerOn, "mailer", true, "run the mailer in this process; false when cmd/mailer runs on its own")
+	s.String(&c.SMTPHost, "smtp-host", "", "SMTP server host; empty writes .eml files to <data>/outbox")
+	s.Int(&c.SMTPPort, "smtp-port", 0, "SMTP port; 0: 587 starttls, 465 tls, 25 none")
+	s.String(&c.SMTPTLS, "smtp-tls", DefaultSMTPTLS, "SMTP TLS mode: none, starttls or tls")
+	s.String(&c.SMTPUser, "smtp-user", "", "SMTP user name, authenticating when set; the password only from ORDERD_SMTP_PASSWORD")
+	s.Secret(&c.SMTPPassword, "ORDERD_SMTP_PASSWORD", "password of --smtp-user")
+	s.String(&c.MailFrom, "mail-from", DefaultMailFrom, "sender address of the emails")
+	s.Duration(&c.SweepInterval, "sweep-interval", DefaultSweepInterval, "how often unpaid orders past their term and abandoned carts are ended")
+	s.Duration(&c.ReadWait, "read-wait", DefaultReadWait, "how long a query with ?after= waits for the read models before 503")
+	s.Duration(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to drain in-flight requests on SIGINT/SIGTERM")
+	s.Bool(&c.AllowDamagedLog, "allow-damaged-log", false, "start even when the start check finds the log damaged (a missing position or stream version, the last checkpoint gone); the damage is logged")
+	s.String(&c.DebugAddr, "debug-addr", "", "loopback host:port serving net/http/pprof for profiling; empty: none")
+	s.Int(&c.CheckpointEvery, "checkpoint-every", 0, "sign the log head after this many events (0: 10000)")
+	s.Duration(&c.CheckpointInterval, "checkpoint-interval", 0, "sign the log head at least this often while events come (0: 1m)")
+	// NoMailer is the negation of --mailer, set once the table is parsed.
+	s.After(func() { c.NoMailer = !mailerOn })
+	return s
 }
 
 // Store kinds, by the scheme of Config.Store.
@@ -281,14 +253,32 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("--shutdown-timeout (ORDERD_SHUTDOWN_TIMEOUT) %s: must be more than zero", c.ShutdownTimeout)
 	}
-	if _, err := c.StoreKind(); err != nil {
+	kind, err := c.StoreKind()
+	if err != nil {
 		return err
+	}
+	if c.StorePrefix != "" {
+		if kind != StoreKurrent {
+			return fmt.Errorf("--store-prefix (ORDERD_STORE_PREFIX) %q: only for a KurrentDB store (esdb://)", c.StorePrefix)
+		}
+		if err := kurrentdb.ValidPrefix(c.StorePrefix); err != nil {
+			return fmt.Errorf("--store-prefix (ORDERD_STORE_PREFIX): %w", err)
+		}
 	}
 	if c.NATSURL != "" && !natsURLs(c.NATSURL) {
 		return fmt.Errorf("--nats-url (ORDERD_NATS_URL) %q: want nats://host:4222 (comma-separated for a cluster)", c.NATSURL)
 	}
 	if c.NATSListen != "" && !c.embeddedNATS() {
 		return fmt.Errorf("--nats-listen (ORDERD_NATS_LISTEN) %q: there is no embedded NATS server to listen with when --store or --nats-url names an external one", c.NATSListen)
+	}
+	if (c.NATSUser == "") != (c.NATSPassword == "") {
+		return errors.New("--nats-user (ORDERD_NATS_USER) and ORDERD_NATS_PASSWORD go together: set both or neither")
+	}
+	if c.NATSListen != "" && c.NATSUser == "" && c.NATSNKeySeed == "" {
+		if host, _, _ := net.SplitHostPort(c.NATSListen); !IsLoopback(host) {
+			return fmt.Errorf("--nats-listen (ORDERD_NATS_LISTEN) %q listens beyond loopback, but no NATS credentials are configured "+
+				"(--nats-user with ORDERD_NATS_PASSWORD, or --nats-nkey-seed): anyone on the network could read and write the event log", c.NATSListen)
+		}
 	}
 	switch c.SMTPTLS {
 	case "none", "starttls", "tls":
@@ -303,6 +293,17 @@ func (c Config) Validate() error {
 	}
 	if c.ReadWait <= 0 {
 		return fmt.Errorf("--read-wait (ORDERD_READ_WAIT) %s: must be more than zero", c.ReadWait)
+	}
+	if c.CheckpointEvery < 0 {
+		return fmt.Errorf("--checkpoint-every (ORDERD_CHECKPOINT_EVERY) %d: must not be negative", c.CheckpointEvery)
+	}
+	if c.CheckpointInterval < 0 {
+		return fmt.Errorf("--checkpoint-interval (ORDERD_CHECKPOINT_INTERVAL) %s: must not be negative", c.CheckpointInterval)
+	}
+	for _, o := range c.CORSOrigins {
+		if _, err := httpapi.ParseOrigin(o); err != nil {
+			return fmt.Errorf("--cors-origins (ORDERD_CORS_ORIGINS): %w", err)
+		}
 	}
 	return nil
 }
@@ -322,4 +323,15 @@ func IsLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// corsOrigins is the origins in the form the API compares them (Validate has checked them).
+func corsOrigins(list []string) []string {
+	var out []string
+	for _, o := range list {
+		if n, err := httpapi.ParseOrigin(o); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }

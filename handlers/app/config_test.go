@@ -2,12 +2,17 @@ package app
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/einvoice/spaceorders/handlers/cli"
 )
 
 func TestConfigNamesTheWrongSetting(t *testing.T) {
@@ -110,5 +115,75 @@ func TestConfigNamesTheWrongSetting(t *testing.T) {
 	c = Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), CatalogueFile: bad, ShutdownTimeout: 1}
 	if _, err := New(context.Background(), c, nil); err == nil || !strings.Contains(err.Error(), "--catalogue") {
 		t.Fatalf("bad catalogue: %v", err)
+	}
+}
+
+func TestCORSOriginsSetting(t *testing.T) {
+	env := map[string]string{"ORDERD_CORS_ORIGINS": "https://panel.example.com, https://area.example.com"}
+	c, err := ParseConfig(nil, func(k string) string { return env[k] }, io.Discard)
+	if err != nil || len(c.CORSOrigins) != 2 || c.CORSOrigins[1] != "https://area.example.com" {
+		t.Fatalf("from the environment: %v, %v", c.CORSOrigins, err)
+	}
+	c, err = ParseConfig([]string{"--cors-origins", "http://localhost:5173"}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil || len(c.CORSOrigins) != 1 || c.CORSOrigins[0] != "http://localhost:5173" {
+		t.Fatalf("a flag wins: %v, %v", c.CORSOrigins, err)
+	}
+	for _, bad := range []string{"panel.example.com", "https://panel.example.com/app", "ftp://x", "*"} {
+		_, err := ParseConfig([]string{"--cors-origins", bad}, func(string) string { return "" }, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "--cors-origins (ORDERD_CORS_ORIGINS)") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}
+
+// One convention for every setting: --name value, --name=value and, for a switch,
+// --name false all work; help is on stdout; a stray word is a usage error; a flag list
+// replaces the environment's.
+func TestSettingsFollowOneConvention(t *testing.T) {
+	none := func(string) string { return "" }
+	c, err := ParseConfig([]string{"--mailer", "false", "--relaxed-sync"}, none, io.Discard)
+	if err != nil || !c.NoMailer || !c.RelaxedSync {
+		t.Fatalf("--mailer false --relaxed-sync: %+v %v", c, err)
+	}
+	var ue cli.UsageError
+	if _, err := ParseConfig([]string{"--data", "/x", "stray"}, none, io.Discard); !errors.As(err, &ue) || !strings.Contains(err.Error(), `"stray"`) {
+		t.Fatalf("a stray argument: %v", err)
+	}
+	if _, err := ParseConfig([]string{"--nope"}, none, io.Discard); !errors.As(err, &ue) {
+		t.Fatalf("an unknown flag: %v", err)
+	}
+	var help strings.Builder
+	if _, err := ParseConfig([]string{"--help"}, none, &help); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v", err)
+	}
+	env := func(k string) string {
+		if k == "ORDERD_JWT_PUBLIC_KEYS" {
+			return "/env/a.pem,/env/b.pem"
+		}
+		return ""
+	}
+	c, _ = ParseConfig(nil, env, io.Discard)
+	if !slices.Equal(c.JWTPublicKeys, []string{"/env/a.pem", "/env/b.pem"}) {
+		t.Fatalf("keys from the environment: %v", c.JWTPublicKeys)
+	}
+	c, _ = ParseConfig([]string{"--jwt-public-key", "/f/1.pem", "--jwt-public-key", "/f/2.pem"}, env, io.Discard)
+	if !slices.Equal(c.JWTPublicKeys, []string{"/f/1.pem", "/f/2.pem"}) {
+		t.Fatalf("keys from flags over the environment: %v", c.JWTPublicKeys)
+	}
+
+	// The help and the README's configuration table list every setting, flag and variable.
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg Config
+	for _, name := range settings(&cfg).Names() {
+		env := settings(&cfg).Env(name)
+		if !strings.Contains(help.String(), "--"+name+", "+env) {
+			t.Errorf("--help lacks --%s, %s", name, env)
+		}
+		if !strings.Contains(string(readme), "| `--"+name+"` | `"+env+"` |") {
+			t.Errorf("the README's configuration table lacks --%s (%s)", name, env)
+		}
 	}
 }

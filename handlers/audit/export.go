@@ -30,6 +30,9 @@ type Trailer struct {
 	Head       uint64    `json:"head"`
 	Digest     string    `json:"digest"`
 	ExportedAt time.Time `json:"exportedAt"`
+	// DensePositions says the source store's positions are dense (JetStream): a position
+	// missing between two lines is then damage.
+	DensePositions bool `json:"densePositions,omitempty"`
 }
 
 type exportLine struct {
@@ -60,7 +63,8 @@ func Export(ctx context.Context, store eventstore.Store, w io.Writer, progress P
 	d := dig.Digest()
 	t, _ := json.Marshal(struct {
 		Trailer Trailer `json:"trailer"`
-	}{Trailer{Format: ExportFormat, Events: d.Events, Head: d.Position, Digest: d.Sum, ExportedAt: time.Now().UTC()}})
+	}{Trailer{Format: ExportFormat, Events: d.Events, Head: d.Position, Digest: d.Sum, ExportedAt: time.Now().UTC(),
+		DensePositions: eventstore.HasDensePositions(store)}})
 	bw.Write(t)
 	bw.WriteByte('\n')
 	if err := bw.Flush(); err != nil {

@@ -98,15 +98,16 @@ func timeline(stream string, envs []eventstore.Envelope) Timeline {
 }
 
 // WriteTable writes the timeline for a person: one line per event (when, which event, who,
-// which channel, correlation id) with its payload under it, indented.
+// which channel, correlation id), its payload last. Every line has every column, so the
+// columns stay aligned down the whole table (a line with fewer cells ends a tabwriter
+// column block, which is how the payload lines under each event once broke them).
 func (t Timeline) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "VER\tPOSITION\tRECORDED (UTC)\tEVENT\tACTOR\tCHANNEL\tCORRELATION\n")
+	fmt.Fprintf(tw, "VER\tPOSITION\tRECORDED (UTC)\tEVENT\tACTOR\tCHANNEL\tCORRELATION\tPAYLOAD\n")
 	for _, e := range t.Entries {
-		fmt.Fprintf(tw, "%d\t%d\t%s\t%s v%d\t%s\t%s\t%s\n", e.Version, e.Position,
+		fmt.Fprintf(tw, "%d\t%d\t%s\t%s v%d\t%s\t%s\t%s\t%s\n", e.Version, e.Position,
 			e.RecordedAt.UTC().Format("2006-01-02 15:04:05.000"), e.Type, e.SchemaVersion,
-			dash(e.Actor), dash(e.Channel), dash(e.CorrelationID))
-		fmt.Fprintf(tw, "\t\t\t  %s\n", compact(e.Payload))
+			dash(e.Actor), dash(e.Channel), dash(e.CorrelationID), compact(e.Payload))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

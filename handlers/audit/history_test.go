@@ -49,10 +49,18 @@ func TestHistoryShowsTheChannelAndActorOfEachCommand(t *testing.T) {
 	}
 	rows := strings.Split(table.String(), "\n")
 	for i, w := range want {
-		row := rows[1+2*i] // each event is a line and its payload under it
-		for _, field := range []string{w.typ, w.channel, "customer-0", "order-flow-0"} {
+		row := rows[1+i] // one line per event, under the header
+		for _, field := range []string{w.typ, w.channel, "customer-0", "order-flow-0", "{"} {
 			if !strings.Contains(row, field) {
 				t.Fatalf("table row %q lacks %q:\n%s", row, field, table.String())
+			}
+		}
+		// Aligned: each row's event, actor and payload start where the header's columns do.
+		for j, col := range []string{"EVENT", "ACTOR", "PAYLOAD"} {
+			at := strings.Index(rows[0], col)
+			cell := []string{w.typ, "customer-0", "{"}[j]
+			if strings.Index(row, cell) != at {
+				t.Fatalf("column %s starts at %d in the header but row %d has %q there:\n%s", col, at, i, cell, table.String())
 			}
 		}
 	}
@@ -124,7 +132,7 @@ func TestAuditEndpointsPageThroughTheLogAndStreams(t *testing.T) {
 		if pages > 100 {
 			t.Fatal("no end of pages")
 		}
-		url = fmt.Sprintf("%s/v1/audit/events?from=%d&limit=4", srv.URL, *page.Next)
+		url = fmt.Sprintf("%s/v1/audit/events?after=%d&limit=4", srv.URL, *page.Next)
 	}
 	sameEvents(t, want, got, true)
 	for i := range want {
@@ -150,7 +158,9 @@ func TestAuditEndpointsPageThroughTheLogAndStreams(t *testing.T) {
 	for url, code := range map[string]int{
 		"/v1/audit/streams/not-a-stream":                                   http.StatusBadRequest,
 		"/v1/audit/streams/" + eventstore.StreamName("order", [16]byte{1}): http.StatusNotFound,
-		"/v1/audit/events?from=x":                                          http.StatusBadRequest,
+		"/v1/audit/events?after=x":                                         http.StatusBadRequest,
+		"/v1/audit/events?after=-1":                                        http.StatusBadRequest,
+		"/v1/audit/events?from=0":                                          http.StatusBadRequest,
 		"/v1/audit/events?limit=0":                                         http.StatusBadRequest,
 		"/v1/audit/events?limit=5000":                                      http.StatusBadRequest,
 	} {
@@ -159,7 +169,7 @@ func TestAuditEndpointsPageThroughTheLogAndStreams(t *testing.T) {
 		}
 	}
 	var end audit.EventsPage
-	get(t, fmt.Sprintf("%s/v1/audit/events?from=%d", srv.URL, want[len(want)-1].Position+1), &end)
+	get(t, fmt.Sprintf("%s/v1/audit/events?after=%d", srv.URL, want[len(want)-1].Position), &end)
 	if len(end.Events) != 0 || end.Next != nil || end.Head != want[len(want)-1].Position {
 		t.Fatalf("past the head: %+v", end)
 	}

@@ -39,7 +39,7 @@ func NewAPI(store eventstore.Store, log *zap.Logger) *API {
 // Register mounts both endpoints on mux:
 //
 //	GET /v1/audit/streams/{stream}?from=<version>&limit=<n>
-//	GET /v1/audit/events?from=<position>&limit=<n>
+//	GET /v1/audit/events?after=<position>&limit=<n>
 func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/audit/streams/{stream}", a.Stream)
 	mux.HandleFunc("GET /v1/audit/events", a.Events)
@@ -74,8 +74,8 @@ type StreamPage struct {
 // EventsPage is the answer of GET /v1/audit/events.
 type EventsPage struct {
 	Events []Event `json:"events"`
-	// Next is the from of the next page: one past the last position answered. Absent when
-	// the page reached the head.
+	// Next is the after of the next page: the last position answered (positions are opaque:
+	// only one the log answered may be passed back). Absent when the page reached the head.
 	Next *uint64 `json:"next,omitempty"`
 	Head uint64  `json:"head"`
 }
@@ -123,10 +123,20 @@ func (a *API) Stream(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, page)
 }
 
-// Events answers the log's events from position `from` on (inclusive, default the start),
-// whole commits of at least limit events.
+// Events answers the log's events after position `after` (exclusive: 0, the default, is
+// the start; otherwise a position the log answered, an event's or a page's next), whole
+// commits of at least limit events.
 func (a *API) Events(w http.ResponseWriter, r *http.Request) {
-	from, limit, ok := pageParams(w, r)
+	q := r.URL.Query()
+	if q.Has("from") {
+		problem(w, r, http.StatusBadRequest, "malformed-request", "from is not a parameter of the log: pass after=<position>, 0 or a position the log answered (an event's position, a page's next).")
+		return
+	}
+	after, ok := positionParam(w, r, q.Get("after"))
+	if !ok {
+		return
+	}
+	_, limit, ok := pageParams(w, r)
 	if !ok {
 		return
 	}
@@ -136,13 +146,13 @@ func (a *API) Events(w http.ResponseWriter, r *http.Request) {
 		a.storeProblem(w, r, err)
 		return
 	}
-	after := uint64(0)
-	if from > 0 {
-		after = from - 1
-	}
 	page := EventsPage{Events: []Event{}, Head: head}
 	if after < head {
 		envs, err := a.store.ReadAll(ctx, after, limit)
+		if errors.Is(err, eventstore.ErrInvalidPosition) {
+			problem(w, r, http.StatusBadRequest, "malformed-request", "after is not a position of this log: pass 0 or a position the log answered.")
+			return
+		}
 		if err != nil {
 			a.storeProblem(w, r, err)
 			return
@@ -151,11 +161,24 @@ func (a *API) Events(w http.ResponseWriter, r *http.Request) {
 			page.Events = append(page.Events, Event{Envelope: env, Hash: eventstore.HashEnvelope(env)})
 		}
 		if n := len(envs); n > 0 && envs[n-1].Position < head {
-			next := envs[n-1].Position + 1
+			next := envs[n-1].Position
 			page.Next = &next
 		}
 	}
 	writeJSON(w, page)
+}
+
+// positionParam parses an `after` of the log: empty is 0.
+func positionParam(w http.ResponseWriter, r *http.Request, s string) (uint64, bool) {
+	if s == "" {
+		return 0, true
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		problem(w, r, http.StatusBadRequest, "malformed-request", "after must be a non-negative integer: 0 or a position the log answered.")
+		return 0, false
+	}
+	return v, true
 }
 
 func pageParams(w http.ResponseWriter, r *http.Request) (from uint64, limit int, ok bool) {

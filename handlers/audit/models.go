@@ -143,6 +143,9 @@ func VerifyModels(ctx context.Context, log eventstore.Store, reported []projecti
 		}
 		for _, e := range commit {
 			rep.Events++
+			if IsCheckpoint(e) {
+				continue // the log's signed head: no read model folds it
+			}
 			ev, err := codec.DecodeDomain(e)
 			if err != nil {
 				rep.Skipped++

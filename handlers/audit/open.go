@@ -10,6 +10,7 @@ import (
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/eventstore/jetstream"
 	"github.com/einvoice/spaceorders/eventstore/kurrentdb"
+	"github.com/nats-io/nats.go"
 )
 
 // StoreConfig names an event store the way orderd is configured: a data folder with the
@@ -20,6 +21,10 @@ type StoreConfig struct {
 	URL     string
 	// RelaxedSync: an embedded store does not fsync every append (import prefills only).
 	RelaxedSync bool
+	// StreamPrefix is orderd's --store-prefix of a KurrentDB store.
+	StreamPrefix string
+	// NATSOptions are added to the connection of a nats:// store: its credentials.
+	NATSOptions []nats.Option
 }
 
 // OpenStore opens the store; close releases it (and stops an embedded server). An embedded
@@ -27,13 +32,13 @@ type StoreConfig struct {
 func OpenStore(ctx context.Context, c StoreConfig) (store eventstore.Store, close func() error, err error) {
 	switch {
 	case strings.HasPrefix(c.URL, "esdb://"), strings.HasPrefix(c.URL, "esdb+discover://"):
-		s, err := kurrentdb.Open(ctx, c.URL, kurrentdb.Options{})
+		s, err := kurrentdb.Open(ctx, c.URL, kurrentdb.Options{StreamPrefix: c.StreamPrefix})
 		if err != nil {
 			return nil, nil, err
 		}
 		return s, s.Close, nil
 	case c.URL != "":
-		nc, err := jetstream.Connect(ctx, c.URL)
+		nc, err := jetstream.Connect(ctx, c.URL, c.NATSOptions...)
 		if err != nil {
 			return nil, nil, err
 		}

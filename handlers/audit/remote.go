@@ -54,9 +54,9 @@ func (r *Remote) Projections(ctx context.Context) ([]projections.ModelStatus, er
 	return body.Models, nil
 }
 
-// Log is the server's log read through GET /v1/audit/events, as a read-only store:
-// ReadAll and Head answer, the rest (Subscribe too, so not projections.AsOf) says
-// ErrReadOnly. The events are the stored envelopes as the JSON answer carries them.
+// Log is the server's log read through the audit endpoints, as a read-only store:
+// ReadAll, Head and ReadStream answer, the rest (Subscribe too, so not projections.AsOf)
+// says ErrReadOnly. The events are the stored envelopes as the JSON answer carries them.
 func (r *Remote) Log() eventstore.Store { return remoteLog{r} }
 
 type remoteLog struct{ r *Remote }
@@ -64,7 +64,7 @@ type remoteLog struct{ r *Remote }
 func (l remoteLog) ReadAll(ctx context.Context, after uint64, limit int) ([]eventstore.Envelope, error) {
 	limit = min(max(limit, 1), MaxLimit)
 	var page EventsPage
-	if err := l.r.get(ctx, fmt.Sprintf("/v1/audit/events?from=%d&limit=%d", after+1, limit), &page); err != nil {
+	if err := l.r.get(ctx, fmt.Sprintf("/v1/audit/events?after=%d&limit=%d", after, limit), &page); err != nil {
 		return nil, err
 	}
 	envs := make([]eventstore.Envelope, len(page.Events))
@@ -76,8 +76,8 @@ func (l remoteLog) ReadAll(ctx context.Context, after uint64, limit int) ([]even
 
 func (l remoteLog) Head(ctx context.Context) (uint64, error) {
 	var page EventsPage
-	// From past any position, the page holds no events, only the head.
-	if err := l.r.get(ctx, "/v1/audit/events?limit=1&from="+strconv.FormatUint(math.MaxUint64, 10), &page); err != nil {
+	// After any position, the page holds no events, only the head (the log is not read).
+	if err := l.r.get(ctx, "/v1/audit/events?limit=1&after="+strconv.FormatUint(math.MaxUint64, 10), &page); err != nil {
 		return 0, err
 	}
 	return page.Head, nil
@@ -87,8 +87,26 @@ func (remoteLog) Append(context.Context, string, eventstore.Expected, ...eventst
 	return eventstore.AppendResult{}, ErrReadOnly
 }
 
-func (remoteLog) ReadStream(context.Context, string, uint64) ([]eventstore.Envelope, error) {
-	return nil, ErrReadOnly
+// ReadStream pages through GET /v1/audit/streams/{stream}; a 404 is ErrStreamNotFound.
+func (l remoteLog) ReadStream(ctx context.Context, stream string, from uint64) ([]eventstore.Envelope, error) {
+	var envs []eventstore.Envelope
+	for {
+		var page StreamPage
+		err := l.r.get(ctx, fmt.Sprintf("/v1/audit/streams/%s?from=%d&limit=%d", url.PathEscape(stream), from, MaxLimit), &page)
+		if errors.Is(err, errNotFound) {
+			return nil, fmt.Errorf("%s: %w", stream, eventstore.ErrStreamNotFound)
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range page.Events {
+			envs = append(envs, e.Envelope)
+		}
+		if page.Next == nil {
+			return envs, nil
+		}
+		from = *page.Next
+	}
 }
 
 func (remoteLog) Subscribe(context.Context, uint64, func(eventstore.Envelope) error) error {
@@ -97,8 +115,11 @@ func (remoteLog) Subscribe(context.Context, uint64, func(eventstore.Envelope) er
 
 func (remoteLog) Close() error { return nil }
 
+// errNotFound is a 404 answer, which ReadStream turns into eventstore.ErrStreamNotFound.
+var errNotFound = errors.New("not found")
+
 // get decodes the JSON answer of GET path; any other status is an error carrying the
-// problem's title.
+// problem's title (wrapping errNotFound for a 404).
 func (r *Remote) get(ctx context.Context, path string, into any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.base+path, nil)
 	if err != nil {
@@ -119,6 +140,9 @@ func (r *Remote) get(ctx context.Context, path string, into any) error {
 		msg := strings.TrimSpace(string(b))
 		if json.Unmarshal(b, &p) == nil && p.Title != "" {
 			msg = p.Title
+		}
+		if res.StatusCode == http.StatusNotFound {
+			return fmt.Errorf("GET %s: %s: %w", req.URL.Redacted(), msg, errNotFound)
 		}
 		return fmt.Errorf("GET %s: %s: %s", req.URL.Redacted(), res.Status, msg)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync"
@@ -132,6 +133,14 @@ func runScenario(t *testing.T, store eventstore.Store, l live) []snapshotAt {
 			domain.ConfirmOrder{AcceptGeneralConditions: true, ApproveUnfairTerms: true, AcknowledgePrivacy: true, TermsVersion: "2026-01"},
 		} {
 			_, o, err = h.ExecuteOrder(ctx, id, cmd, meta("customer", "app"), nil)
+			// This clock runs 7 hours a command: a confirmation on a later day than its
+			// quote is refused with the new quote, which the customer confirms (docs/RULES.md, rule 1).
+			var changed *domain.QuoteChangedError
+			for try := 0; errors.As(err, &changed) && try < 5; try++ {
+				c := cmd.(domain.ConfirmOrder)
+				c.ExpectedTotalCents = &changed.Quote.TotalCents
+				_, o, err = h.ExecuteOrder(ctx, id, c, meta("customer", "app"), nil)
+			}
 			must(err)
 			snap()
 		}

@@ -297,8 +297,9 @@ func TestPurchasesApplyOnceAcrossRestarts(t *testing.T) {
 	}
 }
 
-// The sweeper expires a confirmed order past its term, and the slot is freed.
-func TestSweeperExpiresOverdueOrders(t *testing.T) {
+// The sweeper expires a confirmed order past its term and abandons a cart untouched for
+// the catalogue's days.
+func TestSweeperExpiresOverdueOrdersAndAbandonsCarts(t *testing.T) {
 	store := openStore(t)
 	h := command.New(store, command.Options{})
 	_, id := newOrder(t, h)
@@ -312,14 +313,62 @@ func TestSweeperExpiresOverdueOrders(t *testing.T) {
 		t.Fatalf("expired %d orders before their term", n)
 	}
 	later := command.New(store, command.Options{Clock: func() time.Time { return time.Now().AddDate(0, 0, 32) }})
-	if n := command.NewSweeper(later, overdue, time.Hour).Sweep(t.Context()); n != 1 {
-		t.Fatalf("expired %d orders, want 1 (the cart and the unknown order are left alone)", n)
+	if n := command.NewSweeper(later, overdue, time.Hour).Sweep(t.Context()); n != 2 {
+		t.Fatalf("swept %d orders, want 2 (the unknown order is left alone)", n)
 	}
 	o, _, _, _ := later.Order(t.Context(), id)
 	if o.Status != domain.StatusExpired {
 		t.Fatalf("status %s", o.Status)
 	}
+	if cart, _, _, _ := later.Order(t.Context(), paidID); cart.Status != domain.StatusAbandoned {
+		t.Fatalf("cart status %s, want abandoned", cart.Status)
+	}
 	if n := command.NewSweeper(later, overdue, time.Hour).Sweep(t.Context()); n != 0 {
 		t.Fatalf("expired again: %d", n)
+	}
+}
+
+// Rule 1 at the handler: a confirmation on a later day than the quote's is refused with the
+// new quote, which is recorded (QuoteRepriced), so that confirming it the same day works.
+func TestConfirmOnALaterDayRecordsTheNewQuote(t *testing.T) {
+	store := openStore(t)
+	h := command.New(store, command.Options{})
+	_, id := newOrder(t, h)
+	exec(t, h, id, domain.ProceedToCheckout{})
+	exec(t, h, id, domain.SelectPaymentMethod{Method: "card"})
+	later := command.New(store, command.Options{Clock: func() time.Time { return time.Now().AddDate(0, 0, 3) }})
+	confirm := domain.ConfirmOrder{AcceptGeneralConditions: true, ApproveUnfairTerms: true, AcknowledgePrivacy: true, TermsVersion: "v1"}
+	_, o, err := later.ExecuteOrder(t.Context(), id, confirm, meta, nil)
+	var changed *domain.QuoteChangedError
+	if !errors.As(err, &changed) || o.Status != domain.StatusCheckout {
+		t.Fatalf("confirm 3 days later: %v, status %s", err, o.Status)
+	}
+	day := domain.DateOf(time.Now().AddDate(0, 0, 3))
+	if changed.Quote.OrderDate != day || o.Quote.OrderDate != day {
+		t.Fatalf("new quote of %s, order's %s, want %s", changed.Quote.OrderDate, o.Quote.OrderDate, day)
+	}
+	total := changed.Quote.TotalCents
+	confirm.ExpectedTotalCents = &total
+	if _, o, err = later.ExecuteOrder(t.Context(), id, confirm, meta, nil); err != nil || o.Status != domain.StatusConfirmed {
+		t.Fatalf("confirm the new quote: %v", err)
+	}
+}
+
+// Rule 3 at the handler: a new order on a subscription whose cart was abandoned (and not
+// swept yet) ends that cart and goes ahead.
+func TestANewOrderEndsAnAbandonedCart(t *testing.T) {
+	store := openStore(t)
+	h := command.New(store, command.Options{})
+	subID, first := newOrder(t, h)
+	later := command.New(store, command.Options{Clock: func() time.Time { return time.Now().AddDate(0, 0, 8) }})
+	second, _, _, err := later.RequestSpaceIncrease(t.Context(), subID, 1, "app", meta)
+	if err != nil {
+		t.Fatalf("a new order 8 days after an untouched cart: %v", err)
+	}
+	if o, _, _, _ := later.Order(t.Context(), first); o.Status != domain.StatusAbandoned || second == first {
+		t.Fatalf("first order %s", o.Status)
+	}
+	if _, _, _, err := h.RequestSpaceIncrease(t.Context(), subID, 1, "app", meta); !errors.Is(err, domain.ErrOrderInProgress) {
+		t.Fatalf("a third order the same day: %v", err)
 	}
 }

@@ -38,6 +38,10 @@ type Meta struct {
 	CausationID   string
 	Actor         string
 	Channel       string
+	// Key is the request's idempotency key (IdempotencyKey); zero for a command without
+	// one. With a key, the ids the command creates are derived from it, and a command the
+	// log shows done already is answered from the log instead of being decided again.
+	Key uuid.UUID
 }
 
 // Result is where an accepted command's events landed.
@@ -50,6 +54,9 @@ type Result struct {
 	Position uint64 `json:"position"`
 	// Appended is false when the command had already taken effect and nothing was written.
 	Appended bool `json:"-"`
+	// Replayed is true when a keyed command was found done in the log by an earlier
+	// attempt: the result, state and EventIDs are that attempt's.
+	Replayed bool `json:"-"`
 	// EventIDs are the ids of the events written, in order.
 	EventIDs []uuid.UUID `json:"-"`
 }
@@ -131,6 +138,13 @@ func (h *Handler) Order(ctx context.Context, id uuid.UUID) (o domain.Order, vers
 	return e.state, e.ver, e.exists, err
 }
 
+// OrderNow loads an order as the store has it now, not as this process last saw it: for a
+// check that another process's writes must not slip past (the mailer's "was it sent?").
+func (h *Handler) OrderNow(ctx context.Context, id uuid.UUID) (o domain.Order, version uint64, ok bool, err error) {
+	e, err := h.orders.load(ctx, id, true)
+	return e.state, e.ver, e.exists, err
+}
+
 // ExecuteSubscription runs a command on a subscription. ifMatch, when not nil, is the
 // version the caller saw: any other version answers ErrPreconditionFailed.
 func (h *Handler) ExecuteSubscription(ctx context.Context, id uuid.UUID, cmd domain.SubscriptionCommand, meta Meta, ifMatch *uint64) (Result, domain.Subscription, error) {
@@ -144,10 +158,26 @@ func (h *Handler) ExecuteOrder(ctx context.Context, id uuid.UUID, cmd domain.Ord
 		return Result{}, domain.Order{}, fmt.Errorf("command: RequestSpaceIncrease must go through Handler.RequestSpaceIncrease")
 	}
 	res, o, err := h.orders.execute(ctx, id, cmd, meta, ifMatch)
-	if _, paying := cmd.(domain.RegisterPayment); err == nil && paying && res.Appended && o.Status == domain.StatusPaid && !h.defer_ {
+	// A replayed payment grants too: the attempt that wrote it may have died before its grant.
+	if _, paying := cmd.(domain.RegisterPayment); err == nil && paying && (res.Appended || res.Replayed) && o.Status == domain.StatusPaid && !h.defer_ {
 		res = h.grantNow(ctx, o, res, meta)
 	}
+	var changed *domain.QuoteChangedError
+	if errors.As(err, &changed) && changed.Repriced {
+		return h.recordReprice(ctx, id, changed, meta)
+	}
 	return res, o, err
+}
+
+// recordReprice records the new quote of an order whose confirmation was refused because
+// its quote is of another day, and answers the refusal with the quote recorded: the
+// customer confirms that one, on this day, with its total. Nothing is confirmed.
+func (h *Handler) recordReprice(ctx context.Context, id uuid.UUID, changed *domain.QuoteChangedError, meta Meta) (Result, domain.Order, error) {
+	res, o, err := h.orders.execute(ctx, id, domain.RepriceOrder{}, meta, nil)
+	if err != nil {
+		return Result{}, o, err
+	}
+	return res, o, &domain.QuoteChangedError{Quote: o.Quote, Repriced: true}
 }
 
 // grantNow applies a just-paid order to its subscription at once, so that the payment's
@@ -186,12 +216,27 @@ func (a *aggregate[S, C]) stream(id uuid.UUID) string { return eventstore.Stream
 // load returns the aggregate's state: from the cache unless fresh is set, else from the
 // stream (catching up from a cached version when there is one).
 func (a *aggregate[S, C]) load(ctx context.Context, id uuid.UUID, fresh bool) (cached[S], error) {
+	e, _, err := a.loadFind(ctx, id, fresh, false, uuid.Nil)
+	return e, err
+}
+
+// done is a keyed command found in the log: the state right after its commit, and the
+// commit's result.
+type done[S any] struct {
+	state S
+	res   Result
+}
+
+// loadFind is load that also looks for the event marker among the events it reads (all of
+// the stream's when whole is set, else those past the cached version). When it is there,
+// done holds the state as of the end of the commit that holds it.
+func (a *aggregate[S, C]) loadFind(ctx context.Context, id uuid.UUID, fresh, whole bool, marker uuid.UUID) (cached[S], *done[S], error) {
 	stream := a.stream(id)
 	e, hit := a.cache.get(stream)
-	if hit && !fresh {
-		return e, nil
+	if hit && !fresh && !whole {
+		return e, nil, nil
 	}
-	if !hit {
+	if !hit || whole {
 		e = cached[S]{stream: stream}
 	}
 	from := uint64(0)
@@ -203,22 +248,38 @@ func (a *aggregate[S, C]) load(ctx context.Context, id uuid.UUID, fresh bool) (c
 	case errors.Is(err, eventstore.ErrStreamNotFound):
 		if e.exists { // the cache saw events the store does not have: trust the store
 			a.cache.drop(stream)
-			return cached[S]{stream: stream}, nil
+			return cached[S]{stream: stream}, nil, nil
 		}
-		return e, nil
+		if whole {
+			a.cache.drop(stream)
+		}
+		return e, nil, nil
 	case err != nil:
-		return e, fmt.Errorf("load %s: %w", stream, err)
+		return e, nil, fmt.Errorf("load %s: %w", stream, err)
 	}
+	var found *done[S]
+	commit := uint64(0) // position of the marker's commit while its events are folded
 	for _, env := range envs {
 		ev, err := a.h.codec.DecodeDomain(env)
 		if err != nil {
-			return e, fmt.Errorf("load %s at version %d: %w", stream, env.StreamVersion, err)
+			return e, nil, fmt.Errorf("load %s at version %d: %w", stream, env.StreamVersion, err)
 		}
 		e.state = a.evolve(e.state, ev)
 		e.exists, e.ver, e.pos, e.hash = true, env.StreamVersion, env.Position, eventstore.HashEnvelope(env)
+		if marker != uuid.Nil && env.ID == marker && found == nil {
+			found, commit = &done[S]{}, env.Position
+		}
+		if found != nil && commit != 0 && env.Position == commit {
+			found.res.EventIDs = append(found.res.EventIDs, env.ID)
+			if env.LastInCommit() {
+				found.state = e.state
+				found.res.Version, found.res.Position, found.res.Replayed = e.ver, e.pos, true
+				commit = 0
+			}
+		}
 	}
 	a.cache.put(e)
-	return e, nil
+	return e, found, nil
 }
 
 func (a *aggregate[S, C]) execute(ctx context.Context, id uuid.UUID, cmd C, meta Meta, ifMatch *uint64) (Result, S, error) {
@@ -231,10 +292,20 @@ func (a *aggregate[S, C]) execute(ctx context.Context, id uuid.UUID, cmd C, meta
 
 func (a *aggregate[S, C]) run(ctx context.Context, id uuid.UUID, cmd C, meta Meta, ifMatch *uint64) (Result, S, error) {
 	fresh := false
+	step, marker := stepOf(cmd), uuid.Nil
+	if meta.Key != uuid.Nil {
+		// The first event this command would append: if the log has it, an earlier attempt
+		// (before a crash, or on another replica) did the command, and its answer is rebuilt
+		// from the log. The whole stream is read once; later reloads look at new events.
+		marker = eventID(meta.Key, a.stream(id), step, 0)
+	}
 	for attempt := 0; ; attempt++ {
-		e, err := a.load(ctx, id, fresh)
+		e, found, err := a.loadFind(ctx, id, fresh, marker != uuid.Nil && attempt == 0, marker)
 		if err != nil {
 			return Result{}, e.state, err
+		}
+		if found != nil {
+			return found.res, found.state, nil
 		}
 		if ifMatch != nil && (!e.exists || e.ver != *ifMatch) {
 			if !fresh { // the cache may be behind the caller: look again before refusing
@@ -259,7 +330,7 @@ func (a *aggregate[S, C]) run(ctx context.Context, id uuid.UUID, cmd C, meta Met
 		if len(events) == 0 {
 			return Result{Version: e.ver, Position: e.pos}, e.state, nil
 		}
-		res, next, err := a.append(ctx, e, events, meta, now)
+		res, next, err := a.append(ctx, e, events, meta, now, step)
 		if err == nil {
 			return res, next.state, nil
 		}
@@ -285,8 +356,9 @@ func (a *aggregate[S, C]) run(ctx context.Context, id uuid.UUID, cmd C, meta Met
 	}
 }
 
-// append writes the events decided on state e, chaining each to the one before.
-func (a *aggregate[S, C]) append(ctx context.Context, e cached[S], events []domain.Event, meta Meta, now time.Time) (Result, cached[S], error) {
+// append writes the events decided on state e, chaining each to the one before. A keyed
+// command's event ids are derived from its key and step, so that a retry writes the same.
+func (a *aggregate[S, C]) append(ctx context.Context, e cached[S], events []domain.Event, meta Meta, now time.Time, step string) (Result, cached[S], error) {
 	expected := eventstore.NoStream
 	next := e.ver + 1
 	if e.exists {
@@ -301,7 +373,11 @@ func (a *aggregate[S, C]) append(ctx context.Context, e cached[S], events []doma
 			CorrelationID: meta.CorrelationID, CausationID: meta.CausationID, Actor: meta.Actor,
 			Channel: meta.Channel, PrevHash: prev, OccurredAt: now.UTC(),
 		}
-		d, err := a.h.codec.Encode(uuid.New(), ev, md)
+		id := uuid.New()
+		if meta.Key != uuid.Nil {
+			id = eventID(meta.Key, e.stream, step, i)
+		}
+		d, err := a.h.codec.Encode(id, ev, md)
 		if err != nil {
 			return Result{}, e, err
 		}

@@ -15,7 +15,7 @@ import (
 
 // Purchases is the process manager between the two aggregates: it follows the log and,
 // when an order is paid, applies the purchase to its subscription; when an order is
-// cancelled or expires, it frees the subscription's order slot. It acts from the log,
+// cancelled, expires or is abandoned, it frees the subscription's order slot. It acts from the log,
 // after the order's events are stored, and every step is idempotent per order id, so a
 // crash anywhere loses nothing and a replay applies nothing twice.
 type Purchases struct {
@@ -90,7 +90,7 @@ func (p *Purchases) handle(ctx context.Context, env eventstore.Envelope) error {
 		return nil
 	}
 	switch env.Type {
-	case "OrderPaid", "OrderCancelled", "OrderExpired":
+	case "OrderPaid", "OrderCancelled", "OrderExpired", "OrderAbandoned":
 	default:
 		return nil
 	}
@@ -109,8 +109,10 @@ func (p *Purchases) handle(ctx context.Context, env eventstore.Envelope) error {
 		cmd = domain.ReleaseOrderSlot{OrderID: orderID, Reason: "order cancelled"}
 	case domain.OrderExpired:
 		cmd = domain.ReleaseOrderSlot{OrderID: orderID, Reason: "order expired unpaid"}
+	case domain.OrderAbandoned:
+		cmd = domain.ReleaseOrderSlot{OrderID: orderID, Reason: "cart abandoned"}
 	}
-	if subID == uuid.Nil { // cancellation and expiry do not name the subscription: the order does
+	if subID == uuid.Nil { // cancellation, expiry and abandonment do not name the subscription: the order does
 		o, _, ok, err := p.h.Order(ctx, orderID)
 		if err != nil {
 			return err

@@ -30,6 +30,21 @@ func (h *Handler) RequestSpaceIncrease(ctx context.Context, subID uuid.UUID, gb 
 
 func (h *Handler) requestSpaceIncrease(ctx context.Context, subID uuid.UUID, gb int, channel string, meta Meta) (uuid.UUID, Result, domain.Order, error) {
 	orderID := uuid.New()
+	if meta.Key != uuid.Nil {
+		// A retry derives the same order id. If an earlier attempt created the order, its
+		// answer comes from the log, whatever became of the slot since (the order may be
+		// paid and another one in progress); if it only reserved the slot (it died between
+		// the two appends), the slot is already this order's and the order is created now.
+		orderID = DerivedID(meta.Key, "order")
+		marker := eventID(meta.Key, h.orders.stream(orderID), stepOf(domain.RequestSpaceIncrease{}), 0)
+		_, found, err := h.orders.loadFind(ctx, orderID, true, true, marker)
+		if err != nil {
+			return uuid.Nil, Result{}, domain.Order{}, err
+		}
+		if found != nil {
+			return orderID, found.res, found.state, nil
+		}
+	}
 	sub, err := h.subs.load(ctx, subID, false)
 	if err != nil {
 		return uuid.Nil, Result{}, domain.Order{}, err
@@ -80,6 +95,16 @@ func (h *Handler) reserveSlot(ctx context.Context, subID, orderID uuid.UUID, met
 		return err
 	}
 	o, lerr := h.orders.load(ctx, held, true)
+	if lerr == nil && o.exists && (o.state.Status == domain.StatusCart || o.state.Status == domain.StatusCheckout) &&
+		!domain.DateOf(h.now()).Before(o.state.AbandonsOn(h.cat)) {
+		// An abandoned cart the sweeper has not ended yet: end it now, with its own event,
+		// rather than answer order-in-progress for a cart nobody will finish.
+		abandon := meta
+		abandon.Actor, abandon.Channel = "process:sweeper", ""
+		if _, after, aerr := h.orders.execute(ctx, held, domain.AbandonOrder{}, abandon, nil); aerr == nil {
+			o.state = after
+		}
+	}
 	switch {
 	case lerr != nil:
 		return errors.Join(err, lerr)

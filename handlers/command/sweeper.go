@@ -11,8 +11,10 @@ import (
 	"github.com/einvoice/spaceorders/domain"
 )
 
-// Sweeper expires confirmed orders left unpaid past their payment term, so that they leave
-// the pending-payment list and free their subscription for a new order.
+// Sweeper records what the calendar has made of orders in progress: carts and order forms
+// untouched for the catalogue's days are abandoned, confirmed orders unpaid past their term
+// expire (they leave the pending-payment list), and partly paid ones past it become
+// overdue. Abandoned and expired orders free their subscription for a new order.
 type Sweeper struct {
 	h        *Handler
 	overdue  func(now time.Time) []uuid.UUID
@@ -20,9 +22,9 @@ type Sweeper struct {
 	log      *zap.Logger
 }
 
-// NewSweeper builds a sweeper that asks overdue (a read model's query) which orders are past
-// their term, every interval. The decider has the last word: an order paid meanwhile is
-// refused expiry and left alone.
+// NewSweeper builds a sweeper that asks overdue (a read model's query) which orders may be
+// due, every interval. The decider has the last word (SweepOrder): an order paid or touched
+// meanwhile is left alone.
 func NewSweeper(h *Handler, overdue func(now time.Time) []uuid.UUID, interval time.Duration) *Sweeper {
 	return &Sweeper{h: h, overdue: overdue, interval: interval, log: h.log.Named("sweeper")}
 }
@@ -41,19 +43,19 @@ func (s *Sweeper) Run(ctx context.Context) {
 	}
 }
 
-// Sweep expires every overdue order once and says how many it expired.
+// Sweep sweeps every order the read model names once, and says how many it changed.
 func (s *Sweeper) Sweep(ctx context.Context) int {
 	n := 0
 	for _, id := range s.overdue(s.h.now()) {
 		meta := Meta{CorrelationID: uuid.NewString(), Actor: "process:sweeper"}
-		res, _, err := s.h.ExecuteOrder(ctx, id, domain.ExpireOrder{}, meta, nil)
+		res, o, err := s.h.ExecuteOrder(ctx, id, domain.SweepOrder{}, meta, nil)
 		var de *domain.Error
 		switch {
 		case err == nil && res.Appended:
 			n++
-			s.log.Info("order expired unpaid", zap.Stringer("order", id))
+			s.log.Info("order swept", zap.Stringer("order", id), zap.String("status", string(o.Status)))
 		case errors.As(err, &de):
-			// Paid, cancelled or not yet due after all: the read model was behind.
+			// Paid, cancelled, touched or not yet due after all: the read model was behind.
 		case err != nil:
 			s.log.Warn("expire order", zap.Stringer("order", id), zap.Error(err))
 		}

@@ -84,14 +84,27 @@ func NewAuthenticator(keys ...ed25519.PublicKey) (*Authenticator, error) {
 	}, nil
 }
 
+// MaxTokenTTL bounds a token's lifetime: Mint refuses a longer one and Verify refuses a
+// token whose expiry is further than this from its issue, so a leaked token dies in time.
+const MaxTokenTTL = 90 * 24 * time.Hour
+
 // Verify checks a bearer token and returns its principal.
 func (a *Authenticator) Verify(token string) (Principal, error) {
 	var c Claims
 	if _, err := a.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return a.keys, nil }); err != nil {
+		if errors.Is(err, jwt.ErrTokenSignatureInvalid) {
+			// The library's "ed25519: verification error" does not say what to do.
+			return Principal{}, errors.New("the token is not signed by a key this server trusts (signed with another data folder's development key, or another key pair?)")
+		}
 		return Principal{}, err
 	}
 	if strings.TrimSpace(c.Subject) == "" {
 		return Principal{}, errors.New("token has no subject")
+	}
+	// Measured from its issue when the token says it, and from now in any case, so that a
+	// token without "iat" cannot outlive the bound either.
+	if (c.IssuedAt != nil && c.ExpiresAt.Sub(c.IssuedAt.Time) > MaxTokenTTL) || time.Until(c.ExpiresAt.Time) > MaxTokenTTL+time.Minute {
+		return Principal{}, fmt.Errorf("the token's lifetime is longer than %s", MaxTokenTTL)
 	}
 	return Principal{Subject: c.Subject, Role: Role(c.Role)}, nil
 }
@@ -103,6 +116,9 @@ func Mint(key ed25519.PrivateKey, role Role, subject string, ttl time.Duration) 
 	}
 	if strings.TrimSpace(subject) == "" {
 		return "", errors.New("the subject is empty")
+	}
+	if ttl <= 0 || ttl > MaxTokenTTL {
+		return "", fmt.Errorf("lifetime %s: give more than 0 and at most %s", ttl, MaxTokenTTL)
 	}
 	now := time.Now()
 	c := Claims{Role: string(role), RegisteredClaims: jwt.RegisteredClaims{

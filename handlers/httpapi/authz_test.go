@@ -35,10 +35,14 @@ var allowed = map[string][]httpapi.Role{
 	"GET /v1/expiries":                    {"operator", "finance", "auditor"},
 	"GET /v1/pending-payments":            {"finance", "auditor"},
 	"GET /v1/pending-payments/summary":    {"finance", "auditor"},
+	"GET /v1/credits-due":                 {"finance", "auditor"},
 	"GET /v1/projections":                 {"operator", "finance", "auditor"},
 	"POST /v1/projections/{name}/rebuild": {"operator"},
 	"GET /v1/audit/streams/{stream}":      {"auditor"},
 	"GET /v1/audit/events":                {"auditor"},
+	// Lists.
+	"GET /v1/subscriptions": {"customer", "operator", "finance", "auditor"},
+	"GET /v1/orders":        {"customer", "operator", "payments", "finance", "auditor"},
 }
 
 // Every route × every role (and no token): allowed roles get past authorization, the

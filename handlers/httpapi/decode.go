@@ -60,6 +60,9 @@ type ConfirmBody struct {
 	ApproveUnfairTerms      bool   `json:"approveUnfairTerms"`
 	AcknowledgePrivacy      bool   `json:"acknowledgePrivacy"`
 	TermsVersion            string `json:"termsVersion"`
+	// ExpectedTotalCents is the total the customer was shown; optional. Another total, or
+	// a quote of another day, answers 409 quote-changed with the new quote.
+	ExpectedTotalCents *int64 `json:"expectedTotalCents,omitempty"`
 }
 
 // PaymentBody is POST /v1/orders/{id}/payments.

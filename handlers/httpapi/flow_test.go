@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
 )
@@ -107,7 +108,7 @@ func TestSeedFlowFromEachChannel(t *testing.T) {
 			// Metadata on every event: correlation, causation, actor, channel.
 			envs := e.events(command.OrderCategory, orderID)
 			if len(envs) != 11 {
-				t.Fatalf("%d order events, want 11", len(envs))
+				t.Fatalf("%d order events, want 11: %v", len(envs), typesOf(envs))
 			}
 			causes := map[string]bool{}
 			for _, env := range envs {
@@ -168,4 +169,12 @@ func TestSeedFlowFromEachChannel(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+}
+
+func typesOf(envs []eventstore.Envelope) []string {
+	out := make([]string, len(envs))
+	for i, e := range envs {
+		out[i] = e.Type
+	}
+	return out
 }

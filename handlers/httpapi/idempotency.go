@@ -14,18 +14,24 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap"
+
+	"github.com/einvoice/spaceorders/domain"
 )
 
 // HeaderIdempotencyKey names a command so that a retry gets the first answer again.
 const HeaderIdempotencyKey = "Idempotency-Key"
 
-// idempotency remembers the answers of commands sent with an Idempotency-Key, per caller,
-// for a while. In memory it coordinates concurrent requests with the same key and caches
-// answers; with a key-value bucket (IdempotencyKV) each answer is also kept durably, before
-// the client sees it, so that a retry after a crash or a restart still gets the first answer.
-// Without the bucket (or while it does not answer) a restart forgets the keys; the domain's
-// own idempotence — same payment reference, same toggle, one order per subscription — then
-// keeps a retry from doing harm.
+// idempotency remembers the answers of commands sent with an Idempotency-Key, per caller
+// and route, for a while. In memory it coordinates concurrent requests with the same key
+// and caches answers; with a key-value bucket (IdempotencyKV) answers are also cached
+// across restarts and replicas, and the request each key came with is remembered, so that
+// the key reused with another request is refused.
+//
+// Neither is the truth: the key also determines the ids the command creates and the ids of
+// its events (command.IdempotencyKey), so a retry the caches cannot answer (after a crash,
+// on another replica, with the bucket gone) runs the command again, finds in the log what
+// the first attempt wrote, and answers that, without deciding anything twice.
 type idempotency struct {
 	mu      sync.Mutex
 	ttl     time.Duration
@@ -33,6 +39,10 @@ type idempotency struct {
 	entries map[string]*list.Element
 	order   *list.List // front: newest
 	kv      jetstream.KeyValue
+	log     *zap.Logger
+	// watch bounds a write to the bucket by the store's faults (Options.WatchWrites): on a
+	// full disk the server never answers it.
+	watch func(context.Context) (context.Context, context.CancelFunc)
 }
 
 type idemEntry struct {
@@ -65,9 +75,11 @@ type durableAnswer struct {
 // IdempotencyBucket is the default key-value bucket of Idempotency-Key answers.
 const IdempotencyBucket = "IDEMPOTENCY"
 
-// staleClaim is when a claim whose answer never came (its process died mid-request) is
-// taken over: longer than any request may run (the server's write timeout is 30 s).
-const staleClaim = 35 * time.Second
+// claimPatience is how long a request waits for another one (another replica, or a
+// process that died) holding its key's claim before it runs the command itself. Running it
+// twice is safe (the log answers the second run), so the wait only spares work: it stays
+// well within a client's timeout.
+const claimPatience = 3 * time.Second
 
 // NewIdempotencyBucket creates (or updates) the key-value bucket that keeps Idempotency-Key
 // answers durably, for ttl, on js's server.
@@ -85,8 +97,12 @@ func NewIdempotencyBucket(ctx context.Context, js jetstream.JetStream, ttl time.
 	return kv, nil
 }
 
-func newIdempotency(ttl time.Duration, max int, kv jetstream.KeyValue) *idempotency {
-	return &idempotency{ttl: ttl, max: max, entries: map[string]*list.Element{}, order: list.New(), kv: kv}
+func newIdempotency(ttl time.Duration, max int, kv jetstream.KeyValue, log *zap.Logger,
+	watch func(context.Context) (context.Context, context.CancelFunc)) *idempotency {
+	if watch == nil {
+		watch = context.WithCancel
+	}
+	return &idempotency{ttl: ttl, max: max, entries: map[string]*list.Element{}, order: list.New(), kv: kv, log: log, watch: watch}
 }
 
 func fingerprint(r *http.Request, body []byte) [32]byte {
@@ -140,9 +156,14 @@ func (s *idempotency) begin(ctx context.Context, key string, fp [32]byte) (repla
 		// Not known in memory: the bucket may know it from before a restart.
 		rec, otherPrint, err := s.claim(ctx, e)
 		switch {
-		case err != nil:
+		case err != nil && ctx.Err() != nil:
 			s.drop(e)
 			return nil, nil, false, err
+		case err != nil:
+			// The bucket is a cache: without it the command still runs, and the log
+			// answers a retry.
+			s.warn(err)
+			return nil, e, false, nil
 		case otherPrint:
 			s.drop(e)
 			return nil, nil, true, nil
@@ -163,11 +184,19 @@ func kvKey(key string) string {
 }
 
 // claim takes the key in the bucket for e's request, or finds the answer recorded there.
-// A claim held by a request still running elsewhere is waited for; one left by a process
-// that died is taken over once stale.
-func (s *idempotency) claim(ctx context.Context, e *idemEntry) (rec *recorded, otherPrint bool, err error) {
+// A claim held by another request is waited for, for claimPatience at most, then taken over.
+func (s *idempotency) claim(parent context.Context, e *idemEntry) (rec *recorded, otherPrint bool, err error) {
+	ctx, cancel := s.watch(parent)
+	defer cancel()
+	defer func() {
+		// A fault of the store (not the request's end) is the bucket failing: a cache.
+		if err != nil && parent.Err() == nil && context.Cause(ctx) != nil {
+			err = fmt.Errorf("idempotency bucket: %w", context.Cause(ctx))
+		}
+	}()
 	k := kvKey(e.key)
 	mine, _ := json.Marshal(durableAnswer{Print: e.print[:], At: time.Now()})
+	giveUp := time.Now().Add(claimPatience)
 	for {
 		_, err := s.kv.Create(ctx, k, mine)
 		if err == nil {
@@ -193,7 +222,7 @@ func (s *idempotency) claim(ctx context.Context, e *idemEntry) (rec *recorded, o
 			return nil, true, nil
 		case d.Done:
 			return &recorded{status: d.Status, header: d.Header, body: d.Body}, false, nil
-		case time.Since(d.At) > staleClaim:
+		case time.Since(d.At) > claimPatience || time.Now().After(giveUp):
 			if _, err := s.kv.Update(ctx, k, mine, entry.Revision()); err == nil {
 				e.durable = true
 				return nil, false, nil
@@ -203,8 +232,14 @@ func (s *idempotency) claim(ctx context.Context, e *idemEntry) (rec *recorded, o
 		select {
 		case <-ctx.Done():
 			return nil, false, ctx.Err()
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+func (s *idempotency) warn(err error) {
+	if s.log != nil {
+		s.log.Warn("idempotency bucket unavailable; the log answers retries", zap.Error(err))
 	}
 }
 
@@ -224,6 +259,8 @@ func (s *idempotency) finish(e *idemEntry, rec *recorded) error {
 	var err error
 	if e.durable {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, unwatch := s.watch(ctx)
+		defer unwatch()
 		k := kvKey(e.key)
 		if rec.retryable() {
 			err = s.kv.Delete(ctx, k)
@@ -251,8 +288,10 @@ func (s *idempotency) finish(e *idemEntry, rec *recorded) error {
 }
 
 // retryable reports whether an answer says "try again" rather than what the command did:
-// a server error, or a version conflict that outlasted the retries. Kept under the key, it
-// would answer every retry of the same request the same way for a day.
+// a server error, a version conflict that outlasted the retries, or another order in
+// progress (it may be this very request's, from an attempt whose answer was lost). Kept
+// under the key, it would answer every retry of the same request the same way for a day,
+// and could hide a success.
 func (r *recorded) retryable() bool {
 	if r.status >= 500 {
 		return true
@@ -263,7 +302,7 @@ func (r *recorded) retryable() bool {
 	var p struct {
 		Code string `json:"code"`
 	}
-	return json.Unmarshal(r.body, &p) == nil && p.Code == CodeConflict
+	return json.Unmarshal(r.body, &p) == nil && (p.Code == CodeConflict || p.Code == domain.ErrOrderInProgress.Code)
 }
 
 func (s *idempotency) remove(el *list.Element) {

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -24,17 +25,38 @@ type OrderView struct {
 	ConfirmedAt    time.Time           `json:"confirmedAt,omitzero"`
 	PayBy          domain.Date         `json:"payBy,omitzero"`
 	Acceptances    *domain.Acceptances `json:"acceptances,omitempty"`
-	Version        uint64              `json:"version"`
+	// ExpiryCountsFrom says from when the quote's new expiry counts: "payment". The quote's
+	// newExpiry is as of its orderDate; granted, the space runs its months from the day the
+	// payment completes, and co-terminated services are aligned to that day.
+	ExpiryCountsFrom string `json:"expiryCountsFrom"`
+	// GrantedUntil, once paid, is the expiry the payment gave the space and services.
+	GrantedUntil domain.Date `json:"grantedUntil,omitzero"`
+	// AbandonsOn, for a cart or order form, is the day the sweeper ends it if untouched.
+	AbandonsOn domain.Date `json:"abandonsOn,omitzero"`
+	// QuoteStale, for a cart or order form, says the quote is of an earlier Rome day: the
+	// next command prices it again, and a confirmation is refused with the new quote.
+	QuoteStale bool `json:"quoteStale,omitempty"`
+	// CreditDueCents is the money received that the order did not take, owed back.
+	CreditDueCents int64           `json:"creditDueCents"`
+	Credits        []domain.Credit `json:"credits,omitempty"`
+	Version        uint64          `json:"version"`
 	// Position is the log position of the command's last event (command answers only).
 	Position *uint64 `json:"position,omitempty"`
 }
 
-func orderView(o domain.Order, version uint64) OrderView {
+func (s *Server) orderView(o domain.Order, version uint64) OrderView {
 	v := OrderView{
 		OrderID: o.ID, SubscriptionID: o.SubscriptionID, OwnerID: o.OwnerID, Channel: o.Channel,
 		Status: o.Status, Quote: o.Quote, PaymentMethod: o.PaymentMethod, PaidCents: o.PaidCents,
 		DueCents: o.DueCents(), RequestedAt: o.RequestedAt, ConfirmedAt: o.ConfirmedAt, PayBy: o.PayBy,
-		Version: version,
+		Version: version, ExpiryCountsFrom: "payment", CreditDueCents: o.CreditCents, Credits: o.Credits,
+	}
+	if o.Status == domain.StatusPaid {
+		v.GrantedUntil = o.Quote.GrantedExpiry(domain.DateOf(o.PaidAt))
+	}
+	if o.Status == domain.StatusCart || o.Status == domain.StatusCheckout {
+		v.AbandonsOn = o.AbandonsOn(s.cmds.Catalogue())
+		v.QuoteStale = o.Quote.OrderDate != domain.DateOf(s.now())
 	}
 	if o.Acceptances.GeneralConditions {
 		a := o.Acceptances
@@ -66,7 +88,7 @@ func (s *Server) getOrder(c *call) (int, any, error) {
 		return 0, nil, err
 	}
 	c.w.Header().Set("ETag", etag(ver))
-	return http.StatusOK, orderView(o, ver), nil
+	return http.StatusOK, s.orderView(o, ver), nil
 }
 
 func (s *Server) requestSpaceIncrease(c *call) (int, any, error) {
@@ -82,7 +104,7 @@ func (s *Server) requestSpaceIncrease(c *call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	v := orderView(o, res.Version)
+	v := s.orderView(o, res.Version)
 	v.Position = &res.Position
 	c.w.Header().Set("Location", "/v1/orders/"+id.String())
 	c.w.Header().Set("ETag", etag(res.Version))
@@ -108,7 +130,17 @@ func (s *Server) orderCommand(c *call, build func(o domain.Order) (domain.OrderC
 	if err != nil {
 		return 0, nil, err
 	}
-	v := orderView(after, res.Version)
+	if pay, ok := cmd.(domain.RegisterPayment); ok {
+		// Rule 2: a payment for an order whose subscription is no longer active does not pay
+		// it (422), yet the money, having arrived, is recorded as a credit due (rule 6). A
+		// retry of the same transaction answers the same.
+		for _, cr := range after.Credits {
+			if cr.Reason == domain.CreditSubscriptionNotActive && cr.Reference == strings.TrimSpace(pay.Reference) {
+				return 0, nil, &creditRecorded{err: domain.ErrSubscriptionNotActive, credit: cr.AmountCents, version: res.Version, position: res.Position}
+			}
+		}
+	}
+	v := s.orderView(after, res.Version)
 	v.Position = &res.Position
 	c.w.Header().Set("ETag", etag(res.Version))
 	return http.StatusOK, v, nil
@@ -166,7 +198,10 @@ func (s *Server) confirmOrder(c *call) (int, any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return domain.ConfirmOrder(b), nil
+		return domain.ConfirmOrder{
+			AcceptGeneralConditions: b.AcceptGeneralConditions, ApproveUnfairTerms: b.ApproveUnfairTerms,
+			AcknowledgePrivacy: b.AcknowledgePrivacy, TermsVersion: b.TermsVersion, ExpectedTotalCents: b.ExpectedTotalCents,
+		}, nil
 	})
 }
 
@@ -180,7 +215,8 @@ func (s *Server) cancelOrder(c *call) (int, any, error) {
 		if reason == "" {
 			reason = "cancelled by " + string(c.p.Role)
 		}
-		return domain.CancelOrder{Reason: reason}, nil
+		// Only an operator may cancel a partly paid order (what was paid becomes a credit due).
+		return domain.CancelOrder{Reason: reason, ByOperator: c.p.Role == RoleOperator}, nil
 	})
 }
 

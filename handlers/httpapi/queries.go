@@ -38,6 +38,8 @@ type SubscriptionExpiries struct {
 type ExpiriesWithin struct {
 	WithinDays int                      `json:"withinDays"`
 	Expiries   []projections.ExpiryView `json:"expiries"`
+	NextCursor string                   `json:"nextCursor"`
+	Next       string                   `json:"next,omitempty"`
 }
 
 // answer is what a read-model query gives: its JSON, and its CSV when it has one.
@@ -61,6 +63,7 @@ func (s *Server) queryRoutes() {
 	s.read(Route{"GET", "/v1/expiries", staff, "ListExpiries"}, []string{projections.ExpiryName}, s.listExpiries)
 	s.read(Route{"GET", "/v1/pending-payments", finance, "ListPendingPayments"}, []string{projections.PendingName}, s.listPending)
 	s.read(Route{"GET", "/v1/pending-payments/summary", finance, "GetPendingSummary"}, []string{projections.PendingName}, s.pendingSummary)
+	s.read(Route{"GET", "/v1/credits-due", finance, "ListCreditsDue"}, []string{projections.PendingName}, s.creditsDue)
 	s.read(Route{"GET", "/v1/projections", staff, "GetProjections"}, nil, func(c *call) (answer, error) {
 		return answer{json: ProjectionsAnswer{Models: s.proj.Status(c.ctx())}}, nil
 	})
@@ -202,15 +205,27 @@ func ParseWithin(v string) (int, error) {
 }
 
 func (s *Server) listExpiries(c *call) (answer, error) {
-	days, err := ParseWithin(c.r.URL.Query().Get("within"))
+	q := c.r.URL.Query()
+	if err := onlyParams(q, "within", "cursor", "limit"); err != nil {
+		return answer{}, err
+	}
+	days, err := ParseWithin(q.Get("within"))
 	if err != nil {
 		return answer{}, err
 	}
-	v := s.proj.ExpiringWithin(days, s.now())
+	limit, err := pageLimit(q)
+	if err != nil {
+		return answer{}, err
+	}
+	v, next, err := projections.PageExpiries(s.proj.ExpiringWithin(days, s.now()), q.Get("cursor"), limit)
+	if err != nil {
+		return answer{}, badCursor(q, err)
+	}
 	if v == nil {
 		v = []projections.ExpiryView{}
 	}
-	return answer{json: ExpiriesWithin{WithinDays: days, Expiries: v}, file: fmt.Sprintf("expiries-within-%dd.csv", days),
+	a := ExpiriesWithin{WithinDays: days, Expiries: v, NextCursor: next, Next: nextPage(c, next)}
+	return answer{json: a, file: fmt.Sprintf("expiries-within-%dd.csv", days),
 		csv: func(w io.Writer) error { return projections.WriteCSV(w, v) }}, nil
 }
 
@@ -228,11 +243,14 @@ func nonNegative(q map[string][]string, name string) (int, error) {
 
 func (s *Server) listPending(c *call) (answer, error) {
 	q := c.r.URL.Query()
+	if err := onlyParams(q, "method", "minAgeDays", "cursor", "limit"); err != nil {
+		return answer{}, err
+	}
 	minAge, err := nonNegative(q, "minAgeDays")
 	if err != nil {
 		return answer{}, err
 	}
-	limit, err := nonNegative(q, "limit")
+	limit, err := pageLimit(q)
 	if err != nil {
 		return answer{}, err
 	}
@@ -245,12 +263,25 @@ func (s *Server) listPending(c *call) (answer, error) {
 	if err != nil {
 		return answer{}, err
 	}
-	return answer{json: page, file: "pending-payments-" + page.Today.String() + ".csv", csv: func(w io.Writer) error {
+	a := PendingList{PendingPage: page, Next: nextPage(c, page.NextCursor)}
+	return answer{json: a, file: "pending-payments-" + page.Today.String() + ".csv", csv: func(w io.Writer) error {
 		return projections.WriteCSV(w, page.Orders)
 	}}, nil
 }
 
+// creditsDue lists the money owed back to customers, with totals by reason (JSON), or the
+// list as CSV.
+func (s *Server) creditsDue(c *call) (answer, error) {
+	cd := s.proj.CreditsDue(s.now())
+	return answer{json: cd, file: "credits-due-" + cd.Today.String() + ".csv", csv: func(w io.Writer) error {
+		return projections.WriteCSV(w, cd.Credits)
+	}}, nil
+}
+
 func (s *Server) pendingSummary(c *call) (answer, error) {
+	if err := onlyParams(c.r.URL.Query()); err != nil {
+		return answer{}, err
+	}
 	sum := s.proj.PendingSummary(s.now())
 	return answer{json: sum, file: "pending-payments-summary-" + sum.Today.String() + ".csv", csv: func(w io.Writer) error {
 		return projections.WriteCSV(w, sum.Rows())

@@ -19,6 +19,7 @@ func TestOnlyFinalAnswersAreKeptUnderAnIdempotencyKey(t *testing.T) {
 		{http.StatusUnprocessableEntity, `{"code":"invalid-quantity"}`, true},
 		{http.StatusPreconditionFailed, `{"code":"precondition-failed"}`, true},
 		{http.StatusConflict, `{"code":"` + CodeConflict + `"}`, false},
+		{http.StatusConflict, `{"code":"order-in-progress"}`, false},
 		{http.StatusInternalServerError, `{"code":"internal-error"}`, false},
 		{http.StatusServiceUnavailable, `{"code":"unavailable"}`, false},
 	} {

@@ -37,8 +37,11 @@ type Options struct {
 	// the Server makes a registry of its own.
 	Registerer prometheus.Registerer
 	Gatherer   prometheus.Gatherer
-	// Ready answers /readyz: nil means ready.
-	Ready func(context.Context) error
+	// Ready answers /readyz with the state of each component; all ready means ready.
+	Ready func(context.Context) []Check
+	// Writable, when set, is asked before a command touches any store: an error (such as
+	// one wrapping eventstore.ErrNoSpace) answers the command at once, as problemFor maps it.
+	Writable func() error
 	// IdempotencyTTL is how long an Idempotency-Key's answer is kept. Default 24 h.
 	IdempotencyTTL time.Duration
 	// IdempotencyMax bounds the keys kept in memory. Default 100,000.
@@ -46,6 +49,10 @@ type Options struct {
 	// IdempotencyKV keeps the answers durably, so that a retry after a restart still gets
 	// the first answer (see NewIdempotencyBucket). Nil: in memory only.
 	IdempotencyKV jetstream.KeyValue
+	// WatchWrites, when set, derives a context that ends when the store stops writing
+	// (embedded JetStream's Watch): a write to the idempotency bucket then gives up at once
+	// rather than wait for an answer a full disk never gives.
+	WatchWrites func(context.Context) (context.Context, context.CancelFunc)
 
 	// Projections answers the read-model queries. Nil: those routes are not served.
 	Projections *projections.Runner
@@ -54,6 +61,9 @@ type Options struct {
 	ReadWait time.Duration
 	// Clock is "now" of the queries (ages, days left). Default time.Now.
 	Clock func() time.Time
+	// CORSOrigins are the browser origins allowed to call the API (see cors.go), each
+	// scheme://host[:port] as ParseOrigin gives it. None: no CORS headers.
+	CORSOrigins []string
 }
 
 // Server is the HTTP API. Mount adds routes of other parts (projection queries, audit).
@@ -61,7 +71,7 @@ type Server struct {
 	cmds    *command.Handler
 	auth    *Authenticator
 	log     *zap.Logger
-	ready   func(context.Context) error
+	ready   func(context.Context) []Check
 	idem    *idempotency
 	mux     *http.ServeMux
 	routes  []Route
@@ -71,6 +81,7 @@ type Server struct {
 	proj     *projections.Runner
 	readWait time.Duration
 	clock    func() time.Time
+	writable func() error
 }
 
 // Route is one method and path pattern with the roles allowed on it (nil: public).
@@ -107,17 +118,18 @@ func New(cmds *command.Handler, opts Options) (*Server, error) {
 		opts.Clock = time.Now
 	}
 	s := &Server{
-		cmds: cmds, auth: opts.Auth, log: opts.Logger, ready: opts.Ready,
-		idem: newIdempotency(opts.IdempotencyTTL, opts.IdempotencyMax, opts.IdempotencyKV),
+		cmds: cmds, auth: opts.Auth, log: opts.Logger, ready: opts.Ready, writable: opts.Writable,
+		idem: newIdempotency(opts.IdempotencyTTL, opts.IdempotencyMax, opts.IdempotencyKV, opts.Logger, opts.WatchWrites),
 		mux:  http.NewServeMux(), metrics: newHTTPMetrics(opts.Registerer),
 		proj: opts.Projections, readWait: opts.ReadWait, clock: opts.Clock,
 	}
 	s.routesOfTheContract(opts.Gatherer)
 	if s.proj != nil {
 		s.queryRoutes()
+		s.listRoutes()
 	}
 	s.mux.HandleFunc("/", s.unmatched)
-	s.handler = s.observe(s.mux)
+	s.handler = s.observe(cors(opts.CORSOrigins, s.mux))
 	return s, nil
 }
 
@@ -134,6 +146,11 @@ func (s *Server) Mount(rt Route, h http.Handler) {
 	s.routes = append(s.routes, rt)
 	s.mux.Handle(rt.Method+" "+rt.Path, s.authorize(rt, h))
 }
+
+// MountPages serves h under pattern outside the API's contract (the console's pages): with
+// the same logs and metrics, but no bearer-token check (h checks its own callers), and not
+// among Routes or in the OpenAPI document.
+func (s *Server) MountPages(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 func (s *Server) routesOfTheContract(gatherer prometheus.Gatherer) {
 	var (
@@ -167,18 +184,41 @@ func (s *Server) routesOfTheContract(gatherer prometheus.Gatherer) {
 	s.command(Route{"POST", "/v1/orders/{id}/payments", []Role{RolePayments}, "RegisterPayment"}, s.registerPayment)
 }
 
+// Check is one component's part of the answer of /readyz.
+type Check struct {
+	Name  string `json:"name"`
+	Ready bool   `json:"ready"`
+	// Detail says why not, or how far along (e.g. "1,204 commits behind").
+	Detail string `json:"detail,omitempty"`
+}
+
+// Readiness is the answer of /readyz: 200 when every component is ready, else 503, with
+// every component's state either way so that an operator sees which one holds it back.
+type Readiness struct {
+	Status     string  `json:"status"` // "ready" or "not ready"
+	Components []Check `json:"components"`
+}
+
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	rd := Readiness{Status: "ready", Components: []Check{}}
 	if s.ready != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := s.ready(ctx); err != nil {
-			s.logger(r).Warn("not ready", zap.Error(err))
-			writeProblem(w, r, Problem{Type: ProblemBase + CodeUnavailable, Title: "Not ready.",
-				Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Detail: err.Error()})
-			return
+		rd.Components = s.ready(ctx)
+	}
+	var why []string
+	for _, c := range rd.Components {
+		if !c.Ready {
+			why = append(why, c.Name+": "+c.Detail)
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	if len(why) == 0 {
+		writeJSON(w, http.StatusOK, rd)
+		return
+	}
+	rd.Status = "not ready"
+	s.logger(r).Debug("not ready", zap.Strings("components", why))
+	writeJSON(w, http.StatusServiceUnavailable, rd)
 }
 
 // unmatched answers a path no route serves (404) or a method the path does not take (405).
@@ -259,6 +299,12 @@ func (s *Server) query(rt Route, serve serveFunc) {
 // command mounts a command route: JSON body, If-Match and Idempotency-Key.
 func (s *Server) command(rt Route, serve serveFunc) {
 	s.Mount(rt, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.writable != nil {
+			if err := s.writable(); err != nil {
+				writeProblem(w, r, problemFor(err))
+				return
+			}
+		}
 		p, _ := PrincipalFrom(r.Context())
 		body, err := readBody(w, r)
 		if err != nil {
@@ -282,7 +328,11 @@ func (s *Server) command(rt Route, serve serveFunc) {
 			writeProblem(w, r, problemFor(malformed("%s is longer than 255 characters", HeaderIdempotencyKey)))
 			return
 		}
-		replay, mine, reused, err := s.idem.begin(r.Context(), string(p.Role)+"\x00"+p.Subject+"\x00"+key, fingerprint(r, body))
+		// A key belongs to its caller and its route: the same key on another order's
+		// confirm, or from another customer, is another request.
+		scope := []string{string(p.Role), p.Subject, r.Method + " " + r.URL.Path, key}
+		c.meta.Key = command.IdempotencyKey(scope...)
+		replay, mine, reused, err := s.idem.begin(r.Context(), strings.Join(scope, "\x00"), fingerprint(r, body))
 		switch {
 		case err != nil:
 			writeProblem(w, r, problemFor(err))

@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/einvoice/spaceorders/domain"
+	"github.com/einvoice/spaceorders/handlers/command"
 )
 
 // SubscriptionView is a subscription as the API shows it.
@@ -72,6 +73,10 @@ func (s *Server) openSubscription(c *call) (int, any, error) {
 		return 0, nil, err
 	}
 	id := uuid.New()
+	if c.meta.Key != uuid.Nil {
+		// A retry of the same keyed request opens the same subscription, at most once.
+		id = command.DerivedID(c.meta.Key, "subscription")
+	}
 	if b.SubscriptionID != nil && *b.SubscriptionID != uuid.Nil {
 		id = *b.SubscriptionID
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/einvoice/spaceorders/eventstore"
 	esjs "github.com/einvoice/spaceorders/eventstore/jetstream"
 	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
+	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/mailer"
 	"github.com/einvoice/spaceorders/handlers/relay"
 )
@@ -31,6 +32,7 @@ type harness struct {
 	js    jetstream.JetStream
 	smtp  *smtpServer
 	cat   *domain.Catalogue
+	cmds  *command.Handler
 }
 
 func newHarness(t testing.TB, listen string) *harness {
@@ -45,7 +47,9 @@ func newHarnessSync(t testing.TB, listen string, relaxed bool) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, emb: emb, store: store, js: js, smtp: startSMTP(t), cat: domain.DefaultCatalogue()}
+	cat := domain.DefaultCatalogue()
+	h := &harness{t: t, emb: emb, store: store, js: js, smtp: startSMTP(t), cat: cat,
+		cmds: command.New(store, command.Options{Catalogue: cat})}
 	h.runRelay()
 	return h
 }
@@ -75,6 +79,7 @@ func (h *harness) conn() *nats.Conn {
 func (h *harness) config(sender mailer.Sender) mailer.Config {
 	return mailer.Config{
 		Catalogue:   h.cat,
+		Commands:    h.cmds,
 		Sender:      sender,
 		From:        "Fatturazione Elettronica <noreply@fe.example.com>",
 		Backoff:     []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond},
@@ -83,8 +88,12 @@ func (h *harness) config(sender mailer.Sender) mailer.Config {
 		Concurrency: 4,
 		Logger:      zaptest.NewLogger(h.t, zaptest.Level(zap.WarnLevel)),
 		Registerer:  prometheus.NewRegistry(),
+		Now:         func() time.Time { return mailDay },
 	}
 }
+
+// mailDay is when the harness's mailers run: the day the orders below are confirmed.
+var mailDay = time.Date(2026, 3, 10, 12, 0, 0, 0, domain.Rome)
 
 func (h *harness) smtpSender() *mailer.SMTPSender {
 	h.t.Helper()
@@ -176,20 +185,31 @@ func (h *harness) pay(c domain.OrderConfirmed) []uuid.UUID {
 			PaidCents: c.Quote.TotalCents, PaidAt: time.Date(2026, 3, 11, 10, 0, 0, 0, domain.Rome)})
 }
 
-// sentLog reads how many records the sent-log holds.
+// log reads the whole event log.
+func (h *harness) log() []eventstore.Envelope {
+	h.t.Helper()
+	var all []eventstore.Envelope
+	for after := uint64(0); ; {
+		page, err := h.store.ReadAll(context.Background(), after, 1000)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if len(page) == 0 {
+			return all
+		}
+		all = append(all, page...)
+		after = page[len(page)-1].Position
+	}
+}
+
+// sentLog counts the emails the log records as sent.
 func (h *harness) sentLog() int {
 	h.t.Helper()
-	kv, err := h.js.KeyValue(context.Background(), mailer.DefaultSentBucket)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	keys, err := kv.ListKeys(context.Background())
-	if err != nil {
-		h.t.Fatal(err)
-	}
 	n := 0
-	for range keys.Keys() {
-		n++
+	for _, env := range h.log() {
+		if env.Type == "EmailSent" {
+			n++
+		}
 	}
 	return n
 }

@@ -1,5 +1,6 @@
 // Package mailer sends the payment instructions of confirmed orders and the receipts of paid
-// ones, once each, from a durable JetStream consumer of the relay's notifications.
+// ones, once each, from a durable JetStream consumer of the relay's notifications; each email
+// sent is recorded in the order's history (EmailSent), which is checked before sending.
 package mailer
 
 import (
@@ -15,10 +16,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	gomail "github.com/wneessen/go-mail"
 	"go.uber.org/zap"
 
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
+	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/relay"
 )
 
@@ -29,7 +32,6 @@ var ErrPermanent = errors.New("mailer: permanent failure")
 // Defaults of Config.
 const (
 	DefaultDurable           = "mailer"
-	DefaultSentBucket        = "MAIL_SENT"
 	DefaultDeadLetterStream  = "MAIL_DEADLETTER"
 	DefaultDeadLetterSubject = "orders.deadletter.mail"
 	DefaultAttempts          = 8
@@ -42,10 +44,14 @@ func DefaultBackoff() []time.Duration {
 		time.Minute, 3 * time.Minute, 5 * time.Minute, 10 * time.Minute}
 }
 
-// Config configures a Mailer. Catalogue, Sender and From are required.
+// Config configures a Mailer. Catalogue, Commands, Sender and From are required.
 type Config struct {
 	Catalogue *domain.Catalogue
-	Sender    Sender
+	// Commands reach the event log: the order's history says whether an email was sent
+	// already, and records each one sent. The log, not NATS, is what backups, imports and
+	// replicas carry, so they never send an email twice.
+	Commands *command.Handler
+	Sender   Sender
 	// From is the sender address, e.g. "Fatturazione Elettronica <noreply@example.com>".
 	From string
 	// MessageIDDomain is the right side of Message-IDs "<eventId@domain>". Default: From's domain.
@@ -56,8 +62,6 @@ type Config struct {
 	SubjectPrefix string
 	// Durable is the consumer's name. Default "mailer".
 	Durable string
-	// SentBucket is the key-value bucket of sent emails, keyed by event id. Default "MAIL_SENT".
-	SentBucket string
 	// DeadLetterStream and DeadLetterSubject hold what could not be sent.
 	DeadLetterStream  string
 	DeadLetterSubject string
@@ -86,12 +90,14 @@ func (c *Config) defaults() error {
 	switch {
 	case c.Catalogue == nil:
 		return errors.New("mailer: no catalogue")
+	case c.Commands == nil:
+		return errors.New("mailer: no access to the event log (it checks and records every email there)")
 	case c.Sender == nil:
 		return errors.New("mailer: no sender (SMTP or outbox)")
 	case c.From == "":
 		return errors.New("mailer: from address is empty")
 	}
-	if _, err := Message(Email{From: c.From, To: "check@example.com"}); err != nil {
+	if _, err := Message(Email{From: c.From, To: "check@example.com"}, gomail.EncodingQP); err != nil {
 		return fmt.Errorf("mailer: from address %q: %w", c.From, err)
 	}
 	if c.MessageIDDomain == "" {
@@ -105,9 +111,6 @@ func (c *Config) defaults() error {
 	}
 	if c.Durable == "" {
 		c.Durable = DefaultDurable
-	}
-	if c.SentBucket == "" {
-		c.SentBucket = DefaultSentBucket
 	}
 	if c.DeadLetterStream == "" {
 		c.DeadLetterStream = DefaultDeadLetterStream
@@ -161,7 +164,6 @@ type Mailer struct {
 	log     *zap.Logger
 
 	stream jetstream.Stream
-	sent   jetstream.KeyValue
 }
 
 // New checks cfg and returns a mailer; nothing touches the server until Run.
@@ -183,16 +185,7 @@ func New(js jetstream.JetStream, cfg Config) (*Mailer, error) {
 // Metrics returns the mailer's counters.
 func (m *Mailer) Metrics() *Metrics { return m.metrics }
 
-// SentRecord is what the sent-log keeps per event id.
-type SentRecord struct {
-	EventID   string    `json:"eventId"`
-	Kind      string    `json:"kind"`
-	To        string    `json:"to"`
-	MessageID string    `json:"messageId"`
-	SentAt    time.Time `json:"sentAt"`
-}
-
-// Setup creates the consumer, the sent-log and the dead-letter stream if missing, waiting for
+// Setup creates the consumer and the dead-letter stream if missing, waiting for
 // the server and the notifications stream (the relay creates it) until ctx ends.
 func (m *Mailer) Setup(ctx context.Context) (jetstream.Consumer, error) {
 	for {
@@ -209,16 +202,6 @@ func (m *Mailer) Setup(ctx context.Context) (jetstream.Consumer, error) {
 		case <-time.After(time.Second):
 		}
 	}
-	kv, err := m.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      m.cfg.SentBucket,
-		Description: "emails sent by the mailer, keyed by the id of the event they answer",
-		Storage:     jetstream.FileStorage,
-		History:     1,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("mailer: sent-log bucket %s: %w", m.cfg.SentBucket, err)
-	}
-	m.sent = kv
 	if _, err := EnsureDeadLetterStream(ctx, m.js, m.cfg.DeadLetterStream, m.cfg.DeadLetterSubject); err != nil {
 		return nil, err
 	}
@@ -324,11 +307,11 @@ func (m *Mailer) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	log := m.log.With(zap.String("event_id", n.EventID), zap.String("type", n.Type),
 		zap.String("correlation_id", n.Metadata.CorrelationID), zap.Int("attempt", attempt))
-	err = m.process(ctx, n, log)
+	err = m.process(ctx, msg, n, log)
 	switch {
 	case err == nil:
 		if err := msg.DoubleAck(ctx); err != nil {
-			// The send is recorded: a redelivery will find it in the sent-log.
+			// The send is recorded: a redelivery will find it in the order's history.
 			log.Warn("ack failed", zap.Error(err))
 		}
 	case errors.Is(err, ErrPermanent) || attempt >= m.cfg.Attempts:
@@ -342,17 +325,11 @@ func (m *Mailer) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 }
 
-// process sends the email for n unless the sent-log has it or none is due.
-func (m *Mailer) process(ctx context.Context, n relay.Message, log *zap.Logger) error {
+// process sends the email for n unless the order's history shows it sent or none is due,
+// then records it there.
+func (m *Mailer) process(ctx context.Context, msg jetstream.Msg, n relay.Message, log *zap.Logger) error {
 	if _, err := uuid.Parse(n.EventID); err != nil {
 		return fmt.Errorf("%w: event id %q", ErrPermanent, n.EventID)
-	}
-	if _, err := m.sent.Get(ctx, n.EventID); err == nil {
-		m.metrics.Skipped.WithLabelValues("already_sent").Inc()
-		log.Info("email already sent, skipped")
-		return nil
-	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("sent-log %s: %w", n.EventID, err)
 	}
 	ev, err := m.codec.Decode(n.Type, n.SchemaVersion, n.Payload)
 	if err != nil {
@@ -360,41 +337,62 @@ func (m *Mailer) process(ctx context.Context, n relay.Message, log *zap.Logger) 
 	}
 	var (
 		kind      string
-		c         Content
 		recipient domain.Recipient
 		orderID   uuid.UUID
 	)
 	switch ev := ev.(type) {
 	case domain.OrderConfirmed:
-		settled, err := m.settled(ctx, ev.OrderID)
-		if err != nil {
-			return err
-		}
-		if settled != "" {
-			m.metrics.Skipped.WithLabelValues("order_" + settled).Inc()
-			log.Info("no payment instructions: the order is "+settled, zap.String("order_id", ev.OrderID.String()))
-			return nil
-		}
 		kind, recipient, orderID = KindInstructions, ev.Recipient, ev.OrderID
-		c, err = m.render.Instructions(ev)
-		if err != nil {
-			return err
-		}
 	case domain.OrderPaid:
 		kind, recipient, orderID = KindReceipt, ev.Recipient, ev.OrderID
-		c, err = m.render.Receipt(ev)
-		if err != nil {
-			return err
-		}
 	default:
 		m.metrics.Skipped.WithLabelValues("no_email").Inc()
 		return nil
+	}
+	log = log.With(zap.String("order_id", orderID.String()), zap.String("kind", kind))
+	// The order as the log has it now, whoever wrote last (another replica's mailer, a
+	// payment): the history says whether the email went out, the state whether it is due.
+	o, _, ok, err := m.cfg.Commands.OrderNow(ctx, orderID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: order %s is not in the log", ErrPermanent, orderID)
+	}
+	if told, sent := o.Emails[kind]; sent {
+		m.metrics.Skipped.WithLabelValues("already_sent").Inc()
+		log.Info("email already sent, skipped", zap.Time("sent_at", told.SentAt), zap.String("message_id", told.MessageID))
+		return nil
+	}
+	var c Content
+	switch ev := ev.(type) {
+	case domain.OrderConfirmed:
+		// Instructions only to an order still awaiting payment, and never once its last day
+		// to pay has gone: a restored log, or a mailer that was down, must not ask for money
+		// that can no longer be paid.
+		if o.Status != domain.StatusConfirmed {
+			m.metrics.Skipped.WithLabelValues("order_" + string(o.Status)).Inc()
+			log.Info("no payment instructions: the order is " + string(o.Status))
+			return nil
+		}
+		if today := domain.DateOf(m.cfg.Now()); today.After(o.PayBy) {
+			m.metrics.Skipped.WithLabelValues("past_pay_by").Inc()
+			log.Info("no payment instructions: the last day to pay has gone", zap.Stringer("pay_by", o.PayBy))
+			return nil
+		}
+		c, err = m.render.Instructions(ev)
+	case domain.OrderPaid:
+		c, err = m.render.Receipt(ev)
+	}
+	if err != nil {
+		return err
 	}
 	if recipient.Email == "" {
 		return fmt.Errorf("%w: order %s has no recipient address", ErrPermanent, orderID)
 	}
 	e := Email{
 		ID:        n.EventID,
+		Name:      orderID.String() + "-" + kind,
 		MessageID: n.EventID + "@" + m.cfg.MessageIDDomain,
 		From:      m.cfg.From,
 		ToName:    recipient.Name,
@@ -414,35 +412,53 @@ func (m *Mailer) process(ctx context.Context, n relay.Message, log *zap.Logger) 
 		return err
 	}
 	m.metrics.SendSeconds.Observe(time.Since(start).Seconds())
-	// Recorded before the ack: a redelivery finds it. A crash between the server's
-	// acceptance and this line sends the email again, with the same Message-ID.
-	rec, _ := json.Marshal(SentRecord{EventID: n.EventID, Kind: kind, To: recipient.Email,
-		MessageID: e.MessageID, SentAt: m.cfg.Now().UTC()})
-	if _, err := m.sent.Put(ctx, n.EventID, rec); err != nil {
-		log.Error("email sent but not recorded; a redelivery would send it again", zap.Error(err))
-		return fmt.Errorf("sent-log %s: %w", n.EventID, err)
-	}
 	m.metrics.Sent.WithLabelValues(kind).Inc()
-	log.Info("email sent", zap.String("kind", kind), zap.String("to", recipient.Email),
-		zap.String("order_id", orderID.String()), zap.String("message_id", e.MessageID))
+	// A crash between the server's acceptance and the record sends the email again, with
+	// the same Message-ID: the README gives how often.
+	if err := m.record(ctx, msg, n, orderID, domain.RecordEmailSent{
+		Kind: kind, MessageID: e.MessageID, To: recipient.Email, SentAt: m.cfg.Now().UTC(),
+	}); err != nil {
+		if _, refused := domain.AsError(err); refused {
+			// A refusal will not change on a redelivery, which would only send it again.
+			log.Error("email sent; its record was refused", zap.Error(err))
+			return nil
+		}
+		log.Error("email sent but not recorded; a redelivery would send it again", zap.Error(err))
+		return err
+	}
+	log.Info("email sent", zap.String("to", recipient.Email), zap.String("message_id", e.MessageID))
 	return nil
 }
 
-// settled says whether the order was paid, cancelled or expired ("" when none), from the
-// notifications stream: the relay publishes those events under the order's id.
-func (m *Mailer) settled(ctx context.Context, order uuid.UUID) (string, error) {
-	for _, t := range [...]struct{ typ, state string }{
-		{"OrderPaid", "paid"}, {"OrderCancelled", "cancelled"}, {"OrderExpired", "expired"},
-	} {
-		_, err := m.stream.GetLastMsgForSubject(ctx, relay.Subject(m.cfg.SubjectPrefix, t.typ, order.String()))
-		if err == nil {
-			return t.state, nil
-		}
-		if !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return "", fmt.Errorf("is order %s %s: %w", order, t.state, err)
-		}
+// recordAttempts bounds the attempts to record an email sent before the message is handed
+// back (and the email, unrecorded, may be sent again).
+const recordAttempts = 6
+
+// record appends EmailSent to the order's stream, retrying while the store does not answer.
+// The command's key is the notification's event id: a second record of the same email, by
+// this mailer or another, is recognised and writes nothing.
+func (m *Mailer) record(ctx context.Context, msg jetstream.Msg, n relay.Message, orderID uuid.UUID, cmd domain.RecordEmailSent) error {
+	meta := command.Meta{
+		CorrelationID: n.Metadata.CorrelationID, CausationID: n.EventID, Actor: "process:mailer",
+		Key: command.IdempotencyKey("mailer", n.EventID),
 	}
-	return "", nil
+	delay := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		_, _, err := m.cfg.Commands.ExecuteOrder(ctx, orderID, cmd, meta, nil)
+		if err == nil {
+			return nil
+		}
+		if _, refused := domain.AsError(err); refused || attempt >= recordAttempts {
+			return fmt.Errorf("record %s email of order %s: %w", cmd.Kind, orderID, err)
+		}
+		_ = msg.InProgress() // keep the message ours while the store recovers
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay *= 2
+	}
 }
 
 // deadLetter keeps the message in the dead-letter stream and terminates it on the consumer.

@@ -1,6 +1,7 @@
 package mailer_test
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -87,9 +88,10 @@ func TestPaidOrderGetsNoInstructionsOnlyAReceipt(t *testing.T) {
 		t.Fatalf("the email is not the receipt: %s %q", r.Header.Get("Message-Id"), r.Subject)
 	}
 	contains(t, "receipt subject", r.Subject, "pagamento ricevuto")
-	contains(t, "receipt", r.Text, "72,59 €", "1 GB", "10/03/2027",
-		"Servizio Fatturazione Elettronica: dal 30/06/2026 al 10/03/2027",
-		"Utenti aggiuntivi × 2: dal 30/09/2026 al 10/03/2027")
+	// Paid on 11 March 2026: a year from the payment, for the space and the services alike.
+	contains(t, "receipt", r.Text, "72,59 €", "1 GB", "11/03/2027",
+		"Servizio Fatturazione Elettronica: dal 30/06/2026 al 11/03/2027 (9 mesi addebitati)",
+		"Utenti aggiuntivi × 2: dal 30/09/2026 al 11/03/2027 (6 mesi addebitati)")
 	if v := value(m.Metrics().Skipped.WithLabelValues("order_paid")); v != 1 {
 		t.Errorf("skipped order_paid = %v", v)
 	}
@@ -271,14 +273,19 @@ func TestOutboxWritesEmlFiles(t *testing.T) {
 	m, stop := h.runMailer(h.config(out))
 	defer stop()
 	c := confirmed(t, h.cat, "Mario Rossi", "mario@example.it", "it", domain.MethodBankTransfer)
-	id := h.confirm(c)
+	h.confirm(c)
 	deadline := time.Now().Add(10 * time.Second)
 	for value(m.Metrics().Sent.WithLabelValues(mailer.KindInstructions)) < 1 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
-	raw, err := readFile(out.Path(id.String()))
+	// Named by the order and the kind of email, so a person finds it; its parts are 8bit
+	// UTF-8, so grep finds the amount as it reads.
+	raw, err := readFile(out.Path(c.OrderID.String() + "-" + mailer.KindInstructions))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !bytes.Contains(raw, []byte("72,59 €")) || !bytes.Contains(raw, []byte("Content-Transfer-Encoding: 8bit")) {
+		t.Fatalf("the .eml is not plain UTF-8:\n%s", raw)
 	}
 	r := received{Raw: raw}
 	if err := parse(&r); err != nil {

@@ -65,3 +65,22 @@ func pad2(n int) string {
 	}
 	return strconv.Itoa(n)
 }
+
+// Count writes n with the noun that agrees with it, in lang: one for 1, other for any other
+// number (Italian and English both use the singular for exactly one: "1 mese", "0 mesi",
+// "1 month", "2 months").
+func Count(n int, lang, oneIT, otherIT, oneEN, otherEN string) string {
+	one, other := oneIT, otherIT
+	if lang == "en" {
+		one, other = oneEN, otherEN
+	}
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + other
+}
+
+// Months writes a number of months in lang: "1 mese", "6 mesi", "1 month", "6 months".
+func Months(n int, lang string) string {
+	return Count(n, lang, "mese", "mesi", "month", "months")
+}

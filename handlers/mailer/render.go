@@ -68,11 +68,13 @@ func Language(lang string) string {
 }
 
 type lineView struct {
-	Label     string
-	Months    int
-	NewExpiry string
-	OldExpiry string
-	Net       string
+	Label  string
+	Months int
+	// MonthsText is the months in words that agree with the number: "1 mese", "3 mesi".
+	MonthsText string
+	NewExpiry  string
+	OldExpiry  string
+	Net        string
 }
 
 type instructionsView struct {
@@ -85,6 +87,11 @@ type instructionsView struct {
 	Instructions              string
 	Link                      string
 	Beneficiary, IBAN, Reason string
+	// ExpectedOn is the day the payment is expected in the books, the same working day the
+	// read models show; WorkingDays says how many working days that is, in words.
+	ExpectedOn, WorkingDays string
+	// SpaceMonths is how long the space runs from the payment, in words.
+	SpaceMonths string
 }
 
 type receiptView struct {
@@ -93,6 +100,10 @@ type receiptView struct {
 	GB            int
 	NewExpiry     string
 	Services      []lineView
+	// EarlierSpace lists earlier space aligned to the new expiry.
+	EarlierSpace []lineView
+	// Excess is what the payment brought beyond the total, owed back ("" when none).
+	Excess string
 }
 
 // Instructions renders the payment instructions of a confirmed order.
@@ -116,6 +127,9 @@ func (r *Renderer) Instructions(ev domain.OrderConfirmed) (Content, error) {
 		Instructions: m.Instructions[lang],
 		Beneficiary:  m.Beneficiary,
 		IBAN:         m.IBAN,
+		ExpectedOn:   FormatDate(ev.ExpectedRegistration(), lang),
+		WorkingDays:  Count(ev.ExpectedRegistrationDays, lang, "giorno lavorativo", "giorni lavorativi", "working day", "working days"),
+		SpaceMonths:  Months(ev.Quote.SpaceMonths(), lang),
 	}
 	if m.PaymentLink != "" {
 		v.Link = strings.ReplaceAll(m.PaymentLink, "{order}", url.PathEscape(order))
@@ -135,16 +149,27 @@ func PaymentReason(orderID, lang string) string {
 	return "Ordine " + orderID
 }
 
-// Receipt renders what a paid order granted.
+// Receipt renders what a paid order granted: the space and the services it aligned run to
+// the same day, a year (the quote's months) from the day the payment completed.
 func (r *Renderer) Receipt(ev domain.OrderPaid) (Content, error) {
 	lang := Language(ev.Recipient.Language)
+	granted := ev.Quote.GrantedExpiry(domain.DateOf(ev.PaidAt))
 	v := receiptView{
-		Name:      ev.Recipient.Name,
-		OrderID:   ev.OrderID.String(),
-		Paid:      FormatMoney(ev.PaidCents, lang),
-		GB:        ev.Quote.GB,
-		NewExpiry: FormatDate(ev.Quote.NewExpiry, lang),
-		Services:  r.lines(domain.Quote{Lines: ev.Quote.ExtendedServices()}, lang),
+		Name:         ev.Recipient.Name,
+		OrderID:      ev.OrderID.String(),
+		Paid:         FormatMoney(ev.PaidCents+ev.ExcessCents, lang),
+		GB:           ev.Quote.GB,
+		NewExpiry:    FormatDate(granted, lang),
+		Services:     r.lines(domain.Quote{Lines: ev.Quote.ExtendedServices()}, lang),
+		EarlierSpace: r.lines(domain.Quote{Lines: ev.Quote.EarlierSpace()}, lang),
+	}
+	for _, l := range [][]lineView{v.Services, v.EarlierSpace} {
+		for i := range l {
+			l[i].NewExpiry = v.NewExpiry
+		}
+	}
+	if ev.ExcessCents > 0 {
+		v.Excess = FormatMoney(ev.ExcessCents, lang)
 	}
 	return r.render(KindReceipt, lang, v)
 }
@@ -153,11 +178,12 @@ func (r *Renderer) lines(q domain.Quote, lang string) []lineView {
 	out := make([]lineView, 0, len(q.Lines))
 	for _, l := range q.Lines {
 		out = append(out, lineView{
-			Label:     r.label(l, lang),
-			Months:    l.Months,
-			NewExpiry: FormatDate(l.NewExpiry, lang),
-			OldExpiry: FormatDate(l.OldExpiry, lang),
-			Net:       FormatMoney(l.NetCents, lang),
+			Label:      r.label(l, lang),
+			Months:     l.Months,
+			MonthsText: Months(l.Months, lang),
+			NewExpiry:  FormatDate(l.NewExpiry, lang),
+			OldExpiry:  FormatDate(l.OldExpiry, lang),
+			Net:        FormatMoney(l.NetCents, lang),
 		})
 	}
 	return out
@@ -169,6 +195,12 @@ func (r *Renderer) label(l domain.QuoteLine, lang string) string {
 			return "Extra space " + strconv.Itoa(l.Quantity) + " GB"
 		}
 		return "Spazio aggiuntivo " + strconv.Itoa(l.Quantity) + " GB"
+	}
+	if l.Kind == domain.KindEarlierSpace {
+		if lang == "en" {
+			return "Extra space bought earlier " + strconv.Itoa(l.Quantity) + " GB"
+		}
+		return "Spazio aggiuntivo già acquistato " + strconv.Itoa(l.Quantity) + " GB"
 	}
 	label := l.Kind
 	if s, ok := r.cat.Services[l.Kind]; ok && s.Label[lang] != "" {

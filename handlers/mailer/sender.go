@@ -17,8 +17,11 @@ import (
 
 // Email is one message ready to go.
 type Email struct {
-	// ID names the email: the id of the event it answers. The outbox file is "<ID>.eml".
-	ID        string
+	// ID names the email: the id of the event it answers.
+	ID string
+	// Name, when set, names the outbox file "<Name>.eml" (the mailer's is
+	// "<order id>-<kind>", one of each kind per order); else the file is "<ID>.eml".
+	Name      string
 	MessageID string // without the angle brackets: "<eventId>@<domain>"
 	From      string // an RFC 5322 address, e.g. "Fatturazione Elettronica <noreply@example.com>"
 	ToName    string
@@ -36,9 +39,11 @@ type Sender interface {
 	Send(ctx context.Context, e Email) error
 }
 
-// Message builds the MIME message of an email: multipart/alternative, text then HTML.
-func Message(e Email) (*gomail.Msg, error) {
-	m := gomail.NewMsg()
+// Message builds the MIME message of an email: multipart/alternative, text then HTML, its
+// parts in enc (quoted-printable for SMTP, which every server takes; 8bit UTF-8 on disk,
+// so that grep finds "114,68 €" in an .eml file).
+func Message(e Email, enc gomail.Encoding) (*gomail.Msg, error) {
+	m := gomail.NewMsg(gomail.WithEncoding(enc))
 	if err := m.From(e.From); err != nil {
 		return nil, fmt.Errorf("%w: from %q: %v", ErrPermanent, e.From, err)
 	}
@@ -155,7 +160,7 @@ func (s *SMTPSender) client() (*gomail.Client, error) {
 
 // Send delivers e; nil means the server accepted it.
 func (s *SMTPSender) Send(ctx context.Context, e Email) error {
-	m, err := Message(e)
+	m, err := Message(e, gomail.EncodingQP)
 	if err != nil {
 		return err
 	}
@@ -191,20 +196,24 @@ func NewOutbox(dir string, log *zap.Logger) (*Outbox, error) {
 	return &Outbox{dir: dir, log: log}, nil
 }
 
-// Path is where the email with this id is written.
-func (o *Outbox) Path(id string) string { return filepath.Join(o.dir, id+".eml") }
+// Path is where the email named name (Email.Name, else its ID) is written.
+func (o *Outbox) Path(name string) string { return filepath.Join(o.dir, name+".eml") }
 
 // Send writes the email atomically: a temporary file, synced, then renamed into place, so
 // a reader never sees half an email and a second write of the same id replaces the first.
 func (o *Outbox) Send(_ context.Context, e Email) error {
-	if e.ID == "" || strings.ContainsAny(e.ID, `/\`) || strings.HasPrefix(e.ID, ".") {
-		return fmt.Errorf("%w: email id %q cannot name a file", ErrPermanent, e.ID)
+	name := e.Name
+	if name == "" {
+		name = e.ID
 	}
-	m, err := Message(e)
+	if name == "" || strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") {
+		return fmt.Errorf("%w: email name %q cannot name a file", ErrPermanent, name)
+	}
+	m, err := Message(e, gomail.NoEncoding)
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(o.dir, ".tmp-"+e.ID+"-*")
+	f, err := os.CreateTemp(o.dir, ".tmp-"+name+"-*")
 	if err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
@@ -217,18 +226,18 @@ func (o *Outbox) Send(_ context.Context, e Email) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, o.Path(e.ID))
+		err = os.Rename(tmp, o.Path(name))
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
-		return fmt.Errorf("outbox: write %s: %w", o.Path(e.ID), err)
+		return fmt.Errorf("outbox: write %s: %w", o.Path(name), err)
 	}
 	// The rename itself is durable only once the folder is synced.
 	if d, err := os.Open(o.dir); err == nil {
 		_ = d.Sync()
 		_ = d.Close()
 	}
-	o.log.Info("email written to the outbox", zap.String("path", o.Path(e.ID)),
+	o.log.Info("email written to the outbox", zap.String("path", o.Path(name)),
 		zap.String("to", e.To), zap.String("subject", e.Subject))
 	return nil
 }

@@ -33,6 +33,8 @@ type smtpServer struct {
 	holdAt  int
 	held    chan struct{}
 	release chan struct{}
+	// delay is how long the server takes to answer a DATA it accepts (a slow relay).
+	delay time.Duration
 }
 
 type received struct {
@@ -140,7 +142,7 @@ func (x *session) Data(r io.Reader) error {
 		return err
 	}
 	x.s.mu.Lock()
-	reject := x.s.reject
+	reject, delay := x.s.reject, x.s.delay
 	hold := x.s.holdAt > 0 && len(x.s.received)+1 == x.s.holdAt
 	if hold {
 		x.s.holdAt = 0
@@ -153,6 +155,11 @@ func (x *session) Data(r io.Reader) error {
 	}
 	if reject {
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
+	}
+	if delay > 0 {
+		// Accepted, but the answer is slow to come: a sender that dies meanwhile never
+		// learns that it went out.
+		time.Sleep(delay)
 	}
 	m := received{From: x.from, To: x.to, Raw: raw, At: time.Now()}
 	if err := parse(&m); err != nil {

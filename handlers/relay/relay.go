@@ -45,6 +45,9 @@ func DefaultTypes() []string {
 	return []string{
 		"SubscriptionOpened", "SpaceAdded", "ServicesExtended",
 		"OrderConfirmed", "PaymentRegistered", "OrderPaid", "OrderCancelled", "OrderExpired",
+		// The calendar rules' facts that others act on: space aligned (provisioning), money
+		// owed back (payments), orders ended or overdue (finance).
+		"SpaceExtended", "CreditDue", "OrderOverdue", "OrderAbandoned",
 	}
 }
 
@@ -167,10 +170,13 @@ func New(store eventstore.Store, js jetstream.JetStream, opts Options) *Relay {
 	return &Relay{store: store, js: js, opts: opts, types: types, log: opts.Logger}
 }
 
-// Checkpoint is the last event published: its commit's Position and its Index in the commit.
+// Checkpoint is the last event published: its commit's Position and its Index in the
+// commit, and its stream and version, where the rest of a partly published commit is read.
 type Checkpoint struct {
-	Position uint64
-	Index    int
+	Position      uint64
+	Index         int
+	Stream        string
+	StreamVersion uint64
 }
 
 // LastPublished reads the checkpoint from the stream's last message. An empty stream answers
@@ -189,10 +195,12 @@ func LastPublished(ctx context.Context, s jetstream.Stream) (Checkpoint, error) 
 	}
 	pos, err1 := strconv.ParseUint(m.Header.Get(HeaderPosition), 10, 64)
 	idx, err2 := strconv.Atoi(m.Header.Get(HeaderIndex))
-	if err := errors.Join(err1, err2); err != nil {
-		return Checkpoint{}, fmt.Errorf("relay: last message %d has no checkpoint headers: %w", info.State.LastSeq, err)
+	var body Message
+	err3 := json.Unmarshal(m.Data, &body)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return Checkpoint{}, fmt.Errorf("relay: last message %d has no checkpoint: %w", info.State.LastSeq, err)
 	}
-	return Checkpoint{Position: pos, Index: idx}, nil
+	return Checkpoint{Position: pos, Index: idx, Stream: body.Stream, StreamVersion: body.StreamVersion}, nil
 }
 
 // Run publishes until ctx ends, resuming after the stream's last message. Errors from the
@@ -225,21 +233,52 @@ func (r *Relay) runOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	after := uint64(0)
-	if cp.Position > 0 {
-		after = cp.Position - 1 // read that commit again, skipping the events already published
-	}
 	r.log.Info("relay following the log", zap.String("stream", r.opts.Stream),
 		zap.Uint64("position", cp.Position), zap.Int("index", cp.Index))
-	return r.store.Subscribe(ctx, after, func(env eventstore.Envelope) error {
-		if env.Position < cp.Position || (env.Position == cp.Position && env.Index <= cp.Index) {
-			return nil
+	// Positions are opaque (no "the one before"): the rest of a commit the relay stopped
+	// in is read from its stream, after the last version published, then the log is
+	// followed after that commit.
+	if cp.Position > 0 {
+		if err := r.finishCommit(ctx, cp); err != nil {
+			return err
 		}
+	}
+	return r.store.Subscribe(ctx, cp.Position, func(env eventstore.Envelope) error {
 		if !r.opts.AllTypes && !r.types[env.Type] {
 			return nil
 		}
 		return r.publish(ctx, env)
 	})
+}
+
+// finishCommit publishes what follows the checkpoint in its commit: the stream's events
+// after its version that carry the commit's position.
+func (r *Relay) finishCommit(ctx context.Context, cp Checkpoint) error {
+	if cp.Stream == "" {
+		// Not a message this relay wrote: nothing says where its commit's rest is.
+		r.log.Warn("relay: the last message names no stream; following the log after its commit",
+			zap.Uint64("position", cp.Position), zap.Int("index", cp.Index))
+		return nil
+	}
+	envs, err := r.store.ReadStream(ctx, cp.Stream, cp.StreamVersion+1)
+	if errors.Is(err, eventstore.ErrStreamNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("relay: the rest of commit %d in %s: %w", cp.Position, cp.Stream, err)
+	}
+	for _, env := range envs {
+		if env.Position != cp.Position {
+			return nil
+		}
+		if !r.opts.AllTypes && !r.types[env.Type] {
+			continue
+		}
+		if err := r.publish(ctx, env); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // publish sends one event, retrying with the same message id until the server acknowledges

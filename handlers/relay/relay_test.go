@@ -12,13 +12,14 @@ import (
 
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
-	esjs "github.com/einvoice/spaceorders/eventstore/jetstream"
 	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
+	"github.com/einvoice/spaceorders/eventstore/kurrentdb"
+	"github.com/einvoice/spaceorders/eventstore/kurrentdb/standin"
 	"github.com/einvoice/spaceorders/handlers/relay"
 )
 
 type env struct {
-	store *esjs.Store
+	store eventstore.Store
 	js    jetstream.JetStream
 }
 
@@ -212,8 +213,25 @@ func TestRelayRestartMidStreamSkipsNothingAndRepeatsNothing(t *testing.T) {
 }
 
 // A relay that died after publishing the first event of a commit resumes with the second.
-func TestRelayResumesWithinACommit(t *testing.T) {
+func TestRelayResumesWithinACommit(t *testing.T) { resumesWithinACommit(t, start(t)) }
+
+// The same on a log whose positions are not dense, the KurrentDB adapter on its STAND-IN
+// (which refuses positions that are not a record's start, as the server does): the
+// relay never computes a position, it reads the rest of the commit from its stream.
+func TestRelayResumesWithinACommitOnKurrentDBStandin(t *testing.T) {
 	e := start(t)
+	conn, stop := standin.Start()
+	t.Cleanup(stop)
+	s, err := kurrentdb.Open(context.Background(), conn, kurrentdb.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	e.store = s
+	resumesWithinACommit(t, e)
+}
+
+func resumesWithinACommit(t *testing.T, e env) {
 	ctx := context.Background()
 	want := appendOrder(t, e.store) // confirmed, then registered+paid in one commit
 	all, err := e.store.ReadAll(ctx, 0, 100)

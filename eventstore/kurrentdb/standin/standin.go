@@ -2,18 +2,42 @@
 // server of the Streams service, built from the Go client's own protos, so that the kurrentdb
 // adapter's mapping can be tested on machines where the real server cannot run.
 //
-// It answers Append and Read (streams and $all, one-shot reads and catch-up subscriptions,
-// with the filters the client sends) the way the real server shapes its answers: expected
-// revisions and WrongExpectedVersion, idempotent re-append of the same event ids, commit and
-// prepare positions (the events of one append share a commit position and have increasing
-// prepare positions), stream not found, a log that starts with a system event. Everything
-// else (Delete, Tombstone, BatchAppend, ServerFeatures, gossip, persistence, ACLs, links) is
-// left unimplemented. Passing tests against it prove the adapter's mapping of the client's
-// protocol, never the real server's behaviour.
+// What it models is what the adapter relies on, shaped as KurrentDB v25.1 answers it:
+//   - expected revisions and WrongExpectedVersion (both the current and the 20.6 fields);
+//   - idempotent re-append of the same event ids, answered with the original position of
+//     the last matched event, or, with AnswerRetriesWithoutPosition, with NoPosition (the
+//     server's answer when its read-back fails, which the client turns into position 0);
+//   - positions as the server gives them: every event has its own $all position, commit and
+//     prepare equal to the record's log offset, growing by roughly the record's size; an
+//     append answers its last event's position;
+//   - a read or subscription of $all from a position that is not the start of a record (nor
+//     the end of the log) refused with InvalidArgument "invalid position";
+//   - the append size limit (MaxAppendSize, the server's default 1 MiB), counted over each
+//     event's data, metadata and type, refused with InvalidArgument and the
+//     maximum-append-size-exceeded trailers;
+//   - soft-deleted streams (Delete: reads say not found, a new append goes on after the
+//     last revision, a $metadata event lands in $$<stream>) and hard-deleted ones
+//     (Tombstone: every read and append refused with the stream-deleted trailers, a
+//     $streamDeleted event in $all);
+//   - stream not found, a log that starts with a system event, catch-up subscriptions with
+//     the filters the client sends, checkpoints of filtered subscriptions, dropped
+//     subscriptions.
+//
+// Not modelled: expected revisions of Delete and Tombstone, scavenging (deleted streams'
+// events stay in $all, as they do on a server until a scavenge), stream metadata other
+// than the deletion ($maxAge, $maxCount, ACLs), link events and resolving them, persistent
+// subscriptions, BatchAppend, ServerFeatures (the client tolerates Unimplemented), gossip,
+// clusters and leader redirects, persistence, authentication, the exact byte layout of
+// records (positions are offsets, not the server's), and the IdempotentNotReady case as
+// such: LeaveAppendsUnanswered stands for it (the client sees the same: no answer before
+// its deadline), but the stand-in writes the events first. Passing tests
+// against it prove the adapter's mapping of the client's protocol, never the real server's
+// behaviour.
 package standin
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -31,29 +55,48 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
+
+// DefaultMaxAppendSize is the server's default MaxAppendSize: 1 MiB.
+const DefaultMaxAppendSize = 1 << 20
 
 // Server is the in-memory stand-in. The zero value is not usable; call New.
 type Server struct {
 	api.UnimplementedStreamsServer
 
 	mu      sync.Mutex
-	log     []*record        // $all, in position order
-	streams map[string][]int // stream name -> indexes into log, by revision
-	next    uint64           // prepare position of the next record
-	changed chan struct{}    // closed and replaced on every append: wakes live subscriptions
-	drop    chan struct{}    // closed and replaced by DropSubscriptions
+	log     []*record          // $all, in position order
+	streams map[string]*stream // by name
+	next    uint64             // position of the next record: the end of the log
+	changed chan struct{}      // closed and replaced on every write: wakes live subscriptions
+	drop    chan struct{}      // closed and replaced by DropSubscriptions
 	// dropAfter, when > 0, ends every subscription after it has sent that many events.
 	dropAfter int
+	// maxAppendSize bounds one append as the server counts it.
+	maxAppendSize int
+	// retriesWithoutPosition answers an idempotent re-append with NoPosition.
+	retriesWithoutPosition bool
+	// unanswered is how many coming appends are written but never answered.
+	unanswered int
 }
+
+type stream struct {
+	revs []int // indexes into log, by revision
+	// from is the first revision a read sees: a soft delete moves it past the last one.
+	from       uint64
+	tombstoned bool
+}
+
+// exists tells whether the stream has events a read would see.
+func (st *stream) exists() bool { return st != nil && uint64(len(st.revs)) > st.from }
 
 type record struct {
 	id       uuid.UUID
 	stream   string
 	revision uint64
-	commit   uint64
-	prepare  uint64
+	pos      uint64            // commit = prepare = the record's offset in the log
 	meta     map[string]string // type, content-type, created: the system metadata
 	custom   []byte
 	data     []byte
@@ -63,17 +106,22 @@ type record struct {
 // that readers of $all meet events they must skip.
 func New() *Server {
 	s := &Server{
-		streams: map[string][]int{},
-		next:    1024, // a real log never starts at position 0
-		changed: make(chan struct{}),
-		drop:    make(chan struct{}),
+		streams:       map[string]*stream{},
+		next:          1024, // a real log never starts at position 0
+		changed:       make(chan struct{}),
+		drop:          make(chan struct{}),
+		maxAppendSize: DefaultMaxAppendSize,
 	}
-	s.write("$settings", []*api.AppendReq_ProposedMessage{{
-		Id:       toProtoUUID(uuid.New(), false),
-		Metadata: map[string]string{"type": "$settings", "content-type": "application/json"},
-		Data:     []byte(`{}`),
-	}})
+	s.write("$settings", []*api.AppendReq_ProposedMessage{system("$settings", `{}`)})
 	return s
+}
+
+func system(typ, data string) *api.AppendReq_ProposedMessage {
+	return &api.AppendReq_ProposedMessage{
+		Id:       toProtoUUID(uuid.New(), false),
+		Metadata: map[string]string{"type": typ, "content-type": "application/json"},
+		Data:     []byte(data),
+	}
 }
 
 // Start serves a new stand-in on a loopback port; see (*Server).Start.
@@ -98,6 +146,31 @@ func (s *Server) StartAt(addr string) (connString string, stop func()) {
 	return "esdb://" + lis.Addr().String() + "?tls=false", func() { once.Do(g.Stop) }
 }
 
+// SetMaxAppendSize sets the largest append the stand-in accepts, as the server's
+// MaxAppendSize setting (KURRENTDB_MAX_APPEND_SIZE) does.
+func (s *Server) SetMaxAppendSize(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.maxAppendSize = n
+}
+
+// AnswerRetriesWithoutPosition makes an idempotent re-append answer NoPosition instead of
+// the original position, as the server does when it cannot read the original back.
+func (s *Server) AnswerRetriesWithoutPosition(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.retriesWithoutPosition = on
+}
+
+// LeaveAppendsUnanswered makes the next n appends be written but never answered, until
+// the client gives up at its deadline: an answer lost on the way, or (for a re-append) the
+// server dropping one it cannot check yet (IdempotentNotReady).
+func (s *Server) LeaveAppendsUnanswered(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.unanswered = n
+}
+
 // DropSubscriptions ends every open subscription with an error, as a server does when it
 // drops a slow or orphaned subscriber; the client sees SubscriptionDropped.
 func (s *Server) DropSubscriptions() {
@@ -115,6 +188,22 @@ func (s *Server) DropSubscriptionsAfter(n int) {
 	s.dropAfter = n
 }
 
+// streamDeleted is the server's error for a hard-deleted stream: the client recognises it
+// by its trailers, not by its status code.
+func streamDeleted(name string) error {
+	return status.Error(codes.FailedPrecondition, fmt.Sprintf("Event stream '%s' is deleted.", name))
+}
+
+func deletedTrailer(name string) metadata.MD {
+	return metadata.Pairs("exception", "stream-deleted", "stream-name", name)
+}
+
+// size is an event's size as the server counts it against MaxAppendSize (its
+// Event.SizeOnDisk: data, metadata and type, plus a small fixed part).
+func size(m *api.AppendReq_ProposedMessage) int {
+	return len(m.GetData()) + len(m.GetCustomMetadata()) + 2*len(m.GetMetadata()["type"]) + 32
+}
+
 // Append implements the client-streaming Append: one options message, then the events.
 func (s *Server) Append(srv api.Streams_AppendServer) error {
 	first, err := srv.Recv()
@@ -125,7 +214,11 @@ func (s *Server) Append(srv api.Streams_AppendServer) error {
 	if opts == nil || opts.GetStreamIdentifier() == nil {
 		return status.Error(codes.InvalidArgument, "first append message must carry options")
 	}
+	s.mu.Lock()
+	limit := s.maxAppendSize
+	s.mu.Unlock()
 	var msgs []*api.AppendReq_ProposedMessage
+	total := 0
 	for {
 		req, err := srv.Recv()
 		if errors.Is(err, io.EOF) {
@@ -138,19 +231,47 @@ func (s *Server) Append(srv api.Streams_AppendServer) error {
 		if pm == nil {
 			return status.Error(codes.InvalidArgument, "expected a proposed message")
 		}
+		// The server counts as it receives, and gives up at the first event over the limit.
+		if total += size(pm); total > limit {
+			srv.SetTrailer(metadata.Pairs("exception", "maximum-append-size-exceeded", "maximum-append-size", strconv.Itoa(limit)))
+			return status.Error(codes.InvalidArgument, fmt.Sprintf("Maximum Append Size of %d Exceeded.", limit))
+		}
 		if pm.GetMetadata()["type"] == "" || pm.GetMetadata()["content-type"] == "" {
 			return status.Error(codes.InvalidArgument, "proposed message lacks type or content-type")
 		}
 		msgs = append(msgs, pm)
 	}
-	return srv.SendAndClose(s.append(string(opts.GetStreamIdentifier().GetStreamName()), opts, msgs))
+	name := string(opts.GetStreamIdentifier().GetStreamName())
+	resp, deleted := s.append(name, opts, msgs)
+	if deleted {
+		srv.SetTrailer(deletedTrailer(name))
+		return streamDeleted(name)
+	}
+	s.mu.Lock()
+	mute := s.unanswered > 0
+	if mute {
+		s.unanswered--
+	}
+	s.mu.Unlock()
+	if mute {
+		<-srv.Context().Done()
+		return status.FromContextError(srv.Context().Err()).Err()
+	}
+	return srv.SendAndClose(resp)
 }
 
-func (s *Server) append(name string, opts *api.AppendReq_Options, msgs []*api.AppendReq_ProposedMessage) *api.AppendResp {
+func (s *Server) append(name string, opts *api.AppendReq_Options, msgs []*api.AppendReq_ProposedMessage) (resp *api.AppendResp, deleted bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	revs := s.streams[name]
-	exists := len(revs) > 0
+	st := s.streams[name]
+	if st != nil && st.tombstoned {
+		return nil, true
+	}
+	var revs []int
+	if st != nil {
+		revs = st.revs
+	}
+	exists := st.exists()
 	cur := uint64(len(revs)) - 1 // meaningless unless exists
 
 	// The server recognises a retried write by its event ids: the events that would follow
@@ -166,19 +287,27 @@ func (s *Server) append(name string, opts *api.AppendReq_Options, msgs []*api.Ap
 			}
 		}
 		last := s.log[revs[start+len(msgs)-1]]
-		return success(last.revision, last.commit), true
+		if s.retriesWithoutPosition {
+			return &api.AppendResp{Result: &api.AppendResp_Success_{Success: &api.AppendResp_Success{
+				CurrentRevisionOption: &api.AppendResp_Success_CurrentRevision{CurrentRevision: last.revision},
+				PositionOption:        &api.AppendResp_Success_NoPosition{NoPosition: &shared.Empty{}},
+			}}}, true
+		}
+		return success(last.revision, last.pos), true
 	}
 
 	ok := true
 	switch e := opts.GetExpectedStreamRevision().(type) {
 	case *api.AppendReq_Options_Revision:
 		if r, hit := idempotentFrom(int(e.Revision) + 1); hit {
-			return r
+			return r, false
 		}
 		ok = exists && cur == e.Revision
 	case *api.AppendReq_Options_NoStream:
-		if r, hit := idempotentFrom(0); hit {
-			return r
+		if st != nil {
+			if r, hit := idempotentFrom(int(st.from)); hit {
+				return r, false
+			}
 		}
 		ok = !exists
 	case *api.AppendReq_Options_StreamExists, *api.AppendReq_Options_Any:
@@ -189,7 +318,7 @@ func (s *Server) append(name string, opts *api.AppendReq_Options, msgs []*api.Ap
 			for i, idx := range revs {
 				if s.log[idx].id == first {
 					if r, hit := idempotentFrom(i); hit {
-						return r
+						return r, false
 					}
 				}
 			}
@@ -201,25 +330,30 @@ func (s *Server) append(name string, opts *api.AppendReq_Options, msgs []*api.Ap
 		ok = false
 	}
 	if !ok {
-		return wrongExpectedVersion(opts, exists, cur)
+		return wrongExpectedVersion(opts, exists, cur), false
 	}
 	if len(msgs) == 0 {
 		if !exists {
 			return &api.AppendResp{Result: &api.AppendResp_Success_{Success: &api.AppendResp_Success{
 				CurrentRevisionOption: &api.AppendResp_Success_NoStream{NoStream: &shared.Empty{}},
 				PositionOption:        &api.AppendResp_Success_NoPosition{NoPosition: &shared.Empty{}},
-			}}}
+			}}}, false
 		}
-		return success(cur, s.log[revs[len(revs)-1]].commit)
+		return success(cur, s.log[revs[len(revs)-1]].pos), false
 	}
 	last := s.write(name, msgs)
-	return success(last.revision, last.commit)
+	return success(last.revision, last.pos), false
 }
 
-// write appends msgs to the log as one commit; the caller holds s.mu (or owns s).
+// write appends msgs to the log as one commit; the caller holds s.mu (or owns s). Every
+// event gets its own position, as on the server.
 func (s *Server) write(name string, msgs []*api.AppendReq_ProposedMessage) *record {
-	commit := s.next
 	created := strconv.FormatInt(time.Now().UnixNano()/100, 10) // .NET ticks since the Unix epoch
+	st := s.streams[name]
+	if st == nil {
+		st = &stream{}
+		s.streams[name] = st
+	}
 	var r *record
 	for _, m := range msgs {
 		meta := map[string]string{"created": created}
@@ -229,29 +363,73 @@ func (s *Server) write(name string, msgs []*api.AppendReq_ProposedMessage) *reco
 		r = &record{
 			id:       fromProtoUUID(m.GetId()),
 			stream:   name,
-			revision: uint64(len(s.streams[name])),
-			commit:   commit,
-			prepare:  s.next,
+			revision: uint64(len(st.revs)),
+			pos:      s.next,
 			meta:     meta,
 			custom:   bytes.Clone(m.GetCustomMetadata()),
 			data:     bytes.Clone(m.GetData()),
 		}
 		// Positions are byte offsets in the real log: grow by roughly the record's size.
 		s.next += uint64(64 + len(name) + len(r.data) + len(r.custom))
-		s.streams[name] = append(s.streams[name], len(s.log))
+		st.revs = append(st.revs, len(s.log))
 		s.log = append(s.log, r)
 	}
-	close(s.changed)
-	s.changed = make(chan struct{})
+	s.wake()
 	return r
 }
 
-func success(revision, commit uint64) *api.AppendResp {
+func (s *Server) wake() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+func success(revision, pos uint64) *api.AppendResp {
 	return &api.AppendResp{Result: &api.AppendResp_Success_{Success: &api.AppendResp_Success{
 		CurrentRevisionOption: &api.AppendResp_Success_CurrentRevision{CurrentRevision: revision},
 		PositionOption: &api.AppendResp_Success_Position{Position: &api.AppendResp_Position{
-			CommitPosition: commit, PreparePosition: commit,
+			CommitPosition: pos, PreparePosition: pos,
 		}}}}}
+}
+
+// Delete soft-deletes a stream: reads say it is not found, and a new append goes on from
+// the revision after its last. The server records it as the stream's metadata ($tb, the
+// truncate-before revision) in $$<stream>.
+func (s *Server) Delete(ctx context.Context, req *api.DeleteReq) (*api.DeleteResp, error) {
+	name := string(req.GetOptions().GetStreamIdentifier().GetStreamName())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[name]
+	if st != nil && st.tombstoned {
+		_ = grpc.SetTrailer(ctx, deletedTrailer(name))
+		return nil, streamDeleted(name)
+	}
+	if st == nil {
+		st = &stream{}
+		s.streams[name] = st
+	}
+	st.from = uint64(len(st.revs))
+	r := s.write("$$"+name, []*api.AppendReq_ProposedMessage{system("$metadata", fmt.Sprintf(`{"$tb":%d}`, st.from))})
+	return &api.DeleteResp{PositionOption: &api.DeleteResp_Position_{Position: &api.DeleteResp_Position{
+		CommitPosition: r.pos, PreparePosition: r.pos,
+	}}}, nil
+}
+
+// Tombstone hard-deletes a stream: it can never be read or written again. The server
+// writes a $streamDeleted event into it.
+func (s *Server) Tombstone(ctx context.Context, req *api.TombstoneReq) (*api.TombstoneResp, error) {
+	name := string(req.GetOptions().GetStreamIdentifier().GetStreamName())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.streams[name]
+	if st != nil && st.tombstoned {
+		_ = grpc.SetTrailer(ctx, deletedTrailer(name))
+		return nil, streamDeleted(name)
+	}
+	r := s.write(name, []*api.AppendReq_ProposedMessage{system("$streamDeleted", `{}`)})
+	s.streams[name].tombstoned = true
+	return &api.TombstoneResp{PositionOption: &api.TombstoneResp_Position_{Position: &api.TombstoneResp_Position{
+		CommitPosition: r.pos, PreparePosition: r.pos,
+	}}}, nil
 }
 
 // wrongExpectedVersion fills both the current fields and the ones kept for clients older
@@ -294,6 +472,17 @@ func (s *Server) Read(req *api.ReadReq, srv api.Streams_ReadServer) error {
 	if err != nil {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
+	if so := o.GetStream(); so != nil {
+		name := string(so.GetStreamIdentifier().GetStreamName())
+		s.mu.Lock()
+		st := s.streams[name]
+		deleted := st != nil && st.tombstoned
+		s.mu.Unlock()
+		if deleted {
+			srv.SetTrailer(deletedTrailer(name))
+			return streamDeleted(name)
+		}
+	}
 	str := o.GetUuidOption().GetString_() != nil
 	switch o.GetCountOption().(type) {
 	case *api.ReadReq_Options_Count:
@@ -308,6 +497,32 @@ func (s *Server) Read(req *api.ReadReq, srv api.Streams_ReadServer) error {
 	}
 }
 
+// invalidPosition is the server's answer to a $all position that is not a record's start.
+func invalidPosition(commit, prepare uint64) error {
+	return status.Error(codes.InvalidArgument, fmt.Sprintf("invalid position: commit %d, prepare %d", commit, prepare))
+}
+
+// at returns the index of the record at (commit, prepare), len(s.log) for the end of the
+// log, or false when that is not where a record starts. The caller holds s.mu.
+func (s *Server) at(commit, prepare uint64) (int, bool) {
+	if commit != prepare {
+		return 0, false
+	}
+	if commit == s.next {
+		return len(s.log), true
+	}
+	i := sort.Search(len(s.log), func(i int) bool { return s.log[i].pos >= commit })
+	return i, i < len(s.log) && s.log[i].pos == commit
+}
+
+// visible returns the revisions of a stream a read sees, as indexes into the log.
+func (st *stream) visible() []int {
+	if !st.exists() {
+		return nil
+	}
+	return st.revs[st.from:]
+}
+
 func (s *Server) readOnce(o *api.ReadReq_Options, f *filter, str bool, srv api.Streams_ReadServer) error {
 	s.mu.Lock()
 	var out []*record
@@ -315,7 +530,8 @@ func (s *Server) readOnce(o *api.ReadReq_Options, f *filter, str bool, srv api.S
 	back := o.GetReadDirection() == api.ReadReq_Options_Backwards
 	if so := o.GetStream(); so != nil {
 		name := string(so.GetStreamIdentifier().GetStreamName())
-		revs := s.streams[name]
+		st := s.streams[name]
+		revs := st.visible()
 		if len(revs) == 0 {
 			s.mu.Unlock()
 			return srv.Send(&api.ReadResp{Content: &api.ReadResp_StreamNotFound_{StreamNotFound: &api.ReadResp_StreamNotFound{
@@ -326,7 +542,7 @@ func (s *Server) readOnce(o *api.ReadReq_Options, f *filter, str bool, srv api.S
 		var i int
 		switch r := so.GetRevisionOption().(type) {
 		case *api.ReadReq_Options_StreamOptions_Revision:
-			i = int(min(r.Revision, uint64(len(revs))))
+			i = int(min(max(r.Revision, st.from)-st.from, uint64(len(revs))))
 			if back && i == len(revs) {
 				i--
 			}
@@ -341,11 +557,16 @@ func (s *Server) readOnce(o *api.ReadReq_Options, f *filter, str bool, srv api.S
 		}
 	} else {
 		// $all positions: forwards from a position includes the event at it, backwards
-		// excludes it.
+		// excludes it; a position that is no record's start is refused.
 		i := 0
 		switch a := o.GetAll().GetAllOption().(type) {
 		case *api.ReadReq_Options_AllOptions_Position:
-			i = s.search(a.Position.GetCommitPosition(), a.Position.GetPreparePosition())
+			c, p := a.Position.GetCommitPosition(), a.Position.GetPreparePosition()
+			var ok bool
+			if i, ok = s.at(c, p); !ok {
+				s.mu.Unlock()
+				return invalidPosition(c, p)
+			}
 			if back {
 				i--
 			}
@@ -377,24 +598,11 @@ func step(i int, back bool) int {
 	return i + 1
 }
 
-// search returns the index of the first record at or after (commit, prepare).
-func (s *Server) search(commit, prepare uint64) int {
-	return sort.Search(len(s.log), func(i int) bool {
-		r := s.log[i]
-		return r.commit > commit || (r.commit == commit && r.prepare >= prepare)
-	})
-}
-
 // subscribe sends a confirmation, the stored events after the start point (exclusive, as
 // the server's subscriptions are), CaughtUp, then live events until the client goes away
 // or the subscription is dropped.
 func (s *Server) subscribe(o *api.ReadReq_Options, f *filter, str bool, srv api.Streams_ReadServer) error {
 	ctx := srv.Context()
-	if err := srv.Send(&api.ReadResp{Content: &api.ReadResp_Confirmation{Confirmation: &api.ReadResp_SubscriptionConfirmation{
-		SubscriptionId: uuid.NewString(),
-	}}}); err != nil {
-		return err
-	}
 	s.mu.Lock()
 	drop, dropAfter := s.drop, s.dropAfter
 	// next is an index into the stream's revisions, or into the log for $all.
@@ -402,25 +610,36 @@ func (s *Server) subscribe(o *api.ReadReq_Options, f *filter, str bool, srv api.
 	name := ""
 	if so := o.GetStream(); so != nil {
 		name = string(so.GetStreamIdentifier().GetStreamName())
+		var total int
+		if st := s.streams[name]; st != nil {
+			total = len(st.revs)
+		}
 		switch r := so.GetRevisionOption().(type) {
 		case *api.ReadReq_Options_StreamOptions_Revision:
 			next = int(r.Revision) + 1
 		case *api.ReadReq_Options_StreamOptions_End:
-			next = len(s.streams[name])
+			next = total
 		}
 	} else {
 		switch a := o.GetAll().GetAllOption().(type) {
 		case *api.ReadReq_Options_AllOptions_Position:
-			p := a.Position
-			next = s.search(p.GetCommitPosition(), p.GetPreparePosition())
-			if next < len(s.log) && s.log[next].commit == p.GetCommitPosition() && s.log[next].prepare == p.GetPreparePosition() {
-				next++
+			c, p := a.Position.GetCommitPosition(), a.Position.GetPreparePosition()
+			i, ok := s.at(c, p)
+			if !ok {
+				s.mu.Unlock()
+				return invalidPosition(c, p)
 			}
+			next = min(i+1, len(s.log))
 		case *api.ReadReq_Options_AllOptions_End:
 			next = len(s.log)
 		}
 	}
 	s.mu.Unlock()
+	if err := srv.Send(&api.ReadResp{Content: &api.ReadResp_Confirmation{Confirmation: &api.ReadResp_SubscriptionConfirmation{
+		SubscriptionId: uuid.NewString(),
+	}}}); err != nil {
+		return err
+	}
 
 	// A filtered subscription reports how far it has searched every window*multiplier
 	// events, so that a client can checkpoint past long runs of filtered-out events.
@@ -433,8 +652,8 @@ func (s *Server) subscribe(o *api.ReadReq_Options, f *filter, str bool, srv api.
 		s.mu.Lock()
 		var batch []*record
 		if name != "" {
-			if revs := s.streams[name]; next < len(revs) {
-				for _, idx := range revs[next:] {
+			if st := s.streams[name]; st != nil && next < len(st.revs) {
+				for _, idx := range st.revs[next:] {
 					batch = append(batch, s.log[idx])
 				}
 			}
@@ -458,7 +677,7 @@ func (s *Server) subscribe(o *api.ReadReq_Options, f *filter, str bool, srv api.
 			}
 			if every > 0 && scanned%every == 0 {
 				if err := srv.Send(&api.ReadResp{Content: &api.ReadResp_Checkpoint_{Checkpoint: &api.ReadResp_Checkpoint{
-					CommitPosition: r.commit, PreparePosition: r.prepare,
+					CommitPosition: r.pos, PreparePosition: r.pos,
 				}}}); err != nil {
 					return err
 				}
@@ -486,13 +705,13 @@ func eventResp(r *record, str bool) *api.ReadResp {
 			Id:               toProtoUUID(r.id, str),
 			StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte(r.stream)},
 			StreamRevision:   r.revision,
-			PreparePosition:  r.prepare,
-			CommitPosition:   r.commit,
+			PreparePosition:  r.pos,
+			CommitPosition:   r.pos,
 			Metadata:         r.meta,
 			CustomMetadata:   r.custom,
 			Data:             r.data,
 		},
-		Position: &api.ReadResp_ReadEvent_CommitPosition{CommitPosition: r.commit},
+		Position: &api.ReadResp_ReadEvent_CommitPosition{CommitPosition: r.pos},
 	}}}
 }
 

@@ -1,8 +1,9 @@
 // Command orderbench measures orderd: concurrent clients run full order flows (open a
 // subscription, request space, toggle co-termination, checkout, payment method, confirm,
 // pay) over HTTP and it reports commands/s and latency percentiles. --raw adds, in the same
-// run, raw durable appends (SyncAlways) to an embedded store of its own, as the floor the
-// API is built on. --prefill fills a stopped orderd's data folder first.
+// run, the disk's one-writer durable rate (raw publishes to a JetStream server that fsyncs
+// every write, SyncAlways) and the event store's own durable appends (group commit), as the
+// floor the API is built on. --prefill fills a stopped orderd's data folder first.
 package main
 
 import (
@@ -23,6 +24,9 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
@@ -44,7 +48,7 @@ func run() error {
 	keyFile := flag.String("key", "", "PEM `file` of the Ed25519 private key to sign tokens with, instead of the data folder's")
 	clients := flag.Int("clients", 32, "concurrent clients")
 	duration := flag.Duration("duration", 20*time.Second, "how long to run the flows")
-	raw := flag.Bool("raw", false, "also measure raw durable appends to an embedded store (SyncAlways) in a temporary folder")
+	raw := flag.Bool("raw", false, "also measure raw durable publishes (SyncAlways) and the store's durable appends (group commit) in a temporary folder")
 	prefill := flag.Int("prefill", 0, "write about this many events into --data with relaxed sync, then exit (orderd must be stopped)")
 	flag.Parse()
 
@@ -62,12 +66,25 @@ func run() error {
 		return fmt.Errorf("signing key: %w", err)
 	}
 	fmt.Printf("flows: %d clients for %s against %s\n", *clients, *duration, *url)
-	if err := flows(*url, key, *clients, *duration); err != nil {
+	cmds, err := flows(*url, key, *clients, *duration)
+	if err != nil {
 		return err
 	}
 	if *raw {
-		fmt.Printf("\nraw appends: %d clients for %s, one event per append, SyncAlways, embedded JetStream in a temporary folder\n", *clients, *duration)
-		return rawAppends(*clients, *duration)
+		fmt.Printf("\nraw durable publishes: %d clients for %s, one 256 B message each, expected last sequence per subject, "+
+			"JetStream with SyncAlways (an fsync per message) in a temporary folder\n", *clients, *duration)
+		rawRate, err := rawPublishes(*clients, *duration)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("\nstore appends: %d clients for %s, one event per append, embedded store default (group commit) in a temporary folder\n", *clients, *duration)
+		storeRate, fsyncs, err := storeAppends(*clients, *duration)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("\nsame run: flow commands/s %.0f = %.2fx the raw one-writer durable rate %.0f/s; "+
+			"store appends %.0f/s = %.2fx (%.1f appends per fsync)\n",
+			cmds, cmds/rawRate, rawRate, storeRate, storeRate/rawRate, fsyncs)
 	}
 	return nil
 }
@@ -96,7 +113,8 @@ func pct(sorted []time.Duration, p float64) time.Duration {
 	return sorted[i]
 }
 
-func (s *stats) report(elapsed time.Duration, order []string) {
+// report prints the table and answers the rate of successful calls of all kinds.
+func (s *stats) report(elapsed time.Duration, order []string) float64 {
 	var all []time.Duration
 	fmt.Printf("%-22s %9s %8s %10s %10s %10s %6s\n", "command", "count", "per s", "p50", "p99", "p999", "fail")
 	for _, name := range order {
@@ -109,21 +127,22 @@ func (s *stats) report(elapsed time.Duration, order []string) {
 	slices.Sort(all)
 	fmt.Printf("%-22s %9d %8.0f %10s %10s %10s\n", "ALL", len(all), float64(len(all))/elapsed.Seconds(),
 		pct(all, .5).Round(time.Microsecond), pct(all, .99).Round(time.Microsecond), pct(all, .999).Round(time.Microsecond))
+	return float64(len(all)) / elapsed.Seconds()
 }
 
 var flowSteps = []string{"OpenSubscription", "RequestSpaceIncrease", "ToggleCoTermination", "ProceedToCheckout", "SelectPaymentMethod", "ConfirmOrder", "RegisterPayment"}
 
-func flows(url string, key ed25519.PrivateKey, clients int, duration time.Duration) error {
+func flows(url string, key ed25519.PrivateKey, clients int, duration time.Duration) (float64, error) {
 	op, err := httpapi.Mint(key, httpapi.RoleOperator, "bench-operator", 24*time.Hour)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	pay, _ := httpapi.Mint(key, httpapi.RolePayments, "bench-gateway", 24*time.Hour)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = clients * 2
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	if res, err := hc.Get(url + "/readyz"); err != nil {
-		return fmt.Errorf("orderd at %s: %w", url, err)
+		return 0, fmt.Errorf("orderd at %s: %w", url, err)
 	} else {
 		res.Body.Close()
 	}
@@ -187,12 +206,12 @@ func flows(url string, key ed25519.PrivateKey, clients int, duration time.Durati
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	st.report(elapsed, flowSteps)
+	rate := st.report(elapsed, flowSteps)
 	fmt.Printf("full flows: %d (%.1f/s)\n", flowsDone.Load(), float64(flowsDone.Load())/elapsed.Seconds())
 	if e := lastErr.Load(); e != nil {
 		fmt.Printf("last failure: %s\n", e)
 	}
-	return nil
+	return rate, nil
 }
 
 func post(hc *http.Client, url, token string, body any) (map[string]any, error) {
@@ -222,23 +241,83 @@ func post(hc *http.Client, url, token string, body any) (map[string]any, error) 
 	return m, json.Unmarshal(b, &m)
 }
 
-func rawAppends(clients int, duration time.Duration) error {
+// rawPublishes measures the disk's one-writer durable rate: a JetStream server that fsyncs
+// every message itself (SyncAlways), one after the other in its stream loop, whatever the
+// number of clients. This is what every append cost before the store's group commit.
+func rawPublishes(clients int, duration time.Duration) (float64, error) {
 	dir, err := os.MkdirTemp("", "orderbench-raw-")
 	if err != nil {
-		return err
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	ns, err := server.NewServer(&server.Options{JetStream: true, StoreDir: dir, SyncAlways: true,
+		DontListen: true, NoSigs: true})
+	if err != nil {
+		return 0, err
+	}
+	go ns.Start()
+	defer func() { ns.Shutdown(); ns.WaitForShutdown() }()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		return 0, errors.New("raw server not ready")
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	if err != nil {
+		return 0, err
+	}
+	defer nc.Close()
+	js, err := natsjs.New(nc)
+	if err != nil {
+		return 0, err
+	}
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, natsjs.StreamConfig{Name: "RAW", Subjects: []string{"raw.>"}, Storage: natsjs.FileStorage}); err != nil {
+		return 0, err
+	}
+	body := bytes.Repeat([]byte("x"), 256)
+	st := &stats{lat: map[string][]time.Duration{}, fails: map[string]int{}}
+	run, cancel := context.WithTimeout(ctx, duration)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			subject := fmt.Sprintf("raw.%d", c)
+			var last uint64
+			for run.Err() == nil {
+				t0 := time.Now()
+				ack, err := js.Publish(ctx, subject, body, natsjs.WithExpectLastSequencePerSubject(last))
+				st.add("Publish", time.Since(t0), err == nil)
+				if err == nil {
+					last = ack.Sequence
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return st.report(time.Since(start), []string{"Publish"}), nil
+}
+
+// storeAppends measures the event store's durable appends on the embedded default (group
+// commit): what the API's commands are built on. It answers appends/s and appends per fsync.
+func storeAppends(clients int, duration time.Duration) (float64, float64, error) {
+	dir, err := os.MkdirTemp("", "orderbench-store-")
+	if err != nil {
+		return 0, 0, err
 	}
 	defer os.RemoveAll(dir)
 	emb, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{Dir: dir})
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	defer emb.Close()
-	if !emb.SyncAlways() {
-		return errors.New("raw store is not SyncAlways")
+	if !emb.Durable() {
+		return 0, 0, errors.New("the store does not fsync its appends")
 	}
 	store, err := jetstream.Open(context.Background(), emb.Conn, jetstream.Options{})
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
 	defer store.Close()
 	payload := json.RawMessage(`{"enabled":false,"quote":{"gb":1,"netCents":2500,"vatCents":550,"totalCents":3050}}`)
@@ -267,8 +346,12 @@ func rawAppends(clients int, duration time.Duration) error {
 		}()
 	}
 	wg.Wait()
-	st.report(time.Since(start), []string{"Append"})
-	return nil
+	rate := st.report(time.Since(start), []string{"Append"})
+	n := 0
+	for _, l := range st.lat {
+		n += len(l)
+	}
+	return rate, float64(n) / float64(max(store.Fsyncs(), 1)), nil
 }
 
 // prefillEvents writes full unpaid flows (7 events each: open, reserve, request, toggle,

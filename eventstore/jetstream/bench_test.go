@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -68,7 +69,7 @@ func newBenchEnv(b *testing.B, relaxed bool) *benchEnv {
 
 // rawBody is a message of the size the store writes for one bench event.
 func rawBody() []byte {
-	body, _ := encodeCommit([]eventstore.EventData{benchEvent()})
+	body, _ := encodeCommitV1([]eventstore.EventData{benchEvent()})
 	return body
 }
 
@@ -130,15 +131,46 @@ func BenchmarkAppend(b *testing.B) {
 				})
 			})
 			b.Run(fmt.Sprintf("%s/writers=%d/raw", mode.name, w), func(b *testing.B) {
-				env := newBenchEnv(b, mode.relaxed)
+				js := newBenchEnv(b, mode.relaxed).js
+				if !mode.relaxed {
+					// The embedded server leaves fsyncs to the store: raw durable publishes
+					// need a server that fsyncs every message itself.
+					js = syncAlwaysServer(b)
+				}
 				body := rawBody()
 				parallel(b, w, func(i int) error {
-					_, err := env.js.Publish(context.Background(), "raw."+strconv.Itoa(i), body)
+					_, err := js.Publish(context.Background(), "raw."+strconv.Itoa(i), body)
 					return err
 				})
 			})
 		}
 	}
+}
+
+// syncAlwaysServer is a JetStream server that fsyncs every message (SyncAlways) with a
+// "raw.>" stream: the disk's one-writer durable rate.
+func syncAlwaysServer(b *testing.B) jetstream.JetStream {
+	ns, err := server.NewServer(&server.Options{JetStream: true, StoreDir: b.TempDir(), SyncAlways: true,
+		DontListen: true, NoSigs: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	go ns.Start()
+	b.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	if !ns.ReadyForConnections(10 * time.Second) {
+		b.Fatal("server not ready")
+	}
+	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "RAW", Subjects: []string{"raw.>"},
+		Storage: jetstream.FileStorage}); err != nil {
+		b.Fatal(err)
+	}
+	return js
 }
 
 // prefilled is a relaxed-sync server holding n events of n/10 streams, each stream's ten
@@ -197,16 +229,12 @@ func getPrefilled(b *testing.B) *prefilled {
 		for v := range 10 {
 			for i := range p.streams {
 				ev.ID = uuid.New()
-				body, _ := encodeCommit([]eventstore.EventData{ev})
-				m := &nats.Msg{Subject: subjects[i], Data: body, Header: nats.Header{}}
-				m.Header.Set(hdrFirstVersion, strconv.Itoa(v))
-				m.Header.Set(hdrLastVersion, strconv.Itoa(v))
-				m.Header.Set(hdrCount, "1")
+				m := commitMsg(subjects[i], uint64(v), []eventstore.EventData{ev})
 				if _, err := js.PublishMsgAsync(m); err != nil {
 					b.Fatal(err)
 				}
 				// The same message on the raw stream, for the raw figures.
-				if _, err := js.PublishAsync("raw."+subjects[i], body); err != nil {
+				if _, err := js.PublishMsgAsync(&nats.Msg{Subject: "raw." + subjects[i], Header: m.Header, Data: m.Data}); err != nil {
 					b.Fatal(err)
 				}
 			}

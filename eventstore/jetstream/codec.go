@@ -22,9 +22,104 @@ const (
 	hdrFirstVersion = "Es-First-Version"
 	hdrLastVersion  = "Es-Last-Version"
 	hdrCount        = "Es-Count"
+	// hdrFormat "2": each event's identity and metadata in an Es-Event header, one per
+	// event in order, and the body the events' payloads back to back, raw. A reader then
+	// decodes each payload once (its consumer does) and the store copies nothing. Without
+	// it, the body is the first format's JSON document {"events":[...]}: logs written
+	// before stay readable.
+	hdrFormat = "Es-Format"
+	hdrEvent  = "Es-Event"
+	format2   = "2"
 )
 
-// storedEvent is one event inside a commit message's JSON body.
+// commitMsg is the message of a commit whose first event gets stream version first.
+func commitMsg(subject string, first uint64, events []eventstore.EventData) *nats.Msg {
+	size := 0
+	for _, ev := range events {
+		size += len(ev.Payload)
+	}
+	body := make([]byte, 0, size)
+	h := make(nats.Header, 5)
+	heads := make([]string, len(events))
+	for i, ev := range events {
+		p := bytes.TrimSpace(ev.Payload)
+		heads[i] = eventHead(ev, len(p))
+		body = append(body, p...)
+	}
+	last := first + uint64(len(events)) - 1
+	h[hdrFirstVersion] = []string{strconv.FormatUint(first, 10)}
+	h[hdrLastVersion] = []string{strconv.FormatUint(last, 10)}
+	h[hdrCount] = []string{strconv.Itoa(len(events))}
+	h[hdrFormat] = []string{format2}
+	h[hdrEvent] = heads
+	return &nats.Msg{Subject: subject, Data: body, Header: h}
+}
+
+// eventHead is an event's Es-Event header: id, schema version, payload size, time, then
+// type and metadata as Go-quoted strings (no CR or LF can reach the header), space separated.
+func eventHead(ev eventstore.EventData, size int) string {
+	m := ev.Metadata
+	b := make([]byte, 0, 128+len(ev.Type)+len(m.CorrelationID)+len(m.CausationID)+len(m.Actor)+len(m.Channel)+len(m.PrevHash))
+	b = append(b, ev.ID.String()...)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(ev.SchemaVersion), 10)
+	b = append(b, ' ')
+	b = strconv.AppendInt(b, int64(size), 10)
+	b = append(b, ' ')
+	if m.OccurredAt.IsZero() {
+		b = append(b, '-')
+	} else {
+		b = m.OccurredAt.AppendFormat(b, time.RFC3339Nano)
+	}
+	for _, s := range [...]string{ev.Type, m.CorrelationID, m.CausationID, m.Actor, m.Channel, m.PrevHash} {
+		b = append(b, ' ')
+		b = strconv.AppendQuote(b, s)
+	}
+	return string(b)
+}
+
+// parseHead reads an Es-Event header into env and answers the payload's size.
+func parseHead(head string, env *eventstore.Envelope) (int, error) {
+	bad := func(what string) (int, error) { return 0, fmt.Errorf("event header %q: bad %s", head, what) }
+	id, rest, _ := strings.Cut(head, " ")
+	var err error
+	if env.ID, err = uuid.Parse(id); err != nil {
+		return bad("id")
+	}
+	sv, rest, _ := strings.Cut(rest, " ")
+	if env.SchemaVersion, err = strconv.Atoi(sv); err != nil {
+		return bad("schema version")
+	}
+	sz, rest, _ := strings.Cut(rest, " ")
+	size, err := strconv.Atoi(sz)
+	if err != nil || size < 0 {
+		return bad("size")
+	}
+	at, rest, _ := strings.Cut(rest, " ")
+	env.Metadata.OccurredAt = time.Time{}
+	if at != "-" {
+		if env.Metadata.OccurredAt, err = time.Parse(time.RFC3339Nano, at); err != nil {
+			return bad("time")
+		}
+	}
+	for _, dst := range [...]*string{&env.Type, &env.Metadata.CorrelationID, &env.Metadata.CausationID,
+		&env.Metadata.Actor, &env.Metadata.Channel, &env.Metadata.PrevHash} {
+		q, err := strconv.QuotedPrefix(rest)
+		if err != nil {
+			return bad("string")
+		}
+		if *dst, err = strconv.Unquote(q); err != nil {
+			return bad("string")
+		}
+		rest = strings.TrimPrefix(rest[len(q):], " ")
+	}
+	if rest != "" {
+		return bad("ending")
+	}
+	return size, nil
+}
+
+// storedEvent is one event inside a first-format commit message's JSON body.
 type storedEvent struct {
 	ID            uuid.UUID           `json:"id"`
 	Type          string              `json:"type"`
@@ -37,9 +132,10 @@ type commitBody struct {
 	Events []storedEvent `json:"events"`
 }
 
-// encodeCommit writes the body by hand so that each payload is kept byte for byte:
-// json.Marshal would compact it and escape <, > and & inside its strings.
-func encodeCommit(events []eventstore.EventData) ([]byte, error) {
+// encodeCommitV1 writes the first format's body, as the store wrote it before format 2
+// (kept to test that such logs stay readable). It writes the body by hand so that each
+// payload is kept byte for byte: json.Marshal would compact it and escape <, > and &.
+func encodeCommitV1(events []eventstore.EventData) ([]byte, error) {
 	size := 16
 	for _, ev := range events {
 		size += len(ev.Payload) + 160
@@ -105,12 +201,43 @@ func stateFromHeaders(h nats.Header) (streamState, error) {
 	return streamState{exists: true, version: v, seq: seq, msgID: h.Get(nats.MsgIdHdr)}, nil
 }
 
-// decodeCommit turns one commit message into its envelopes.
+// decodeCommit turns one commit message into its envelopes. Their payloads are slices of
+// data, which must not change afterwards.
 func decodeCommit(stream string, seq uint64, ts time.Time, h nats.Header, data []byte, dst []eventstore.Envelope) ([]eventstore.Envelope, error) {
 	first, err := strconv.ParseUint(h.Get(hdrFirstVersion), 10, 64)
 	if err != nil {
 		return dst, fmt.Errorf("message %d without %s header: %w", seq, hdrFirstVersion, err)
 	}
+	if h.Get(hdrFormat) != format2 {
+		return decodeCommitV1(stream, seq, ts, first, data, dst)
+	}
+	heads := h[hdrEvent]
+	if len(heads) == 0 {
+		return dst, fmt.Errorf("message %d has no %s header", seq, hdrEvent)
+	}
+	off := 0
+	for i, head := range heads {
+		env := eventstore.Envelope{Stream: stream, StreamVersion: first + uint64(i), Position: seq,
+			Index: i, Count: len(heads), RecordedAt: ts}
+		size, err := parseHead(head, &env)
+		if err != nil {
+			return dst, fmt.Errorf("decode message %d: %w", seq, err)
+		}
+		if size > len(data)-off {
+			return dst, fmt.Errorf("decode message %d: event %d runs past the body", seq, i)
+		}
+		env.Payload = json.RawMessage(data[off : off+size : off+size])
+		off += size
+		dst = append(dst, env)
+	}
+	if off != len(data) {
+		return dst, fmt.Errorf("decode message %d: %d bytes of body after its events", seq, len(data)-off)
+	}
+	return dst, nil
+}
+
+// decodeCommitV1 decodes a first-format body.
+func decodeCommitV1(stream string, seq uint64, ts time.Time, first uint64, data []byte, dst []eventstore.Envelope) ([]eventstore.Envelope, error) {
 	var body commitBody
 	if err := json.Unmarshal(data, &body); err != nil {
 		return dst, fmt.Errorf("decode message %d: %w", seq, err)
@@ -172,4 +299,15 @@ func (s *Store) streamOf(subject string) (string, error) {
 		return "", fmt.Errorf("subject %q is not %s.<category>.<uuid>", subject, s.prefix)
 	}
 	return cat + "-" + id, nil
+}
+
+// commitSize is the message's body and headers in bytes, as the server counts them.
+func commitSize(m *nats.Msg) int {
+	n := len(m.Data) + 12 // "NATS/1.0\r\n" and the final "\r\n"
+	for k, vs := range m.Header {
+		for _, v := range vs {
+			n += len(k) + 2 + len(v) + 2
+		}
+	}
+	return n
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,11 +31,13 @@ type EmbeddedConfig struct {
 	// connect to, e.g. "127.0.0.1:-1" for a free port. Empty: no network listener at all,
 	// only in-process connections.
 	Listen string
-	// RelaxedSync turns off the fsync of every write. JetStream's own default fsyncs only
-	// every 2 minutes, and Jepsen (NATS 2.12.1, December 2025) showed acknowledged writes
-	// lost on an OS crash or power failure because of it. So the embedded server runs with
-	// SyncAlways unless this is set; set it only for tests, benchmarks and prefills, where
-	// losing the last writes on a crash does not matter (about 5x faster appends).
+	// RelaxedSync turns off the fsync of appends altogether. JetStream's own default fsyncs
+	// only every 2 minutes, and Jepsen (NATS 2.12.1, December 2025) showed acknowledged writes
+	// lost on an OS crash or power failure because of it. So unless this is set, a Store
+	// opened on Conn answers an append only once it is on disk, fsyncing the events stream's
+	// files itself for every group of concurrent appends (group commit: see groupcommit.go);
+	// the server itself runs without SyncAlways. Set it only for tests, benchmarks and
+	// prefills, where losing the last writes on a crash does not matter.
 	RelaxedSync bool
 	// MaxPayload is the largest message the server accepts. Default 8 MiB, so that a commit
 	// holding an event with an eventstore.MaxPayload (1 MiB) payload fits.
@@ -86,10 +89,15 @@ type Embedded struct {
 	// Conn is an in-process connection (no TCP): about 1.85x faster than loopback.
 	Conn *nats.Conn
 
-	cfg  EmbeddedConfig
-	log  *zap.Logger
-	quit chan struct{} // closed by Close: stops the recovery
-	wg   sync.WaitGroup
+	// groupCommit: a Store on Conn fsyncs its stream itself (unless RelaxedSync).
+	groupCommit bool
+	// restarts counts JetStream restarts: the server reopens its files, and a Store's
+	// group commit opens them again (groupcommit.go).
+	restarts atomic.Uint64
+	cfg      EmbeddedConfig
+	log      *zap.Logger
+	quit     chan struct{} // closed by Close: stops the recovery
+	wg       sync.WaitGroup
 
 	// restarting is held (written) while JetStream restarts after a full disk: in-process
 	// connections wait on it to connect again, so that no client's request reaches the
@@ -147,7 +155,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		StoreDir:   cfg.Dir,
 		// Without NoSigs the server traps SIGINT/SIGTERM and exits the whole process.
 		NoSigs:     true,
-		SyncAlways: !cfg.RelaxedSync,
+		SyncAlways: false, // a Store on Conn fsyncs per group of appends (groupcommit.go)
 		MaxPayload: cfg.MaxPayload,
 		DontListen: cfg.Listen == "",
 		// No HTTP monitoring, no cluster: one process, one server.
@@ -210,10 +218,12 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 		return nil, fmt.Errorf("jetstream: connect in-process: %w", err)
 	}
 	e.Conn = nc
+	e.groupCommit = !cfg.RelaxedSync
+	registerEmbedded(e)
 	started = true
 	log.Info("embedded NATS JetStream started",
 		zap.String("dir", cfg.Dir),
-		zap.Bool("sync_always", e.SyncAlways()),
+		zap.Bool("fsync_appends", e.Durable()),
 		zap.String("client_url", e.ClientURL()))
 	return e, nil
 }
@@ -226,7 +236,12 @@ func (e *Embedded) ClientURL() string {
 	return e.Server.ClientURL()
 }
 
-// SyncAlways reports whether the server fsyncs every write.
+// Durable reports whether a Store opened on Conn answers an append only once it is on disk
+// (group commit), that is, whether RelaxedSync is off.
+func (e *Embedded) Durable() bool { return e.groupCommit }
+
+// SyncAlways reports whether the server itself fsyncs every write: never for the embedded
+// server, whose event store fsyncs its own stream (Durable).
 func (e *Embedded) SyncAlways() bool {
 	c := e.Server.JetStreamConfig()
 	return c != nil && c.SyncAlways
@@ -235,6 +250,7 @@ func (e *Embedded) SyncAlways() bool {
 // Close closes the connection and shuts the server down, waiting until its files are closed
 // so that the same Dir can be opened again at once.
 func (e *Embedded) Close() error {
+	unregisterEmbedded(e)
 	e.stopRecovery()
 	e.Conn.Close()
 	e.Server.Shutdown()
@@ -356,13 +372,14 @@ func (e *Embedded) restartJetStream() error {
 	}
 	// EnableJetStream puts the "jetstream" folder under StoreDir itself: hand it the folder
 	// the server was started with, and no limits, so that they are measured again.
-	next := &server.JetStreamConfig{StoreDir: e.cfg.Dir, SyncAlways: !e.cfg.RelaxedSync}
+	next := &server.JetStreamConfig{StoreDir: e.cfg.Dir} // no SyncAlways: see groupcommit.go
 	if cfg != nil {
 		next.SyncInterval = cfg.SyncInterval
 	}
 	if err := e.Server.EnableJetStream(next); err != nil {
 		return fmt.Errorf("enable JetStream: %w", err)
 	}
+	e.restarts.Add(1)
 	return nil
 }
 

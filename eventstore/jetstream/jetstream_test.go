@@ -114,19 +114,40 @@ func deleteStream(t *testing.T, nc *nats.Conn, name string) {
 	}
 }
 
-func TestEmbeddedSyncsEveryWriteByDefault(t *testing.T) {
+// The embedded default is durable: the store fsyncs its appends itself (group commit),
+// so the server must not fsync each message on its own.
+func TestEmbeddedIsDurableByDefault(t *testing.T) {
 	e := startEmbedded(t, t.TempDir(), false)
 	defer e.Close()
-	if !e.SyncAlways() || !e.Server.JetStreamConfig().SyncAlways {
-		t.Fatal("embedded server does not fsync every write by default")
+	if !e.Durable() {
+		t.Fatal("embedded server is not durable by default")
+	}
+	if e.SyncAlways() {
+		t.Fatal("embedded server fsyncs each message itself: no group commit")
+	}
+	s := open(t, e.Conn, jetstream.Options{})
+	defer s.Close()
+	if _, err := s.Append(t.Context(), eventstore.StreamName("order", uuid.New()), eventstore.NoStream, ev()); err != nil {
+		t.Fatal(err)
+	}
+	if s.Fsyncs() == 0 {
+		t.Fatal("an append was answered without an fsync")
 	}
 	if e.ClientURL() != "" {
 		t.Fatalf("embedded server listens on %s without being asked", e.ClientURL())
 	}
 	relaxed := startEmbedded(t, t.TempDir(), true)
 	defer relaxed.Close()
-	if relaxed.SyncAlways() {
-		t.Fatal("RelaxedSync did not turn SyncAlways off")
+	if relaxed.Durable() {
+		t.Fatal("RelaxedSync did not turn the fsync of appends off")
+	}
+	rs := open(t, relaxed.Conn, jetstream.Options{})
+	defer rs.Close()
+	if _, err := rs.Append(t.Context(), eventstore.StreamName("order", uuid.New()), eventstore.NoStream, ev()); err != nil {
+		t.Fatal(err)
+	}
+	if rs.Fsyncs() != 0 {
+		t.Fatal("RelaxedSync still fsyncs appends")
 	}
 }
 

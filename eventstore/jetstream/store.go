@@ -56,7 +56,10 @@ type Store struct {
 	log     *zap.Logger
 	// directGet is "$JS.API.DIRECT.GET.<stream>".
 	directGet string
-	faults    Faults
+	// flush fsyncs the stream for groups of appends on an embedded server (nil elsewhere:
+	// an external server is told to fsync every write itself).
+	flush  *flusher
+	faults Faults
 
 	mu        sync.Mutex
 	cache     map[string]streamState
@@ -166,15 +169,44 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: create stream %s: %w", opts.Stream, err)
 	}
+	if e := embeddedOf(nc); e != nil && e.groupCommit && opts.Replicas == 1 {
+		info, err := s.stream.Info(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("jetstream: open %s: %w", opts.Stream, err)
+		}
+		js := e.Server.JetStreamConfig()
+		if js == nil {
+			return nil, fmt.Errorf("jetstream: open %s: the embedded server runs without JetStream", opts.Stream)
+		}
+		if s.flush, err = newFlusher(js.StoreDir, globalAccount, opts.Stream, info.State.LastSeq, e.restarts.Load); err != nil {
+			return nil, fmt.Errorf("jetstream: open %s: %w", opts.Stream, err)
+		}
+	}
 	if !opts.SkipSyncReport {
 		s.reportSync(ctx)
 	}
 	return s, nil
 }
 
+// globalAccount is where an embedded server without accounts keeps its streams.
+const globalAccount = "$G"
+
+// Fsyncs counts the group commits done so far (0 where the server fsyncs by itself).
+func (s *Store) Fsyncs() uint64 {
+	if s.flush == nil {
+		return 0
+	}
+	return s.flush.fsyncs.Load()
+}
+
 // reportSync logs whether the server fsyncs each write, when the connection may see it
 // (the system account answers VARZ; an ordinary account gets "no responders" at once).
 func (s *Store) reportSync(ctx context.Context) {
+	if s.flush != nil {
+		s.log.Info("event store opened; appends are fsynced in groups before they are answered",
+			zap.String("stream", s.name))
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
 	m, err := s.nc.RequestWithContext(ctx, "$SYS.REQ.SERVER.PING.VARZ", nil)
@@ -216,20 +248,25 @@ func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc)
 	return context.WithTimeout(ctx, s.timeout)
 }
 
-// Close releases nothing but the cache: the connection belongs to the caller.
+// Close stops the flusher and drops the cache: the connection belongs to the caller.
 func (s *Store) Close() error {
+	s.flush.close()
 	s.mu.Lock()
 	s.cache = make(map[string]streamState)
 	s.mu.Unlock()
 	return nil
 }
 
-// Head is the stream's last sequence.
+// Head is the stream's last sequence, once it is on disk: nobody acts on a commit that a
+// power loss could take back.
 func (s *Store) Head(ctx context.Context) (uint64, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	info, err := s.stream.Info(ctx)
 	if err != nil {
+		return 0, fmt.Errorf("jetstream: head of %s: %w", s.name, err)
+	}
+	if err := s.flush.wait(ctx, info.State.LastSeq); err != nil {
 		return 0, fmt.Errorf("jetstream: head of %s: %w", s.name, err)
 	}
 	return info.State.LastSeq, nil
@@ -246,14 +283,11 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	if err != nil {
 		return eventstore.AppendResult{}, err
 	}
-	body, err := encodeCommit(events)
-	if err != nil {
-		return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
-	}
-	// Leave room for the subject and headers within the server's limit.
-	if limit := s.nc.MaxPayload() - 1024; int64(len(body)) > limit {
+	// The versions are set once known; they do not change the size by much.
+	msg := commitMsg(subject, 0, events)
+	if size, limit := commitSize(msg), s.nc.MaxPayload()-1024; int64(size) > limit {
 		return eventstore.AppendResult{}, fmt.Errorf("%w: commit of %d bytes is over the server's limit of %d",
-			eventstore.ErrInvalidAppend, len(body), limit)
+			eventstore.ErrInvalidAppend, size, limit)
 	}
 	ctx, release, err := s.guard(ctx)
 	if err != nil {
@@ -272,7 +306,11 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	}
 	for {
 		if st.exists && st.msgID == id {
-			// The same commit is already the stream's latest: a retry, answer as before.
+			// The same commit is already the stream's latest: a retry, answer as before,
+			// once it is on disk (the first attempt may have given up waiting).
+			if err := s.flush.wait(ctx, st.seq); err != nil {
+				return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
+			}
 			return st.result(), nil
 		}
 		if !expected.Check(st.version, st.exists) {
@@ -293,10 +331,8 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 			first = st.version + 1
 		}
 		last := first + uint64(len(events)) - 1
-		msg := &nats.Msg{Subject: subject, Data: body, Header: nats.Header{}}
-		msg.Header.Set(hdrFirstVersion, strconv.FormatUint(first, 10))
-		msg.Header.Set(hdrLastVersion, strconv.FormatUint(last, 10))
-		msg.Header.Set(hdrCount, strconv.Itoa(len(events)))
+		msg.Header[hdrFirstVersion] = []string{strconv.FormatUint(first, 10)}
+		msg.Header[hdrLastVersion] = []string{strconv.FormatUint(last, 10)}
 		ack, err := s.js.PublishMsg(ctx, msg,
 			jetstream.WithMsgID(id),
 			jetstream.WithExpectLastSequencePerSubject(st.seq))
@@ -307,6 +343,11 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 			return s.resultAt(ctx, stream, ack.Sequence)
 		case err == nil:
 			s.remember(stream, streamState{exists: true, version: last, seq: ack.Sequence, msgID: id})
+			// The server has written the message to its block file; answer once an fsync
+			// started after that has finished (shared with every concurrent append).
+			if err := s.flush.wait(ctx, ack.Sequence); err != nil {
+				return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
+			}
 			return eventstore.AppendResult{Version: last, Position: ack.Sequence}, nil
 		case isConflict(err):
 			// Someone else appended, or this very commit was written by an earlier attempt
@@ -347,6 +388,9 @@ func (s *Store) resultAt(ctx context.Context, stream string, seq uint64) (events
 	}
 	st, err := stateFromHeaders(m.Header)
 	if err != nil {
+		return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
+	}
+	if err := s.flush.wait(ctx, st.seq); err != nil {
 		return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
 	}
 	return st.result(), nil

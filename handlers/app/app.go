@@ -77,6 +77,8 @@ type App struct {
 	// has folded up to it, so that a restarted orderd is not ready while its models lag.
 	startHead atomic.Uint64
 	caughtUp  atomic.Bool
+
+	debugAddr string // where pprof listens (--debug-addr), after Start
 }
 
 // New opens the store Config names and builds every part; nothing listens yet.
@@ -426,6 +428,10 @@ func (a *App) Start(ctx context.Context) error {
 		return fmt.Errorf("--addr (ORDERD_ADDR) %s: %w", a.Config.Addr, err)
 	}
 	a.ln = ln
+	if err := a.startDebug(); err != nil {
+		ln.Close()
+		return err
+	}
 	head, err := a.Store.Head(ctx)
 	if err != nil {
 		ln.Close()

@@ -80,6 +80,9 @@ type Config struct {
 	// ReadWait bounds how long a query with ?after=<position> waits for the read models
 	// (--read-wait, ORDERD_READ_WAIT). Default 3 s.
 	ReadWait time.Duration
+	// DebugAddr serves net/http/pprof on this loopback host:port (--debug-addr,
+	// ORDERD_DEBUG_ADDR), for profiling. Empty: no profiling endpoint.
+	DebugAddr string
 	// AllowDamagedLog starts on a log the start check finds damaged (a missing position or
 	// stream version, or the data folder's last checkpoint gone), logging the damage
 	// (--allow-damaged-log, ORDERD_ALLOW_DAMAGED_LOG). Default: refuse to start.
@@ -153,6 +156,7 @@ func settings(c *Config) *cli.Settings {
 	s.Duration(&c.ReadWait, "read-wait", DefaultReadWait, "how long a query with ?after= waits for the read models before 503")
 	s.Duration(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to drain in-flight requests on SIGINT/SIGTERM")
 	s.Bool(&c.AllowDamagedLog, "allow-damaged-log", false, "start even when the start check finds the log damaged (a missing position or stream version, the last checkpoint gone); the damage is logged")
+	s.String(&c.DebugAddr, "debug-addr", "", "loopback host:port serving net/http/pprof for profiling; empty: none")
 	s.Int(&c.CheckpointEvery, "checkpoint-every", 0, "sign the log head after this many events (0: 10000)")
 	s.Duration(&c.CheckpointInterval, "checkpoint-interval", 0, "sign the log head at least this often while events come (0: 1m)")
 	// NoMailer is the negation of --mailer, set once the table is parsed.
@@ -239,6 +243,11 @@ func (c Config) Validate() error {
 	if c.NATSListen != "" {
 		if _, _, err := net.SplitHostPort(c.NATSListen); err != nil {
 			return fmt.Errorf("--nats-listen (ORDERD_NATS_LISTEN) %q: want host:port", c.NATSListen)
+		}
+	}
+	if c.DebugAddr != "" {
+		if h, _, err := net.SplitHostPort(c.DebugAddr); err != nil || !IsLoopback(h) {
+			return fmt.Errorf("--debug-addr (ORDERD_DEBUG_ADDR) %q: want a loopback host:port such as 127.0.0.1:6060 (profiles show the process's internals)", c.DebugAddr)
 		}
 	}
 	if c.ShutdownTimeout <= 0 {

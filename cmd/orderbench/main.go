@@ -31,6 +31,7 @@ import (
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/eventstore/jetstream"
+	"github.com/einvoice/spaceorders/handlers/cli"
 	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
 )
@@ -50,7 +51,16 @@ func run() error {
 	duration := flag.Duration("duration", 20*time.Second, "how long to run the flows")
 	raw := flag.Bool("raw", false, "also measure raw durable publishes (SyncAlways) and the store's durable appends (group commit) in a temporary folder")
 	prefill := flag.Int("prefill", 0, "write about this many events into --data with relaxed sync, then exit (orderd must be stopped)")
+	version := flag.Bool("version", false, "print the build and exit")
 	flag.Parse()
+	if *version {
+		fmt.Println(cli.Version("orderbench"))
+		return nil
+	}
+	if flag.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "orderbench: unexpected argument %q\n", flag.Arg(0))
+		os.Exit(2)
+	}
 
 	if *prefill > 0 {
 		return prefillEvents(*data, *prefill, *clients)

@@ -28,6 +28,7 @@ import (
 	"github.com/einvoice/spaceorders/eventstore/jetstream"
 	"github.com/einvoice/spaceorders/eventstore/kurrentdb"
 	"github.com/einvoice/spaceorders/handlers/audit"
+	"github.com/einvoice/spaceorders/handlers/checkpoint"
 	"github.com/einvoice/spaceorders/handlers/cli"
 	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/console"
@@ -179,7 +180,8 @@ func (a *App) build(ctx context.Context, auth *httpapi.Authenticator) error {
 	a.API.Mount(httpapi.Route{Method: "GET", Path: "/v1/audit/events", Roles: auditor, Name: "ListAuditEvents"},
 		http.HandlerFunc(aud.Events))
 	con, err := console.New(console.Options{Auth: auth, Store: a.Store, Projections: a.Projections,
-		Catalogue: a.Catalogue, Clock: cfg.Clock, Logger: log.Named("console")})
+		Catalogue: a.Catalogue, Clock: cfg.Clock, Logger: log.Named("console"),
+		CheckpointKeys: func() ([]ed25519.PublicKey, error) { return checkpoint.PublicKeys(cfg.DataDir) }})
 	if err != nil {
 		return fmt.Errorf("console: %w", err)
 	}

@@ -4,6 +4,7 @@
 package console
 
 import (
+	"crypto/ed25519"
 	"embed"
 	"html/template"
 	"io/fs"
@@ -48,6 +49,9 @@ type Options struct {
 	Projections *projections.Runner
 	// Catalogue names the payment methods of the filters. Default: the embedded one.
 	Catalogue *domain.Catalogue
+	// CheckpointKeys are the public keys signed checkpoints are verified with: the data
+	// folder's, never one read from the log. Nil: the checkpoints are shown unchecked.
+	CheckpointKeys func() ([]ed25519.PublicKey, error)
 	// Clock is "now" (ages). Default time.Now.
 	Clock func() time.Time
 	// Logger receives the failures the pages answer only a short message for.

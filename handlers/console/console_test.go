@@ -6,9 +6,11 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/einvoice/spaceorders/handlers/httpapi"
 )
@@ -214,10 +216,20 @@ func TestPagesFiltersAndVerification(t *testing.T) {
 		t.Fatalf("an unknown id: %d\n%s", res.StatusCode, body)
 	}
 
+	// The signer follows the log: wait until it has signed the walkthrough's events.
+	var body2 string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, body2 = get(t, hc, p.url+"/console/log"); strings.Contains(body2, `id="checkpoint-list"`) {
+			break
+		}
+	}
+	if !strings.Contains(body2, `id="checkpoint-list"`) {
+		t.Fatalf("no signed checkpoint listed:\n%s", body2)
+	}
 	_, body = get(t, hc, p.url+"/console/log?verify=1")
 	i := strings.Index(body, `<code id="digest">`)
-	if i < 0 || !strings.Contains(body, "Intact") {
-		t.Fatalf("verification:\n%s", body)
+	if i < 0 || !strings.Contains(body, "Intact") || !regexp.MustCompile(`id="signed-verdict">[^<]*: [1-9]`).MatchString(body) {
+		t.Fatalf("verification with the signed checkpoints:\n%s", body)
 	}
 	digest := body[i+len(`<code id="digest">`) : i+len(`<code id="digest">`)+64]
 	head := p.a.Store

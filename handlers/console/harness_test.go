@@ -27,7 +27,9 @@ type product struct {
 
 func startProduct(t *testing.T) *product {
 	t.Helper()
-	cfg := app.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), RelaxedSync: true, ShutdownTimeout: 5 * time.Second}
+	// A checkpoint every 5 events, so that the walkthrough's log has signed ones to show.
+	cfg := app.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), RelaxedSync: true, ShutdownTimeout: 5 * time.Second,
+		CheckpointEvery: 5}
 	a, err := app.New(context.Background(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/handlers/audit"
+	"github.com/einvoice/spaceorders/handlers/checkpoint"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
 	"github.com/einvoice/spaceorders/projections"
 )
@@ -322,6 +324,36 @@ type logPage struct {
 	Expect  string
 	At      string
 	Problem string
+	// Checkpoints are the latest signed checkpoints, newest first; Keys how many public
+	// keys the data folder vouches for; Signed what the verification made of them.
+	Checkpoints []audit.Checkpoint
+	Keys        int
+	Signed      audit.CheckpointReport
+	Damage      []string
+}
+
+// recentCheckpoints are the last signed checkpoints of each key, newest first.
+const recentCheckpoints = 10
+
+// checkpoints reads the last signed checkpoints of each key's stream, newest first.
+func (c *Console) checkpoints(ctx context.Context, keys []ed25519.PublicKey) []audit.Checkpoint {
+	var out []audit.Checkpoint
+	for _, k := range keys {
+		envs, err := c.opts.Store.ReadStream(ctx, checkpoint.StreamOf(audit.KeyID(k)), 0)
+		if err != nil {
+			if !errors.Is(err, eventstore.ErrStreamNotFound) {
+				c.log.Warn("console: checkpoints", zap.Error(err))
+			}
+			continue
+		}
+		for _, env := range envs[max(len(envs)-recentCheckpoints, 0):] {
+			if cp, err := audit.ParseCheckpoint(env); err == nil {
+				out = append(out, cp)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b audit.Checkpoint) int { return b.SignedAt.Compare(a.SignedAt) })
+	return out[:min(len(out), recentCheckpoints)]
 }
 
 func (c *Console) logPage(w http.ResponseWriter, r *http.Request, p httpapi.Principal) {
@@ -333,7 +365,15 @@ func (c *Console) logPage(w http.ResponseWriter, r *http.Request, p httpapi.Prin
 		c.log.Error("console: head", zap.Error(err))
 	}
 	pg.Head = head
-	if q.Get("verify") != "" && err == nil {
+	var keys []ed25519.PublicKey
+	if c.opts.CheckpointKeys != nil {
+		if keys, err = c.opts.CheckpointKeys(); err != nil {
+			c.log.Warn("console: checkpoint keys", zap.Error(err))
+		}
+	}
+	pg.Keys = len(keys)
+	pg.Checkpoints = c.checkpoints(r.Context(), keys)
+	if q.Get("verify") != "" && pg.Failed == "" {
 		var exp *audit.Expect
 		if pg.Expect != "" || pg.At != "" {
 			at, err := strconv.ParseUint(pg.At, 10, 64)
@@ -345,17 +385,22 @@ func (c *Console) logPage(w http.ResponseWriter, r *http.Request, p httpapi.Prin
 		}
 		if pg.Problem == "" {
 			ctx, cancel := context.WithTimeout(r.Context(), c.opts.VerifyTimeout)
-			rep, err := audit.VerifyStore(ctx, c.opts.Store, exp, nil)
+			res, err := audit.CheckStore(ctx, c.opts.Store, audit.CheckOptions{Expect: exp, Keys: keys})
 			cancel()
-			var b *audit.Break
 			switch {
-			case errors.As(err, &b):
-				pg.Ran, pg.Tamper = true, b.Error()
 			case err != nil:
 				c.log.Error("console: verify", zap.Error(err))
 				pg.Failed = "see the server log"
 			default:
-				pg.Ran, pg.Report = true, rep
+				pg.Ran, pg.Report, pg.Signed = true, res.Report, res.Checkpoints
+				if res.Damage != nil {
+					for _, g := range res.Damage.Gaps {
+						pg.Damage = append(pg.Damage, g.String())
+					}
+				}
+				if bad := res.Err(); bad != nil {
+					pg.Tamper = bad.Error()
+				}
 			}
 		}
 	}

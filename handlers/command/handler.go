@@ -203,7 +203,7 @@ func (h *Handler) grantNow(ctx context.Context, o domain.Order, paid Result, met
 }
 
 // aggregate is the load-decide-append loop of one kind of aggregate.
-type aggregate[S any, C any] struct {
+type aggregate[S any, C domain.Command] struct {
 	h        *Handler
 	category string
 	cache    *cache[S]
@@ -283,10 +283,9 @@ func (a *aggregate[S, C]) loadFind(ctx context.Context, id uuid.UUID, fresh, who
 }
 
 func (a *aggregate[S, C]) execute(ctx context.Context, id uuid.UUID, cmd C, meta Meta, ifMatch *uint64) (Result, S, error) {
-	name := fmt.Sprintf("%T", cmd)[len("domain."):]
 	start := time.Now()
 	res, state, err := a.run(ctx, id, cmd, meta, ifMatch)
-	a.h.metrics.observe(name, err, time.Since(start))
+	a.h.metrics.observe(cmd.CommandName(), err, time.Since(start))
 	return res, state, err
 }
 

@@ -24,7 +24,7 @@ const AbandonedSlotAfter = time.Minute
 func (h *Handler) RequestSpaceIncrease(ctx context.Context, subID uuid.UUID, gb int, channel string, meta Meta) (uuid.UUID, Result, domain.Order, error) {
 	start := time.Now()
 	id, res, o, err := h.requestSpaceIncrease(ctx, subID, gb, channel, meta)
-	h.metrics.observe("RequestSpaceIncrease", err, time.Since(start))
+	h.metrics.observe(domain.RequestSpaceIncrease{}.CommandName(), err, time.Since(start))
 	return id, res, o, err
 }
 

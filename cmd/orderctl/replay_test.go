@@ -121,7 +121,7 @@ func TestReplayAndVerifyCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	record()
-	orderID, _, _, err := h.RequestSpaceIncrease(ctx, subID, 1, "app", meta)
+	orderID, _, _, err := h.OpenOrder(ctx, subID, domain.RequestSpaceIncrease{GB: 1, Channel: "app"}, meta)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -126,7 +126,7 @@ func runScenario(t *testing.T, store eventstore.Store, l live) []snapshotAt {
 		snap()
 	}
 	flow := func(sub uuid.UUID, cart domain.OrderCommand) (uuid.UUID, domain.Order) {
-		id, _, _, err := h.RequestSpaceIncrease(ctx, sub, 1, "panel", meta("customer", "panel"))
+		id, _, _, err := h.OpenOrder(ctx, sub, domain.RequestSpaceIncrease{GB: 1, Channel: "panel"}, meta("customer", "panel"))
 		must(err)
 		snap()
 		var o domain.Order

@@ -151,11 +151,11 @@ func (h *Handler) ExecuteSubscription(ctx context.Context, id uuid.UUID, cmd dom
 	return h.subs.execute(ctx, id, cmd, meta, ifMatch)
 }
 
-// ExecuteOrder runs a command on an order. RequestSpaceIncrease goes through
-// RequestSpaceIncrease instead, which also reserves the subscription's order slot.
+// ExecuteOrder runs a command on an order. A command that opens an order goes through
+// OpenOrder instead, which also reserves the subscription's order slot.
 func (h *Handler) ExecuteOrder(ctx context.Context, id uuid.UUID, cmd domain.OrderCommand, meta Meta, ifMatch *uint64) (Result, domain.Order, error) {
-	if _, ok := cmd.(domain.RequestSpaceIncrease); ok {
-		return Result{}, domain.Order{}, fmt.Errorf("command: RequestSpaceIncrease must go through Handler.RequestSpaceIncrease")
+	if _, ok := cmd.(domain.OrderOpener); ok {
+		return Result{}, domain.Order{}, fmt.Errorf("command: %s opens an order: it must go through Handler.OpenOrder", cmd.CommandName())
 	}
 	res, o, err := h.orders.execute(ctx, id, cmd, meta, ifMatch)
 	// A replayed payment grants too: the attempt that wrote it may have died before its grant.

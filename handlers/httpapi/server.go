@@ -174,7 +174,7 @@ func (s *Server) routesOfTheContract(gatherer prometheus.Gatherer) {
 	s.query(Route{"GET", "/v1/subscriptions/{id}", reads, "GetSubscription"}, s.getSubscription)
 	s.command(Route{"POST", "/v1/subscriptions/{id}/usage", operator, domain.ReportUsage{}.CommandName()}, s.reportUsage)
 
-	s.command(Route{"POST", "/v1/orders", customer, domain.RequestSpaceIncrease{}.CommandName()}, s.requestSpaceIncrease)
+	s.command(Route{"POST", "/v1/orders", customer, domain.RequestSpaceIncrease{}.CommandName()}, s.openOrder(requestSpaceOpening))
 	s.query(Route{"GET", "/v1/orders/{id}", orderRds, "GetOrder"}, s.getOrder)
 	s.command(Route{"POST", "/v1/orders/{id}/co-termination", customer, domain.ToggleCoTermination{}.CommandName()}, s.toggleCoTermination)
 	s.command(Route{"POST", "/v1/orders/{id}/checkout", customer, domain.ProceedToCheckout{}.CommandName()}, s.proceedToCheckout)

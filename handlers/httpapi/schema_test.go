@@ -29,9 +29,12 @@ const docURL = "https://spaceorders.example/openapi.json"
 
 // contract is the OpenAPI document, ready to check requests and answers against.
 type contract struct {
-	doc      map[string]any
+	doc   map[string]any
+	paths []pathPattern
+
+	mu       sync.Mutex // the compiler is not for concurrent use; tests send concurrently
 	compiler *jsonschema.Compiler
-	paths    []pathPattern
+	schemas  map[string]*jsonschema.Schema // compiled, by location
 }
 
 type pathPattern struct {
@@ -59,7 +62,7 @@ func loadContract(t *testing.T, strict bool) *contract {
 	if err := c.AddResource(docURL, m); err != nil {
 		t.Fatal(err)
 	}
-	ct := &contract{doc: m, compiler: c}
+	ct := &contract{doc: m, compiler: c, schemas: map[string]*jsonschema.Schema{}}
 	for p := range m["paths"].(map[string]any) {
 		re := "^" + regexp.MustCompile(`\\\{[^}]+\\\}`).ReplaceAllString(regexp.QuoteMeta(p), `[^/]+`) + "$"
 		ct.paths = append(ct.paths, pathPattern{p, regexp.MustCompile(re)})
@@ -113,10 +116,17 @@ func (c *contract) operation(method, urlPath string) (string, map[string]any, er
 }
 
 func (c *contract) validate(loc string, body []byte) error {
-	sch, err := c.compiler.Compile(loc)
-	if err != nil {
-		return fmt.Errorf("compile %s: %w", loc, err)
+	c.mu.Lock()
+	sch, ok := c.schemas[loc]
+	if !ok {
+		var err error
+		if sch, err = c.compiler.Compile(loc); err != nil {
+			c.mu.Unlock()
+			return fmt.Errorf("compile %s: %w", loc, err)
+		}
+		c.schemas[loc] = sch
 	}
+	c.mu.Unlock()
 	v, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
 	if err != nil {
 		return fmt.Errorf("not JSON: %w", err)

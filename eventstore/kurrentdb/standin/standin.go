@@ -190,6 +190,14 @@ func (s *Server) LiveSubscriptions() int {
 	return s.live
 }
 
+// goLive counts a subscription live until the function it returns is called.
+func (s *Server) goLive() (gone func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.live++
+	return func() { s.mu.Lock(); s.live--; s.mu.Unlock() }
+}
+
 // DropSubscriptionsAfter makes every subscription opened from now on drop after it has sent
 // n events (0: never), so that a test can force a resubscription in the middle of a commit.
 func (s *Server) DropSubscriptionsAfter(n int) {
@@ -698,10 +706,7 @@ func (s *Server) subscribe(o *api.ReadReq_Options, f *filter, str bool, srv api.
 			if err := srv.Send(&api.ReadResp{Content: &api.ReadResp_CaughtUp_{CaughtUp: &api.ReadResp_CaughtUp{}}}); err != nil {
 				return err
 			}
-			s.mu.Lock()
-			s.live++
-			s.mu.Unlock()
-			defer func() { s.mu.Lock(); s.live--; s.mu.Unlock() }()
+			defer s.goLive()()
 		}
 		select {
 		case <-changed:

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"sync"
 	"time"
@@ -281,6 +282,9 @@ func (m *Mailer) Run(ctx context.Context) error {
 	}
 	close(msgs)
 	wg.Wait()
+	if c, ok := m.cfg.Sender.(io.Closer); ok {
+		_ = c.Close() // the SMTP connections kept open between emails
+	}
 	if runErr != nil {
 		return runErr
 	}

@@ -92,7 +92,7 @@ type SMTPConfig struct {
 	HELO string
 	// MaxIdle is how many connections stay open between emails, for the next ones: a new
 	// connection costs a TCP (and TLS) handshake, EHLO and AUTH before the first byte of
-	// the email. Default 4, the mailer's default concurrency.
+	// the email. Default 16, the mailer's default concurrency.
 	MaxIdle int
 	// IdleTimeout closes a connection unused for this long instead of reusing it (servers
 	// drop idle sessions after a few minutes). Default 30 s.
@@ -127,7 +127,7 @@ func NewSMTPSender(cfg SMTPConfig) (*SMTPSender, error) {
 		cfg.Timeout = 30 * time.Second
 	}
 	if cfg.MaxIdle == 0 {
-		cfg.MaxIdle = 4
+		cfg.MaxIdle = 16
 	}
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = 30 * time.Second

@@ -247,7 +247,7 @@ func (r *Relay) runOnce(parent context.Context) error {
 	r.position.Store(cp.Position)
 	ctx, stop := context.WithCancelCause(parent)
 	defer stop(nil)
-	p := r.startPipeline(ctx, stop, cp.Seq)
+	p := r.startPipeline(parent.Done(), stop, cp.Seq)
 	err = func() error {
 		// Positions are opaque (no "the one before"): the rest of a commit the relay
 		// stopped in is read from its stream, after the last version published, then the
@@ -272,7 +272,7 @@ func (r *Relay) runOnce(parent context.Context) error {
 			return nil
 		})
 	}()
-	// The acknowledgements in flight are awaited even when ctx has ended: what the stream
+	// The acknowledgements in flight are awaited (unless Run is stopping): what the stream
 	// holds is settled before a new attempt reads its checkpoint.
 	if perr := p.close(); perr != nil {
 		return perr
@@ -324,6 +324,7 @@ type pipeline struct {
 	next    uint64 // the stream's last sequence the next message expects
 	pending chan inflight
 	stop    context.CancelCauseFunc
+	quit    <-chan struct{} // Run is stopping: no attempt follows, nothing to wait for
 	done    chan struct{}
 	err     error // the first failure, read once done is closed
 }
@@ -337,8 +338,8 @@ type inflight struct {
 	position uint64
 }
 
-func (r *Relay) startPipeline(ctx context.Context, stop context.CancelCauseFunc, lastSeq uint64) *pipeline {
-	p := &pipeline{r: r, next: lastSeq, pending: make(chan inflight, pipelineDepth), stop: stop, done: make(chan struct{})}
+func (r *Relay) startPipeline(quit <-chan struct{}, stop context.CancelCauseFunc, lastSeq uint64) *pipeline {
+	p := &pipeline{r: r, next: lastSeq, pending: make(chan inflight, pipelineDepth), stop: stop, quit: quit, done: make(chan struct{})}
 	go p.await()
 	return p
 }
@@ -390,6 +391,8 @@ func (p *pipeline) await() {
 				p.fail(fmt.Errorf("relay: publish event %s: %w", it.eventID, err))
 			case <-timer.C:
 				p.fail(fmt.Errorf("relay: publish event %s: no acknowledgement within %s", it.eventID, p.r.opts.PublishTimeout))
+			case <-p.quit:
+				p.fail(context.Canceled)
 			}
 		}
 		if it.position > 0 && p.err == nil {

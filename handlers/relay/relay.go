@@ -179,11 +179,13 @@ func New(store eventstore.Store, js jetstream.JetStream, opts Options) *Relay {
 
 // Checkpoint is the last event published: its commit's Position and its Index in the
 // commit, and its stream and version, where the rest of a partly published commit is read.
+// Seq is the notifications stream's last sequence, which the next message must follow.
 type Checkpoint struct {
 	Position      uint64
 	Index         int
 	Stream        string
 	StreamVersion uint64
+	Seq           uint64
 }
 
 // LastPublished reads the checkpoint from the stream's last message. An empty stream answers
@@ -194,7 +196,7 @@ func LastPublished(ctx context.Context, s jetstream.Stream) (Checkpoint, error) 
 		return Checkpoint{}, fmt.Errorf("relay: stream info: %w", err)
 	}
 	if info.State.Msgs == 0 || info.State.LastSeq == 0 {
-		return Checkpoint{Index: -1}, nil
+		return Checkpoint{Index: -1, Seq: info.State.LastSeq}, nil
 	}
 	m, err := s.GetMsg(ctx, info.State.LastSeq)
 	if err != nil {
@@ -207,7 +209,7 @@ func LastPublished(ctx context.Context, s jetstream.Stream) (Checkpoint, error) 
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return Checkpoint{}, fmt.Errorf("relay: last message %d has no checkpoint: %w", info.State.LastSeq, err)
 	}
-	return Checkpoint{Position: pos, Index: idx, Stream: body.Stream, StreamVersion: body.StreamVersion}, nil
+	return Checkpoint{Position: pos, Index: idx, Stream: body.Stream, StreamVersion: body.StreamVersion, Seq: info.State.LastSeq}, nil
 }
 
 // Run publishes until ctx ends, resuming after the stream's last message. Errors from the
@@ -229,8 +231,8 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
-func (r *Relay) runOnce(ctx context.Context) error {
-	setup, cancel := context.WithTimeout(ctx, r.opts.PublishTimeout)
+func (r *Relay) runOnce(parent context.Context) error {
+	setup, cancel := context.WithTimeout(parent, r.opts.PublishTimeout)
 	defer cancel()
 	stream, err := EnsureStream(setup, r.js, r.opts)
 	if err != nil {
@@ -242,31 +244,45 @@ func (r *Relay) runOnce(ctx context.Context) error {
 	}
 	r.log.Info("relay following the log", zap.String("stream", r.opts.Stream),
 		zap.Uint64("position", cp.Position), zap.Int("index", cp.Index))
-	// Positions are opaque (no "the one before"): the rest of a commit the relay stopped
-	// in is read from its stream, after the last version published, then the log is
-	// followed after that commit.
-	if cp.Position > 0 {
-		if err := r.finishCommit(ctx, cp); err != nil {
-			return err
-		}
-	}
 	r.position.Store(cp.Position)
-	return r.store.Subscribe(ctx, cp.Position, func(env eventstore.Envelope) error {
-		if r.opts.AllTypes || r.types[env.Type] {
-			if err := r.publish(ctx, env); err != nil {
+	ctx, stop := context.WithCancelCause(parent)
+	defer stop(nil)
+	p := r.startPipeline(parent.Done(), stop, cp.Seq)
+	err = func() error {
+		// Positions are opaque (no "the one before"): the rest of a commit the relay
+		// stopped in is read from its stream, after the last version published, then the
+		// log is followed after that commit.
+		if cp.Position > 0 {
+			if err := r.finishCommit(ctx, p, cp); err != nil {
+				return err
+			}
+			if err := p.commitEnd(ctx, cp.Position); err != nil {
 				return err
 			}
 		}
-		if env.LastInCommit() {
-			r.position.Store(env.Position)
-		}
-		return nil
-	})
+		return r.store.Subscribe(ctx, cp.Position, func(env eventstore.Envelope) error {
+			if r.opts.AllTypes || r.types[env.Type] {
+				if err := p.publish(ctx, env); err != nil {
+					return err
+				}
+			}
+			if env.LastInCommit() {
+				return p.commitEnd(ctx, env.Position)
+			}
+			return nil
+		})
+	}()
+	// The acknowledgements in flight are awaited (unless Run is stopping): what the stream
+	// holds is settled before a new attempt reads its checkpoint.
+	if perr := p.close(); perr != nil {
+		return perr
+	}
+	return err
 }
 
 // finishCommit publishes what follows the checkpoint in its commit: the stream's events
 // after its version that carry the commit's position.
-func (r *Relay) finishCommit(ctx context.Context, cp Checkpoint) error {
+func (r *Relay) finishCommit(ctx context.Context, p *pipeline, cp Checkpoint) error {
 	if cp.Stream == "" {
 		// Not a message this relay wrote: nothing says where its commit's rest is.
 		r.log.Warn("relay: the last message names no stream; following the log after its commit",
@@ -287,40 +303,114 @@ func (r *Relay) finishCommit(ctx context.Context, cp Checkpoint) error {
 		if !r.opts.AllTypes && !r.types[env.Type] {
 			continue
 		}
-		if err := r.publish(ctx, env); err != nil {
+		if err := p.publish(ctx, env); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// publish sends one event, retrying with the same message id until the server acknowledges
-// it: the server drops a copy that had already landed.
-func (r *Relay) publish(ctx context.Context, env eventstore.Envelope) error {
-	msg, err := Encode(r.opts.SubjectPrefix, env)
+// pipelineDepth bounds the messages published and not yet acknowledged.
+const pipelineDepth = 256
+
+// pipeline publishes without waiting for each acknowledgement: a synchronous publish per
+// event made the relay one round trip per event behind the log. Each message expects the
+// stream's last sequence to be the one before it (Nats-Expected-Last-Sequence), so the
+// server stores the relay's messages in order and refuses every message after one it did not
+// store: the stream always holds a prefix of what was sent, and its last message stays a
+// true checkpoint. The first failure ends the attempt; Run resumes from that checkpoint.
+type pipeline struct {
+	r       *Relay
+	next    uint64 // the stream's last sequence the next message expects
+	pending chan inflight
+	stop    context.CancelCauseFunc
+	quit    <-chan struct{} // Run is stopping: no attempt follows, nothing to wait for
+	done    chan struct{}
+	err     error // the first failure, read once done is closed
+}
+
+// inflight is a message awaiting its acknowledgement (fut set), or the end of a commit
+// (position set), which the relay has followed to its end once everything before is acked.
+type inflight struct {
+	fut      jetstream.PubAckFuture
+	eventID  string
+	sent     time.Time
+	position uint64
+}
+
+func (r *Relay) startPipeline(quit <-chan struct{}, stop context.CancelCauseFunc, lastSeq uint64) *pipeline {
+	p := &pipeline{r: r, next: lastSeq, pending: make(chan inflight, pipelineDepth), stop: stop, quit: quit, done: make(chan struct{})}
+	go p.await()
+	return p
+}
+
+// publish sends one event with its id as Nats-Msg-Id (a copy that had already landed, from
+// another relay, is dropped by the server) and its place in the stream as expectation.
+func (p *pipeline) publish(ctx context.Context, env eventstore.Envelope) error {
+	msg, err := Encode(p.r.opts.SubjectPrefix, env)
 	if err != nil {
 		return err
 	}
-	delay := 50 * time.Millisecond
-	for {
-		pctx, cancel := context.WithTimeout(ctx, r.opts.PublishTimeout)
-		_, err := r.js.PublishMsg(pctx, msg, jetstream.WithMsgID(env.ID.String()))
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		r.log.Warn("relay publish failed, retrying", zap.String("event_id", env.ID.String()),
-			zap.String("subject", msg.Subject), zap.Error(err))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(delay):
-		}
-		delay = min(2*delay, 5*time.Second)
+	id := env.ID.String()
+	fut, err := p.r.js.PublishMsgAsync(msg, jetstream.WithMsgID(id), jetstream.WithExpectLastSequence(p.next))
+	if err != nil {
+		return fmt.Errorf("relay: publish event %s: %w", id, err)
 	}
+	p.next++
+	return p.queue(ctx, inflight{fut: fut, eventID: id, sent: time.Now()})
+}
+
+// commitEnd marks the end of the commit at position.
+func (p *pipeline) commitEnd(ctx context.Context, position uint64) error {
+	return p.queue(ctx, inflight{position: position})
+}
+
+func (p *pipeline) queue(ctx context.Context, it inflight) error {
+	select {
+	case p.pending <- it:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
+// await takes the acknowledgements in publishing order and moves the relay's position.
+func (p *pipeline) await() {
+	defer close(p.done)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for it := range p.pending {
+		if p.err != nil {
+			continue // the server refuses what followed the failure: nothing to wait for
+		}
+		if it.fut != nil {
+			timer.Reset(time.Until(it.sent.Add(p.r.opts.PublishTimeout)))
+			select {
+			case <-it.fut.Ok():
+			case err := <-it.fut.Err():
+				p.fail(fmt.Errorf("relay: publish event %s: %w", it.eventID, err))
+			case <-timer.C:
+				p.fail(fmt.Errorf("relay: publish event %s: no acknowledgement within %s", it.eventID, p.r.opts.PublishTimeout))
+			case <-p.quit:
+				p.fail(context.Canceled)
+			}
+		}
+		if it.position > 0 && p.err == nil {
+			p.r.position.Store(it.position)
+		}
+	}
+}
+
+func (p *pipeline) fail(err error) {
+	p.err = err
+	p.stop(err)
+}
+
+// close waits for the acknowledgements in flight and returns the first failure.
+func (p *pipeline) close() error {
+	close(p.pending)
+	<-p.done
+	return p.err
 }
 
 // Encode builds the integration message of an event (without its Nats-Msg-Id).

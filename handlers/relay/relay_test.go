@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/einvoice/spaceorders/domain"
@@ -298,4 +300,56 @@ func mustStream(t *testing.T, js jetstream.JetStream) jetstream.Stream {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// refuseOnce is the relay's JetStream with one fault: the first publish of one event goes
+// out with an expectation the server refuses (as a full stream or a lost leader would), so
+// that message is not stored while the ones published behind it are already on their way.
+type refuseOnce struct {
+	jetstream.JetStream
+	mu      sync.Mutex
+	eventID string
+	done    bool
+}
+
+func (r *refuseOnce) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	return r.JetStream.PublishMsgAsync(m, append(opts, r.fault(m)...)...)
+}
+
+// fault returns the option that makes the server refuse the chosen event's first publish.
+func (r *refuseOnce) fault(m *nats.Msg) []jetstream.PublishOpt {
+	var body relay.Message
+	if json.Unmarshal(m.Data, &body) != nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done || body.EventID != r.eventID {
+		return nil
+	}
+	r.done = true
+	return []jetstream.PublishOpt{jetstream.WithExpectStream("NOT-" + relay.DefaultStream)}
+}
+
+// The relay publishes without waiting for each acknowledgement; when the server refuses one
+// message, nothing published behind it may land, or the stream's last message (the relay's
+// checkpoint) would be past an event never published: that event would be lost for good.
+func TestRelayRefusedMessageLeavesNoGap(t *testing.T) {
+	e := start(t)
+	var want []uuid.UUID
+	for range 40 {
+		want = append(want, appendOrder(t, e.store)...)
+	}
+	faulty := &refuseOnce{JetStream: e.js, eventID: want[7].String()}
+	stop := runRelay(t, env{e.store, faulty})
+	waitCount(t, e.js, len(want))
+	time.Sleep(100 * time.Millisecond) // room for a wrongful duplicate to show up
+	stop()
+	faulty.mu.Lock()
+	refused := faulty.done
+	faulty.mu.Unlock()
+	if !refused {
+		t.Fatal("the fault was never injected")
+	}
+	assertExactly(t, published(t, e.js), want)
 }

@@ -16,12 +16,12 @@ import (
 const DefaultEnsureWait = 60 * time.Second
 
 // Ensure runs create, a CreateOrUpdate of a stream or key-value bucket with the given
-// number of replicas, until it succeeds, retrying with backoff (100 ms doubling to 2 s,
-// each attempt bounded to 5 s) for as long as ctx lasts or DefaultEnsureWait. Several
-// replicas starting together create the same streams at the same moment, and a cluster
-// just started may have no JetStream leader yet: both answer errors that pass. A server
-// that cannot hold that many replicas (a single server, not a cluster) is refused at once,
-// saying so.
+// number of replicas, until it succeeds, retrying with backoff (100 ms doubling to 2 s;
+// each attempt bounded to 1 s, then 2 s, up to 5 s) for as long as ctx lasts, or
+// DefaultEnsureWait. Several replicas starting together create the same streams at the
+// same moment, and a cluster just started may have no JetStream leader yet: both answer
+// errors that pass. A server that cannot hold that many replicas (a single server, not a
+// cluster) is refused at once, saying so.
 func Ensure(ctx context.Context, what string, replicas int, create func(context.Context) error) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -30,7 +30,9 @@ func Ensure(ctx context.Context, what string, replicas int, create func(context.
 	}
 	delay := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		// A request made before the cluster has a leader goes unanswered: a short first
+		// attempt finds the leader sooner, a longer one later lets a loaded server answer.
+		actx, cancel := context.WithTimeout(ctx, min(time.Duration(attempt)*time.Second, 5*time.Second))
 		err := create(actx)
 		cancel()
 		if err == nil {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,85 +16,15 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
+	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
 	"github.com/einvoice/spaceorders/handlers/audit"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
 	"github.com/einvoice/spaceorders/handlers/relay"
 )
-
-// natsCluster is a JetStream cluster of in-process nats-servers on loopback, each in its own
-// folder, every write fsynced (sync_interval: always), joined by cluster routes.
-type natsCluster struct {
-	t     testing.TB
-	nodes []*server.Server
-}
-
-func startNATSCluster(t testing.TB, n int) *natsCluster {
-	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-	}
-	var urls []string
-	for _, p := range ports {
-		urls = append(urls, fmt.Sprintf("nats://127.0.0.1:%d", p))
-	}
-	c := &natsCluster{t: t}
-	for i := range n {
-		opts := &server.Options{
-			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: -1,
-			JetStream: true, StoreDir: t.TempDir(), SyncAlways: true, NoSigs: true, NoLog: true,
-			Cluster: server.ClusterOpts{Name: "orders", Host: "127.0.0.1", Port: ports[i]},
-			Routes:  server.RoutesFromStr(strings.Join(urls, ",")),
-		}
-		s, err := server.NewServer(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go s.Start()
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("NATS node %d did not start", i+1)
-		}
-		c.nodes = append(c.nodes, s)
-	}
-	t.Cleanup(func() {
-		for _, s := range c.nodes {
-			s.Shutdown()
-		}
-	})
-	return c
-}
-
-// URL lists the client URLs of every node, as a deployment gives them.
-func (c *natsCluster) URL() string {
-	var urls []string
-	for _, s := range c.nodes {
-		urls = append(urls, s.ClientURL())
-	}
-	return strings.Join(urls, ",")
-}
-
-// kill stops the node named name at once.
-func (c *natsCluster) kill(name string) {
-	for _, s := range c.nodes {
-		if s.Name() == name {
-			s.Shutdown()
-			s.WaitForShutdown()
-			return
-		}
-	}
-	c.t.Fatalf("no NATS node %s", name)
-}
 
 // crash stops a replica as a dying process would: its NATS connection goes first, so that
 // it neither gives back its leases nor records anything more, then the rest.
@@ -234,7 +163,7 @@ func TestTwoReplicasOnANATSCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node NATS cluster")
 	}
-	cl := startNATSCluster(t, 3)
+	cl := jstest.StartCluster(t, 3)
 	dirA, dirB := t.TempDir(), t.TempDir()
 	// One token key for both replicas, as a deployment gives them one public key.
 	keyFile := httpapi.DevKeyFile(dirB)
@@ -293,7 +222,7 @@ func TestTwoReplicasOnANATSCluster(t *testing.T) {
 					return
 				}
 				t.Logf("killing NATS node %s, the EVENTS stream's leader", info.Cluster.Leader)
-				cl.kill(info.Cluster.Leader)
+				cl.Kill(info.Cluster.Leader)
 			})
 		case n == flows*4:
 			killB.Do(func() {
@@ -441,7 +370,6 @@ func TestTwoReplicasOnANATSCluster(t *testing.T) {
 			digests[m.Name] = m.Digest
 		}
 	}
-	_ = nats.DefaultURL
 }
 
 // holds says whether the replica holds role's lease.

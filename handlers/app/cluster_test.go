@@ -20,6 +20,7 @@ import (
 
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
+	"github.com/einvoice/spaceorders/eventstore/jetstream"
 	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
 	"github.com/einvoice/spaceorders/handlers/audit"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
@@ -420,6 +421,98 @@ func readClusterLog(t *testing.T, store eventstore.Store) clusterLog {
 				}
 				l.emails[id+"/"+p.Kind]++
 			}
+		}
+	}
+}
+
+// Two replicas on one external store: a step taken on A is seen by B at once, by a plain
+// read (B checks its cache against the stream, since other writers exist) and by a read
+// given ?after= the position A answered; a refusal on B is decided on the stream's state,
+// not on B's cache; /readyz and the metrics of each say which replica holds each role.
+func TestReplicasAnswerFromTheStreamNotTheirCache(t *testing.T) {
+	srv, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{Dir: t.TempDir(), Listen: "127.0.0.1:-1", RelaxedSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	dirA, dirB := t.TempDir(), t.TempDir()
+	keyFile := httpapi.DevKeyFile(dirA)
+	if _, _, err := httpapi.LoadOrCreateKey(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(keyFile); err != nil || os.WriteFile(httpapi.DevKeyFile(dirB), b, 0o600) != nil {
+		t.Fatal(err)
+	}
+	replica := func(name, dir string) Config {
+		cfg := testConfig(dir)
+		cfg.Store, cfg.ReplicaName, cfg.NoMailer = srv.ClientURL(), name, true
+		return cfg
+	}
+	a := startApp(t, replica("A", dirA))
+	eventually(t, "A holds the relay's role", func() bool { return holds(a, "relay") })
+	b := startApp(t, replica("B", dirB))
+
+	cu := a.token(httpapi.RoleCustomer, "cust-fresh")
+	sub := a.must(a.do("POST", "/v1/subscriptions", a.token(httpapi.RoleOperator, "op"), openBody("cust-fresh")), 201).field(t, "subscriptionId").(string)
+	id := a.must(a.do("POST", "/v1/orders", cu, map[string]any{"subscriptionId": sub, "channel": "panel"}), 201).field(t, "orderId").(string)
+	// B caches the cart as it is now.
+	if s := b.must(b.do("GET", "/v1/orders/"+id, cu, nil), 200).field(t, "status"); s != "cart" {
+		t.Fatalf("B sees the new order as %v", s)
+	}
+	a.must(a.do("POST", "/v1/orders/"+id+"/checkout", cu, nil), 200)
+	a.must(a.do("POST", "/v1/orders/"+id+"/payment-method", cu, map[string]any{"method": "bank-transfer"}), 200)
+	// Confirmed on B, whose cache knows no payment method: decided on the stream, accepted.
+	conf := b.must(b.do("POST", "/v1/orders/"+id+"/confirm", cu, map[string]any{"acceptGeneralConditions": true,
+		"approveUnfairTerms": true, "acknowledgePrivacy": true, "termsVersion": "2026-01"}), 200)
+	total := conf.field(t, "quote").(map[string]any)["totalCents"]
+	paid := a.must(a.do("POST", "/v1/orders/"+id+"/payments", a.token(httpapi.RolePayments, "gw"),
+		map[string]any{"amountCents": total, "method": "bank-transfer", "reference": "CRO-1"}), 200)
+	pos := fmt.Sprint(paid.field(t, "position"))
+	for _, path := range []string{"/v1/orders/" + id, "/v1/orders/" + id + "?after=" + pos} {
+		if s := b.must(b.do("GET", path, cu, nil), 200).field(t, "status"); s != "paid" {
+			t.Errorf("GET %s on B after paying on A: %v, want paid", path, s)
+		}
+	}
+	if v := b.must(b.do("GET", "/v1/subscriptions/"+sub+"?after="+pos, cu, nil), 200).field(t, "space"); v == nil {
+		t.Error("GET /v1/subscriptions/{id}?after= on B answers no space")
+	}
+	if ans := b.do("GET", "/v1/orders/"+id+"?after=x", cu, nil); ans.status != 400 {
+		t.Errorf("?after=x: %d, want 400", ans.status)
+	}
+	// A refusal on B's stale cache would be "payment method missing"; on the stream it is
+	// the truth: the order is paid.
+	ans := b.do("POST", "/v1/orders/"+id+"/cancel", cu, nil)
+	if ans.status != 409 || !strings.Contains(string(ans.body), "paid") {
+		t.Errorf("cancel of a paid order on B: %d %s", ans.status, ans.body)
+	}
+
+	// Each replica says which one holds each role.
+	for _, r := range []*running{a, b} {
+		var rd httpapi.Readiness
+		if err := json.Unmarshal(r.do("GET", "/readyz", "", nil).body, &rd); err != nil {
+			t.Fatal(err)
+		}
+		var detail string
+		for _, c := range rd.Components {
+			if c.Name == "role:relay" {
+				detail = c.Detail
+			}
+		}
+		want := "held by this replica (A)"
+		if r == b {
+			want = "standby: held by A"
+		}
+		if !strings.Contains(detail, want) {
+			t.Errorf("replica %s's /readyz says of the relay %q, want %q", r.a.Config.ReplicaName, detail, want)
+		}
+		metrics := string(r.do("GET", "/metrics", "", nil).body)
+		line := fmt.Sprintf(`spaceorders_role_held{replica=%q,role="relay"} `, r.a.Config.ReplicaName)
+		want = line + "1"
+		if r == b {
+			want = line + "0"
+		}
+		if !strings.Contains(metrics, want) {
+			t.Errorf("replica %s's metrics lack %s", r.a.Config.ReplicaName, want)
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -160,6 +161,8 @@ func (l *Leases) acquire(ctx context.Context, role string) (uint64, error) {
 					}
 				}
 			}
+		} else if errors.Is(err, nats.ErrConnectionClosed) {
+			return 0, fmt.Errorf("%s: lease: %w", role, err)
 		} else if ctx.Err() == nil {
 			l.log.Debug("lease not reachable", zap.String("role", role), zap.Error(err))
 		}

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,7 @@ import (
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/eventstore/jetstream"
+	"github.com/einvoice/spaceorders/handlers/app"
 	"github.com/einvoice/spaceorders/handlers/cli"
 	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
@@ -44,13 +46,15 @@ func main() {
 }
 
 func run() error {
-	url := flag.String("url", "http://127.0.0.1:8080", "orderd's base URL")
+	url := flag.String("url", "http://127.0.0.1:8080", "orderd's base URL; several, comma-separated, are replicas of one deployment, and each flow's steps alternate them")
 	data := flag.String("data", "./data", "orderd's data `folder`: tokens are signed with its development key; --prefill writes into it")
 	keyFile := flag.String("key", "", "PEM `file` of the Ed25519 private key to sign tokens with, instead of the data folder's")
 	clients := flag.Int("clients", 32, "concurrent clients")
 	duration := flag.Duration("duration", 20*time.Second, "how long to run the flows")
 	raw := flag.Bool("raw", false, "also measure raw durable publishes (SyncAlways) and the store's durable appends (group commit) in a temporary folder")
 	prefill := flag.Int("prefill", 0, "write about this many events into --data with relaxed sync, then exit (orderd must be stopped)")
+	cluster := flag.Bool("cluster", false, "run a 3-node NATS cluster (streams with 3 replicas) and two orderd replicas in this process, and measure flows, raw R3 publishes and store appends on it, and a role's fail-over")
+	leaseTTL := flag.Duration("lease-ttl", app.DefaultLeaseTTL, "with --cluster: the replicas' --lease-ttl")
 	version := flag.Bool("version", false, "print the build and exit")
 	flag.Parse()
 	if *version {
@@ -62,6 +66,9 @@ func run() error {
 		os.Exit(2)
 	}
 
+	if *cluster {
+		return clusterBench(*clients, *duration, *leaseTTL)
+	}
 	if *prefill > 0 {
 		return prefillEvents(*data, *prefill, *clients)
 	}
@@ -76,7 +83,7 @@ func run() error {
 		return fmt.Errorf("signing key: %w", err)
 	}
 	fmt.Printf("flows: %d clients for %s against %s\n", *clients, *duration, *url)
-	cmds, err := flows(*url, key, *clients, *duration)
+	cmds, err := flows(strings.Split(*url, ","), key, *clients, *duration)
 	if err != nil {
 		return err
 	}
@@ -142,7 +149,7 @@ func (s *stats) report(elapsed time.Duration, order []string) float64 {
 
 var flowSteps = []string{"OpenSubscription", "RequestSpaceIncrease", "ToggleCoTermination", "ProceedToCheckout", "SelectPaymentMethod", "ConfirmOrder", "RegisterPayment"}
 
-func flows(url string, key ed25519.PrivateKey, clients int, duration time.Duration) (float64, error) {
+func flows(urls []string, key ed25519.PrivateKey, clients int, duration time.Duration) (float64, error) {
 	op, err := httpapi.Mint(key, httpapi.RoleOperator, "bench-operator", 24*time.Hour)
 	if err != nil {
 		return 0, err
@@ -151,10 +158,12 @@ func flows(url string, key ed25519.PrivateKey, clients int, duration time.Durati
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = clients * 2
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	if res, err := hc.Get(url + "/readyz"); err != nil {
-		return 0, fmt.Errorf("orderd at %s: %w", url, err)
-	} else {
-		res.Body.Close()
+	for _, url := range urls {
+		if res, err := hc.Get(url + "/readyz"); err != nil {
+			return 0, fmt.Errorf("orderd at %s: %w", url, err)
+		} else {
+			res.Body.Close()
+		}
 	}
 	st := &stats{lat: map[string][]time.Duration{}, fails: map[string]int{}}
 	ctx, cancel := context.WithTimeout(context.Background(), duration)
@@ -170,7 +179,11 @@ func flows(url string, key ed25519.PrivateKey, clients int, duration time.Durati
 			for i := 0; ctx.Err() == nil; i++ {
 				owner := fmt.Sprintf("bench-%s-%d-%d", uuid.NewString()[:8], c, i)
 				cu, _ := httpapi.Mint(key, httpapi.RoleCustomer, owner, 24*time.Hour)
+				step := c + i
 				call := func(name, path, token string, body any) (map[string]any, bool) {
+					// Each step to the next replica: a flow meets every replica's cache.
+					url := urls[step%len(urls)]
+					step++
 					t0 := time.Now()
 					m, err := post(hc, url+path, token, body)
 					st.add(name, time.Since(t0), err == nil)

@@ -398,7 +398,13 @@ func isConflict(err error) bool {
 
 // resultAt answers the AppendResult of the commit stored at seq.
 func (s *Store) resultAt(ctx context.Context, stream string, seq uint64) (eventstore.AppendResult, error) {
-	m, err := s.direct(ctx, s.directGet, fmt.Appendf(nil, `{"seq":%d}`, seq))
+	var m *nats.Msg
+	var err error
+	if s.leaderReads { // a follower may not have it yet
+		m, err = s.leaderGet(ctx, fmt.Appendf(nil, `{"seq":%d}`, seq), fmt.Sprint("commit ", seq))
+	} else {
+		m, err = s.direct(ctx, s.directGet, fmt.Appendf(nil, `{"seq":%d}`, seq))
+	}
 	if err != nil {
 		return eventstore.AppendResult{}, fmt.Errorf("append %s: read commit %d: %w", stream, seq, err)
 	}
@@ -486,6 +492,12 @@ func (s *Store) last(ctx context.Context, subject string) (*nats.Msg, error) {
 	req, _ := json.Marshal(struct {
 		LastFor string `json:"last_by_subj"`
 	}{subject})
+	return s.leaderGet(ctx, req, "last message of "+subject)
+}
+
+// leaderGet asks the stream's leader for one message (req is a JetStream message get
+// request); nil, nil means no such message. what names it in errors.
+func (s *Store) leaderGet(ctx context.Context, req []byte, what string) (*nats.Msg, error) {
 	m, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+s.name, req)
 	if err != nil {
 		return nil, err
@@ -501,20 +513,20 @@ func (s *Store) last(ctx context.Context, subject string) (*nats.Msg, error) {
 		Error *jetstream.APIError `json:"error"`
 	}
 	if err := json.Unmarshal(m.Data, &resp); err != nil {
-		return nil, fmt.Errorf("last message of %s: %w", subject, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	switch {
 	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
 		return nil, nil
 	case resp.Error != nil:
-		return nil, fmt.Errorf("last message of %s: %w", subject, resp.Error)
+		return nil, fmt.Errorf("%s: %w", what, resp.Error)
 	case resp.Message == nil:
-		return nil, fmt.Errorf("last message of %s: empty answer", subject)
+		return nil, fmt.Errorf("%s: empty answer", what)
 	}
 	out := nats.NewMsg(resp.Message.Subject)
 	if len(resp.Message.Header) > 0 {
 		if out.Header, err = nats.DecodeHeadersMsg(resp.Message.Header); err != nil {
-			return nil, fmt.Errorf("last message of %s: %w", subject, err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 	}
 	// The headers a direct get adds, which the decoders read.

@@ -32,6 +32,8 @@ type RecordEmailSent struct {
 
 func (RecordEmailSent) isOrderCommand() {}
 
+func (RecordEmailSent) CommandName() string { return "RecordEmailSent" }
+
 // ErrInvalidEmailRecord: the record of an email names no kind or no Message-ID.
 var ErrInvalidEmailRecord = invalid("invalid-email-record", "An email record needs its kind and Message-ID.")
 

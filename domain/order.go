@@ -160,7 +160,10 @@ type AbandonOrder struct{}
 type SweepOrder struct{}
 
 // OrderCommand is one of the commands above.
-type OrderCommand interface{ isOrderCommand() }
+type OrderCommand interface {
+	Command
+	isOrderCommand()
+}
 
 func (RequestSpaceIncrease) isOrderCommand() {}
 func (ToggleCoTermination) isOrderCommand()  {}
@@ -174,6 +177,19 @@ func (ExpireOrder) isOrderCommand()          {}
 func (RepriceOrder) isOrderCommand()         {}
 func (AbandonOrder) isOrderCommand()         {}
 func (SweepOrder) isOrderCommand()           {}
+
+func (RequestSpaceIncrease) CommandName() string { return "RequestSpaceIncrease" }
+func (ToggleCoTermination) CommandName() string  { return "ToggleCoTermination" }
+func (ProceedToCheckout) CommandName() string    { return "ProceedToCheckout" }
+func (SelectPaymentMethod) CommandName() string  { return "SelectPaymentMethod" }
+func (ModifyOrder) CommandName() string          { return "ModifyOrder" }
+func (ConfirmOrder) CommandName() string         { return "ConfirmOrder" }
+func (RegisterPayment) CommandName() string      { return "RegisterPayment" }
+func (CancelOrder) CommandName() string          { return "CancelOrder" }
+func (ExpireOrder) CommandName() string          { return "ExpireOrder" }
+func (RepriceOrder) CommandName() string         { return "RepriceOrder" }
+func (AbandonOrder) CommandName() string         { return "AbandonOrder" }
+func (SweepOrder) CommandName() string           { return "SweepOrder" }
 
 const maxReferenceLen = 128
 

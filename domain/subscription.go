@@ -107,13 +107,22 @@ type ApplyPurchase struct {
 type ReportUsage struct{ UsedBytes int64 }
 
 // SubscriptionCommand is one of the commands above.
-type SubscriptionCommand interface{ isSubscriptionCommand() }
+type SubscriptionCommand interface {
+	Command
+	isSubscriptionCommand()
+}
 
 func (OpenSubscription) isSubscriptionCommand() {}
 func (ReserveOrderSlot) isSubscriptionCommand() {}
 func (ReleaseOrderSlot) isSubscriptionCommand() {}
 func (ApplyPurchase) isSubscriptionCommand()    {}
 func (ReportUsage) isSubscriptionCommand()      {}
+
+func (OpenSubscription) CommandName() string { return "OpenSubscription" }
+func (ReserveOrderSlot) CommandName() string { return "ReserveOrderSlot" }
+func (ReleaseOrderSlot) CommandName() string { return "ReleaseOrderSlot" }
+func (ApplyPurchase) CommandName() string    { return "ApplyPurchase" }
+func (ReportUsage) CommandName() string      { return "ReportUsage" }
 
 // Limits on what a person may type, so a hostile or broken client cannot bloat the log.
 const (

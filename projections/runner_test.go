@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -319,9 +320,13 @@ func TestAsOfEqualsLiveAtThatInstant(t *testing.T) {
 	for range 4 {
 		pos := appendAll(t, store, g.commits(300))
 		waitFor(t, r, pos)
-		time.Sleep(5 * time.Millisecond)
-		marks = append(marks, mark{time.Now(), pos, runnerDigests(t, r)})
-		time.Sleep(5 * time.Millisecond)
+		at := time.Now() // not before the commits just folded were recorded
+		marks = append(marks, mark{at, pos, runnerDigests(t, r)})
+		// The next commits are recorded strictly after the mark: the log's clock is this
+		// process's, so once it has passed the mark, anything appended is later.
+		for !time.Now().After(at) {
+			runtime.Gosched()
+		}
 	}
 	for _, m := range marks {
 		ms, err := AsOf(context.Background(), store, m.at)

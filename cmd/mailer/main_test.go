@@ -102,11 +102,16 @@ func TestRunWritesOutboxAndStopsOnSignal(t *testing.T) {
 	t.Setenv("MAILER_NATS_PASSWORD", "pw-of-the-mailer")
 	outbox := t.TempDir()
 	done := make(chan error, 1)
+	clients := emb.Server.NumClients()
 	go func() {
 		done <- run([]string{"--nats-url", emb.ClientURL(), "--nats-user", "mailer", "--outbox", outbox})
 	}()
-	// The mailer starts before the relay, and waits for its stream.
-	time.Sleep(200 * time.Millisecond)
+	// The mailer starts before the relay (connected, it waits for the relay's stream).
+	for deadline := time.Now().Add(15 * time.Second); emb.Server.NumClients() <= clients; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the mailer never connected")
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	store, err := esjs.Open(ctx, emb.Conn, esjs.Options{})

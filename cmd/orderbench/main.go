@@ -447,7 +447,7 @@ func prefillFlow(ctx context.Context, h *command.Handler) error {
 	}, meta, nil); err != nil {
 		return err
 	}
-	id, _, _, err := h.RequestSpaceIncrease(ctx, sub, 1, "panel", meta)
+	id, _, _, err := h.OpenOrder(ctx, sub, domain.RequestSpaceIncrease{GB: 1, Channel: "panel"}, meta)
 	if err != nil {
 		return err
 	}

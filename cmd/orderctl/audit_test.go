@@ -36,7 +36,7 @@ func seedData(t *testing.T) (dir string, orderID uuid.UUID) {
 	}, command.Meta{Actor: "operator:bo", Channel: "import"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	orderID, _, _, err = h.RequestSpaceIncrease(ctx, subID, 1, "app", command.Meta{Actor: "customer-7", Channel: "app", CorrelationID: "c-1"})
+	orderID, _, _, err = h.OpenOrder(ctx, subID, domain.RequestSpaceIncrease{GB: 1, Channel: "app"}, command.Meta{Actor: "customer-7", Channel: "app", CorrelationID: "c-1"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func runConsoleLink(args []string, stdout, stderr io.Writer) error {
 	role := fs.String("role", "finance", "`role`: finance, auditor or operator")
 	sub := fs.String("sub", "", "`subject`: who signs in (logged with what they do)")
 	ttl := fs.Duration("ttl", 15*time.Minute, "how long the link, and the session it opens, last (at most 12h)")
-	server := fs.String("url", "http://127.0.0.1:8080", "orderd's base `URL`")
+	server := fs.String("server", envOr("ORDERCTL_SERVER", "http://127.0.0.1:8080"), "orderd's base `URL` (ORDERCTL_SERVER), as the other commands that talk to a running orderd")
 	if err := fs.parse(args, 0); err != nil {
 		return err
 	}

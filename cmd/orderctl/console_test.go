@@ -26,7 +26,7 @@ func TestConsoleLinkSignsIn(t *testing.T) {
 	defer a.Shutdown(context.Background())
 
 	var out, errs bytes.Buffer
-	if code := run([]string{"console-link", "--data", dir, "--role", "auditor", "--sub", "aud-1", "--url", a.URL()}, &out, &errs); code != 0 {
+	if code := run([]string{"console-link", "--data", dir, "--role", "auditor", "--sub", "aud-1", "--server", a.URL()}, &out, &errs); code != 0 {
 		t.Fatalf("exit %d: %s", code, errs.String())
 	}
 	link := strings.TrimSpace(out.String())

@@ -130,3 +130,11 @@ func (f *flags) parse(args []string, positional int) error {
 	}
 	return nil
 }
+
+// envOr is the variable's value, or def when it is unset or empty.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -101,7 +102,11 @@ func TestReplayAndVerifyCommands(t *testing.T) {
 			in.json[st.Name] = b.Bytes()
 		}
 		instants = append(instants, in)
-		time.Sleep(5 * time.Millisecond)
+		// The next command is recorded strictly after this instant: the log's clock is this
+		// process's, so once it has passed the instant, anything appended is later.
+		for !time.Now().After(at) {
+			runtime.Gosched()
+		}
 	}
 	clock := time.Date(2026, 5, 4, 8, 0, 0, 0, time.UTC)
 	h := command.New(store, command.Options{Clock: func() time.Time { clock = clock.Add(time.Hour); return clock }})
@@ -116,7 +121,7 @@ func TestReplayAndVerifyCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	record()
-	orderID, _, _, err := h.RequestSpaceIncrease(ctx, subID, 1, "app", meta)
+	orderID, _, _, err := h.OpenOrder(ctx, subID, domain.RequestSpaceIncrease{GB: 1, Channel: "app"}, meta)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func confirmedOrder(t *testing.T, h *command.Handler, pay bool, reference string
 		t.Fatal(err)
 	}
 	meta := command.Meta{Actor: owner, Channel: "app"}
-	orderID, _, _, err := h.RequestSpaceIncrease(ctx, subID, 1, "app", meta)
+	orderID, _, _, err := h.OpenOrder(ctx, subID, domain.RequestSpaceIncrease{GB: 1, Channel: "app"}, meta)
 	if err != nil {
 		t.Fatal(err)
 	}

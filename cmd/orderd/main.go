@@ -31,7 +31,7 @@ func main() {
 		return
 	}
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "orderd:", err)
+		fmt.Fprintf(os.Stderr, "orderd: %v\nrun 'orderd --help' for the settings\n", err)
 		os.Exit(2)
 	}
 	log, err := cli.NewLogger()

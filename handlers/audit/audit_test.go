@@ -61,7 +61,7 @@ func seed(t testing.TB, store eventstore.Store, n int) seeded {
 		}
 		customer := fmt.Sprintf("customer-%d", i)
 		corr := fmt.Sprintf("order-flow-%d", i)
-		orderID, _, _, err := h.RequestSpaceIncrease(ctx, subID, 1, "panel", command.Meta{Actor: customer, Channel: "panel", CorrelationID: corr})
+		orderID, _, _, err := h.OpenOrder(ctx, subID, domain.RequestSpaceIncrease{GB: 1, Channel: "panel"}, command.Meta{Actor: customer, Channel: "panel", CorrelationID: corr})
 		if err != nil {
 			t.Fatalf("request space increase: %v", err)
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -78,8 +79,11 @@ func (l live) record(t *testing.T, store eventstore.Store) snapshotAt {
 		}
 		s.json[name], s.csv[name] = js.Bytes(), csv.Bytes()
 	}
-	// The next command is recorded strictly after this instant.
-	time.Sleep(5 * time.Millisecond)
+	// The next command is recorded strictly after this instant: the log's clock is this
+	// process's, so once it has passed the instant, anything appended is later.
+	for !time.Now().After(at) {
+		runtime.Gosched()
+	}
 	return s
 }
 
@@ -122,7 +126,7 @@ func runScenario(t *testing.T, store eventstore.Store, l live) []snapshotAt {
 		snap()
 	}
 	flow := func(sub uuid.UUID, cart domain.OrderCommand) (uuid.UUID, domain.Order) {
-		id, _, _, err := h.RequestSpaceIncrease(ctx, sub, 1, "panel", meta("customer", "panel"))
+		id, _, _, err := h.OpenOrder(ctx, sub, domain.RequestSpaceIncrease{GB: 1, Channel: "panel"}, meta("customer", "panel"))
 		must(err)
 		snap()
 		var o domain.Order

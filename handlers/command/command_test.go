@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,7 +44,7 @@ func openSub(t *testing.T, h *command.Handler) uuid.UUID {
 func newOrder(t *testing.T, h *command.Handler) (subID, orderID uuid.UUID) {
 	t.Helper()
 	subID = openSub(t, h)
-	orderID, _, _, err := h.RequestSpaceIncrease(t.Context(), subID, 1, "app", meta)
+	orderID, _, _, err := h.OpenOrder(t.Context(), subID, domain.RequestSpaceIncrease{GB: 1, Channel: "app"}, meta)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,10 +176,10 @@ func TestAnEndedOrderDoesNotBlockTheNext(t *testing.T) {
 	h := command.New(store, command.Options{})
 	subID, id := newOrder(t, h)
 	exec(t, h, id, domain.CancelOrder{Reason: "changed my mind"})
-	if _, _, _, err := h.RequestSpaceIncrease(t.Context(), subID, 1, "panel", meta); err != nil {
+	if _, _, _, err := h.OpenOrder(t.Context(), subID, domain.RequestSpaceIncrease{GB: 1, Channel: "panel"}, meta); err != nil {
 		t.Fatalf("after a cancellation, with no process manager running: %v", err)
 	}
-	if _, _, _, err := h.RequestSpaceIncrease(t.Context(), subID, 1, "panel", meta); !errors.Is(err, domain.ErrOrderInProgress) {
+	if _, _, _, err := h.OpenOrder(t.Context(), subID, domain.RequestSpaceIncrease{GB: 1, Channel: "panel"}, meta); !errors.Is(err, domain.ErrOrderInProgress) {
 		t.Fatalf("a live order must still block the next: %v", err)
 	}
 }
@@ -231,7 +232,7 @@ func TestPurchasesApplyOnceAcrossRestarts(t *testing.T) {
 	exec(t, h, id, domain.RegisterPayment{AmountCents: o.Quote.TotalCents, Method: "card", Reference: "T1"})
 	// A paid order is no longer in progress: even before the process manager has applied
 	// it, a new order may start (the request frees the slot itself). Cancelled at once.
-	next, _, _, err := h.RequestSpaceIncrease(t.Context(), subID, 1, "app", meta)
+	next, _, _, err := h.OpenOrder(t.Context(), subID, domain.RequestSpaceIncrease{GB: 1, Channel: "app"}, meta)
 	if err != nil {
 		t.Fatalf("a paid order still blocks a new one: %v", err)
 	}
@@ -273,7 +274,7 @@ func TestPurchasesApplyOnceAcrossRestarts(t *testing.T) {
 	}
 	runUntil(func(s domain.Subscription) bool { return len(s.Space) == 1 && s.OpenOrder == uuid.Nil })
 
-	second, _, _, err := h.RequestSpaceIncrease(t.Context(), subID, 1, "app", meta)
+	second, _, _, err := h.OpenOrder(t.Context(), subID, domain.RequestSpaceIncrease{GB: 1, Channel: "app"}, meta)
 	if err != nil {
 		t.Fatalf("after the purchase a new order may start: %v", err)
 	}
@@ -363,14 +364,14 @@ func TestANewOrderEndsAnAbandonedCart(t *testing.T) {
 	h := command.New(store, command.Options{})
 	subID, first := newOrder(t, h)
 	later := command.New(store, command.Options{Clock: func() time.Time { return time.Now().AddDate(0, 0, 8) }})
-	second, _, _, err := later.RequestSpaceIncrease(t.Context(), subID, 1, "app", meta)
+	second, _, _, err := later.OpenOrder(t.Context(), subID, domain.RequestSpaceIncrease{GB: 1, Channel: "app"}, meta)
 	if err != nil {
 		t.Fatalf("a new order 8 days after an untouched cart: %v", err)
 	}
 	if o, _, _, _ := later.Order(t.Context(), first); o.Status != domain.StatusAbandoned || second == first {
 		t.Fatalf("first order %s", o.Status)
 	}
-	if _, _, _, err := h.RequestSpaceIncrease(t.Context(), subID, 1, "app", meta); !errors.Is(err, domain.ErrOrderInProgress) {
+	if _, _, _, err := h.OpenOrder(t.Context(), subID, domain.RequestSpaceIncrease{GB: 1, Channel: "app"}, meta); !errors.Is(err, domain.ErrOrderInProgress) {
 		t.Fatalf("a third order the same day: %v", err)
 	}
 }
@@ -424,5 +425,32 @@ func TestSharedHandlerAnswersFromTheStream(t *testing.T) {
 	}
 	if checks["stale"] != 1 || checks["current"] != 1 {
 		t.Fatalf("cache checks %v, want 1 stale (the read) and 1 current (the command)", checks)
+	}
+}
+
+// An order is opened one way, whatever is bought: OpenOrder binds the command to the new
+// order and the subscription, after taking the subscription's order slot for it.
+// ExecuteOrder refuses a command that opens an order, which would skip the slot.
+func TestOrdersAreOpenedOnlyThroughOpenOrder(t *testing.T) {
+	h := command.New(openStore(t), command.Options{})
+	subID := openSub(t, h)
+	id, res, o, err := h.OpenOrder(t.Context(), subID, domain.RequestSpaceIncrease{GB: 2, Channel: "panel"}, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.ID != id || o.SubscriptionID != subID || o.Quote.GB != 2 || o.Channel != "panel" || o.Status != domain.StatusCart || !res.Appended {
+		t.Fatalf("opened %s: %+v", id, o)
+	}
+	s, _, _, err := h.Subscription(t.Context(), subID)
+	if err != nil || s.OpenOrder != id {
+		t.Fatalf("the slot holds %s, want the new order %s (%v)", s.OpenOrder, id, err)
+	}
+	other := uuid.New()
+	_, _, err = h.ExecuteOrder(t.Context(), other, domain.RequestSpaceIncrease{OrderID: other, Subscription: s, GB: 1, Channel: "app"}, meta, nil)
+	if err == nil || !strings.Contains(err.Error(), "OpenOrder") {
+		t.Fatalf("ExecuteOrder opened an order around the slot: %v", err)
+	}
+	if _, _, ok, _ := h.Order(t.Context(), other); ok {
+		t.Fatal("an order exists that holds no slot")
 	}
 }

@@ -163,11 +163,11 @@ func (h *Handler) ExecuteSubscription(ctx context.Context, id uuid.UUID, cmd dom
 	return h.subs.execute(ctx, id, cmd, meta, ifMatch)
 }
 
-// ExecuteOrder runs a command on an order. RequestSpaceIncrease goes through
-// RequestSpaceIncrease instead, which also reserves the subscription's order slot.
+// ExecuteOrder runs a command on an order. A command that opens an order goes through
+// OpenOrder instead, which also reserves the subscription's order slot.
 func (h *Handler) ExecuteOrder(ctx context.Context, id uuid.UUID, cmd domain.OrderCommand, meta Meta, ifMatch *uint64) (Result, domain.Order, error) {
-	if _, ok := cmd.(domain.RequestSpaceIncrease); ok {
-		return Result{}, domain.Order{}, fmt.Errorf("command: RequestSpaceIncrease must go through Handler.RequestSpaceIncrease")
+	if _, ok := cmd.(domain.OrderOpener); ok {
+		return Result{}, domain.Order{}, fmt.Errorf("command: %s opens an order: it must go through Handler.OpenOrder", cmd.CommandName())
 	}
 	res, o, err := h.orders.execute(ctx, id, cmd, meta, ifMatch)
 	// A replayed payment grants too: the attempt that wrote it may have died before its grant.
@@ -215,7 +215,7 @@ func (h *Handler) grantNow(ctx context.Context, o domain.Order, paid Result, met
 }
 
 // aggregate is the load-decide-append loop of one kind of aggregate.
-type aggregate[S any, C any] struct {
+type aggregate[S any, C domain.Command] struct {
 	h        *Handler
 	category string
 	cache    *cache[S]
@@ -331,10 +331,9 @@ func (a *aggregate[S, C]) current(ctx context.Context, e cached[S]) (bool, error
 }
 
 func (a *aggregate[S, C]) execute(ctx context.Context, id uuid.UUID, cmd C, meta Meta, ifMatch *uint64) (Result, S, error) {
-	name := fmt.Sprintf("%T", cmd)[len("domain."):]
 	start := time.Now()
 	res, state, err := a.run(ctx, id, cmd, meta, ifMatch)
-	a.h.metrics.observe(name, err, time.Since(start))
+	a.h.metrics.observe(cmd.CommandName(), err, time.Since(start))
 	return res, state, err
 }
 

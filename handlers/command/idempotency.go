@@ -34,8 +34,10 @@ func eventID(key uuid.UUID, stream, step string, i int) uuid.UUID {
 
 // stepOf names a command within its request: one request may append several commands to
 // one stream (free an abandoned order slot, then reserve it), and each needs ids of its own.
-func stepOf(cmd any) string {
-	name := fmt.Sprintf("%T", cmd)
+// The "domain." prefix is the one the ids were first derived with (from the Go type's
+// name): a retry across an upgrade must derive the same ids.
+func stepOf(cmd domain.Command) string {
+	name := "domain." + cmd.CommandName()
 	switch c := cmd.(type) {
 	case domain.ReserveOrderSlot:
 		return name + "/" + c.OrderID.String()

@@ -17,18 +17,20 @@ import (
 // take it over.
 const AbandonedSlotAfter = time.Minute
 
-// RequestSpaceIncrease opens a cart for gb of extra space. The order stream cannot see other
-// orders, so the subscription's single order slot is reserved first, on the subscription
-// stream, where concurrent requests meet on one expected version: of 200 requests at once,
-// one gets the slot and the others ErrOrderInProgress.
-func (h *Handler) RequestSpaceIncrease(ctx context.Context, subID uuid.UUID, gb int, channel string, meta Meta) (uuid.UUID, Result, domain.Order, error) {
+// OpenOrder opens a new order on a subscription with the command of what is bought (for
+// extra space, domain.RequestSpaceIncrease{GB, Channel}), and answers the new order's id.
+// The order stream cannot see other orders, so the subscription's single order slot is
+// reserved first, on the subscription stream, where concurrent requests meet on one
+// expected version: of 200 requests at once, one gets the slot and the others
+// ErrOrderInProgress. Every purchasable item comes this one way.
+func (h *Handler) OpenOrder(ctx context.Context, subID uuid.UUID, cmd domain.OrderOpener, meta Meta) (uuid.UUID, Result, domain.Order, error) {
 	start := time.Now()
-	id, res, o, err := h.requestSpaceIncrease(ctx, subID, gb, channel, meta)
-	h.metrics.observe("RequestSpaceIncrease", err, time.Since(start))
+	id, res, o, err := h.openOrder(ctx, subID, cmd, meta)
+	h.metrics.observe(cmd.CommandName(), err, time.Since(start))
 	return id, res, o, err
 }
 
-func (h *Handler) requestSpaceIncrease(ctx context.Context, subID uuid.UUID, gb int, channel string, meta Meta) (uuid.UUID, Result, domain.Order, error) {
+func (h *Handler) openOrder(ctx context.Context, subID uuid.UUID, cmd domain.OrderOpener, meta Meta) (uuid.UUID, Result, domain.Order, error) {
 	orderID := uuid.New()
 	if meta.Key != uuid.Nil {
 		// A retry derives the same order id. If an earlier attempt created the order, its
@@ -36,7 +38,7 @@ func (h *Handler) requestSpaceIncrease(ctx context.Context, subID uuid.UUID, gb 
 		// paid and another one in progress); if it only reserved the slot (it died between
 		// the two appends), the slot is already this order's and the order is created now.
 		orderID = DerivedID(meta.Key, "order")
-		marker := eventID(meta.Key, h.orders.stream(orderID), stepOf(domain.RequestSpaceIncrease{}), 0)
+		marker := eventID(meta.Key, h.orders.stream(orderID), stepOf(cmd), 0)
 		_, found, err := h.orders.loadFind(ctx, orderID, true, true, marker)
 		if err != nil {
 			return uuid.Nil, Result{}, domain.Order{}, err
@@ -51,8 +53,7 @@ func (h *Handler) requestSpaceIncrease(ctx context.Context, subID uuid.UUID, gb 
 	}
 	// Decide once before reserving, so that a refused request (bad quantity, closed
 	// subscription) does not hold the slot even for a moment.
-	cmd := domain.RequestSpaceIncrease{OrderID: orderID, Subscription: sub.state, GB: gb, Channel: channel}
-	if _, err := domain.DecideOrder(h.cat, domain.Order{}, cmd, h.now()); err != nil {
+	if _, err := domain.DecideOrder(h.cat, domain.Order{}, cmd.On(orderID, sub.state), h.now()); err != nil {
 		return uuid.Nil, Result{}, domain.Order{}, err
 	}
 	if err := h.reserveSlot(ctx, subID, orderID, meta); err != nil {
@@ -61,11 +62,10 @@ func (h *Handler) requestSpaceIncrease(ctx context.Context, subID uuid.UUID, gb 
 	// Price from the subscription as it stood when the slot was taken.
 	sub, err = h.subs.load(ctx, subID, false)
 	if err == nil {
-		cmd.Subscription = sub.state
 		var res Result
 		var o domain.Order
-		// run, not execute: RequestSpaceIncrease above observes this command once, as a whole.
-		res, o, err = h.orders.run(ctx, orderID, cmd, meta, nil)
+		// run, not execute: OpenOrder above observes this command once, as a whole.
+		res, o, err = h.orders.run(ctx, orderID, cmd.On(orderID, sub.state), meta, nil)
 		if err == nil {
 			return orderID, res, o, nil
 		}

@@ -134,6 +134,15 @@ func DecodeRequestSpace(body []byte) (RequestSpaceBody, error) {
 	return b, nil
 }
 
+// requestSpaceOpening reads POST /v1/orders as the opening of a cart for extra space.
+func requestSpaceOpening(body []byte) (Opening, error) {
+	b, err := DecodeRequestSpace(body)
+	if err != nil {
+		return Opening{}, err
+	}
+	return Opening{b.SubscriptionID, b.Channel, domain.RequestSpaceIncrease{GB: *b.GB, Channel: b.Channel}}, nil
+}
+
 // DecodeCoTermination reads POST /v1/orders/{id}/co-termination.
 func DecodeCoTermination(body []byte) (CoTerminationBody, error) {
 	var b CoTerminationBody

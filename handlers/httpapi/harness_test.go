@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -108,18 +107,22 @@ func (r resp) problemType(t *testing.T) string {
 func (e *env) do(method, path, token string, body any, hdr ...string) resp {
 	e.t.Helper()
 	var rd io.Reader
+	var sent []byte
 	switch b := body.(type) {
 	case nil:
 	case []byte:
-		rd = bytes.NewReader(b)
+		sent = b
 	case string:
-		rd = strings.NewReader(b)
+		sent = []byte(b)
 	default:
 		j, err := json.Marshal(b)
 		if err != nil {
 			e.t.Fatal(err)
 		}
-		rd = bytes.NewReader(j)
+		sent = j
+	}
+	if body != nil {
+		rd = bytes.NewReader(sent)
 	}
 	req, err := http.NewRequest(method, e.url+path, rd)
 	if err != nil {
@@ -143,7 +146,11 @@ func (e *env) do(method, path, token string, body any, hdr ...string) resp {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return resp{status: res.StatusCode, header: res.Header, body: b}
+	r := resp{status: res.StatusCode, header: res.Header, body: b}
+	if err := documented(e.t, method, path, sent, r); err != nil {
+		e.t.Errorf("SCHEMA %v", err)
+	}
+	return r
 }
 
 // must checks the status of an answer.

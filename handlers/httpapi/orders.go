@@ -100,24 +100,37 @@ func (s *Server) getOrder(c *call) (int, any, error) {
 	return http.StatusOK, s.orderView(o, ver), nil
 }
 
-func (s *Server) requestSpaceIncrease(c *call) (int, any, error) {
-	b, err := DecodeRequestSpace(c.body)
-	if err != nil {
-		return 0, nil, err
+// Opening is a request that opens an order: the subscription it is for, the channel it is
+// placed from, and the command of what is bought.
+type Opening struct {
+	SubscriptionID uuid.UUID
+	Channel        string
+	Command        domain.OrderOpener
+}
+
+// openOrder serves a route that opens an order with what decode reads from the body: on a
+// subscription the caller may see, answered 201 with the new order and its Location. Every
+// purchasable item is one such route.
+func (s *Server) openOrder(decode func(body []byte) (Opening, error)) serveFunc {
+	return func(c *call) (int, any, error) {
+		req, err := decode(c.body)
+		if err != nil {
+			return 0, nil, err
+		}
+		if _, _, err := s.visibleSubscription(c, req.SubscriptionID); err != nil {
+			return 0, nil, err
+		}
+		c.meta.Channel = req.Channel
+		id, res, o, err := s.cmds.OpenOrder(c.ctx(), req.SubscriptionID, req.Command, c.meta)
+		if err != nil {
+			return 0, nil, err
+		}
+		v := s.orderView(o, res.Version)
+		v.Position = &res.Position
+		c.w.Header().Set("Location", "/v1/orders/"+id.String())
+		c.w.Header().Set("ETag", etag(res.Version))
+		return http.StatusCreated, v, nil
 	}
-	if _, _, err := s.visibleSubscription(c, b.SubscriptionID); err != nil {
-		return 0, nil, err
-	}
-	c.meta.Channel = b.Channel
-	id, res, o, err := s.cmds.RequestSpaceIncrease(c.ctx(), b.SubscriptionID, *b.GB, b.Channel, c.meta)
-	if err != nil {
-		return 0, nil, err
-	}
-	v := s.orderView(o, res.Version)
-	v.Position = &res.Position
-	c.w.Header().Set("Location", "/v1/orders/"+id.String())
-	c.w.Header().Set("ETag", etag(res.Version))
-	return http.StatusCreated, v, nil
 }
 
 // orderCommand runs the command build makes from the body and the order's current state.

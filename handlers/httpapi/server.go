@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/projections"
 )
@@ -169,19 +170,19 @@ func (s *Server) routesOfTheContract(gatherer prometheus.Gatherer) {
 		_, _ = w.Write(OpenAPI())
 	}))
 
-	s.command(Route{"POST", "/v1/subscriptions", operator, "OpenSubscription"}, s.openSubscription)
+	s.command(Route{"POST", "/v1/subscriptions", operator, domain.OpenSubscription{}.CommandName()}, s.openSubscription)
 	s.query(Route{"GET", "/v1/subscriptions/{id}", reads, "GetSubscription"}, s.getSubscription)
-	s.command(Route{"POST", "/v1/subscriptions/{id}/usage", operator, "ReportUsage"}, s.reportUsage)
+	s.command(Route{"POST", "/v1/subscriptions/{id}/usage", operator, domain.ReportUsage{}.CommandName()}, s.reportUsage)
 
-	s.command(Route{"POST", "/v1/orders", customer, "RequestSpaceIncrease"}, s.requestSpaceIncrease)
+	s.command(Route{"POST", "/v1/orders", customer, domain.RequestSpaceIncrease{}.CommandName()}, s.openOrder(requestSpaceOpening))
 	s.query(Route{"GET", "/v1/orders/{id}", orderRds, "GetOrder"}, s.getOrder)
-	s.command(Route{"POST", "/v1/orders/{id}/co-termination", customer, "ToggleCoTermination"}, s.toggleCoTermination)
-	s.command(Route{"POST", "/v1/orders/{id}/checkout", customer, "ProceedToCheckout"}, s.proceedToCheckout)
-	s.command(Route{"POST", "/v1/orders/{id}/payment-method", customer, "SelectPaymentMethod"}, s.selectPaymentMethod)
-	s.command(Route{"POST", "/v1/orders/{id}/modify", customer, "ModifyOrder"}, s.modifyOrder)
-	s.command(Route{"POST", "/v1/orders/{id}/confirm", customer, "ConfirmOrder"}, s.confirmOrder)
-	s.command(Route{"POST", "/v1/orders/{id}/cancel", []Role{RoleCustomer, RoleOperator}, "CancelOrder"}, s.cancelOrder)
-	s.command(Route{"POST", "/v1/orders/{id}/payments", []Role{RolePayments}, "RegisterPayment"}, s.registerPayment)
+	s.command(Route{"POST", "/v1/orders/{id}/co-termination", customer, domain.ToggleCoTermination{}.CommandName()}, s.toggleCoTermination)
+	s.command(Route{"POST", "/v1/orders/{id}/checkout", customer, domain.ProceedToCheckout{}.CommandName()}, s.proceedToCheckout)
+	s.command(Route{"POST", "/v1/orders/{id}/payment-method", customer, domain.SelectPaymentMethod{}.CommandName()}, s.selectPaymentMethod)
+	s.command(Route{"POST", "/v1/orders/{id}/modify", customer, domain.ModifyOrder{}.CommandName()}, s.modifyOrder)
+	s.command(Route{"POST", "/v1/orders/{id}/confirm", customer, domain.ConfirmOrder{}.CommandName()}, s.confirmOrder)
+	s.command(Route{"POST", "/v1/orders/{id}/cancel", []Role{RoleCustomer, RoleOperator}, domain.CancelOrder{}.CommandName()}, s.cancelOrder)
+	s.command(Route{"POST", "/v1/orders/{id}/payments", []Role{RolePayments}, domain.RegisterPayment{}.CommandName()}, s.registerPayment)
 }
 
 // Check is one component's part of the answer of /readyz.

@@ -77,9 +77,10 @@ func TestPaidOrderGetsNoInstructionsOnlyAReceipt(t *testing.T) {
 	waitStream(t, h.js, 3)
 	m, stop := h.runMailer(h.config(h.smtpSender()))
 	defer stop()
-	got := h.smtp.waitN(t, 1, 10*time.Second)
-	time.Sleep(300 * time.Millisecond)
-	got = h.smtp.messages()
+	h.smtp.waitN(t, 1, 10*time.Second)
+	// Every notification settled: whatever the mailer was to send for them, it has sent.
+	waitSettled(t, h.js)
+	got := h.smtp.messages()
 	if len(got) != 1 {
 		t.Fatalf("%d emails, want only the receipt", len(got))
 	}
@@ -184,7 +185,7 @@ func TestMailerStoppedMidStreamAndRestarted(t *testing.T) {
 		}
 		stop()
 	}
-	time.Sleep(200 * time.Millisecond)
+	// stop returns once the deliveries in flight are done: no email can still arrive.
 	if got := onceEach(t, h.smtp.messages()); len(got) != n {
 		t.Fatalf("%d distinct emails, want %d", len(got), n)
 	}
@@ -212,7 +213,7 @@ func TestSMTPDownThenUp(t *testing.T) {
 	}
 	up := startSMTPAt(t, addr)
 	up.waitN(t, 1, 10*time.Second)
-	time.Sleep(500 * time.Millisecond)
+	waitSettled(t, h.js) // the email's notification acknowledged: no retry of it is left
 	if got := onceEach(t, up.messages()); len(got) != 1 {
 		t.Fatalf("%d emails, want 1", len(got))
 	}
@@ -309,4 +310,39 @@ func waitStream(t *testing.T, js jetstream.JetStream, n uint64) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("the notifications stream never reached %d messages", n)
+}
+
+// waitSettled waits until the mailer's consumer has acknowledged every message of the
+// notifications stream (each settled: sent and recorded, skipped, or dead-lettered), so that
+// a test may check that something was not sent: nothing is left that could still send it.
+func waitSettled(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, err := js.Stream(ctx, relay.DefaultStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		si, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cons, err := s.Consumer(ctx, mailer.DefaultDurable)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ci, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ci.AckFloor.Stream >= si.State.LastSeq && ci.NumAckPending == 0 && ci.NumPending == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the mailer settled the stream up to %d of %d (%d pending, %d unacknowledged)",
+				ci.AckFloor.Stream, si.State.LastSeq, ci.NumPending, ci.NumAckPending)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -74,6 +74,8 @@ type Server struct {
 	drop    chan struct{}      // closed and replaced by DropSubscriptions
 	// dropAfter, when > 0, ends every subscription after it has sent that many events.
 	dropAfter int
+	// live counts the subscriptions caught up and waiting for new events.
+	live int
 	// maxAppendSize bounds one append as the server counts it.
 	maxAppendSize int
 	// retriesWithoutPosition answers an idempotent re-append with NoPosition.
@@ -178,6 +180,22 @@ func (s *Server) DropSubscriptions() {
 	defer s.mu.Unlock()
 	close(s.drop)
 	s.drop = make(chan struct{})
+}
+
+// LiveSubscriptions is how many subscriptions have caught up and wait for new events: a
+// test waits for one before it drops it.
+func (s *Server) LiveSubscriptions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.live
+}
+
+// goLive counts a subscription live until the function it returns is called.
+func (s *Server) goLive() (gone func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.live++
+	return func() { s.mu.Lock(); s.live--; s.mu.Unlock() }
 }
 
 // DropSubscriptionsAfter makes every subscription opened from now on drop after it has sent
@@ -688,6 +706,7 @@ func (s *Server) subscribe(o *api.ReadReq_Options, f *filter, str bool, srv api.
 			if err := srv.Send(&api.ReadResp{Content: &api.ReadResp_CaughtUp_{CaughtUp: &api.ReadResp_CaughtUp{}}}); err != nil {
 				return err
 			}
+			defer s.goLive()()
 		}
 		select {
 		case <-changed:

@@ -516,3 +516,27 @@ func TestReplicasAnswerFromTheStreamNotTheirCache(t *testing.T) {
 		}
 	}
 }
+
+// More replicas than a single server can hold: orderd refuses to start, naming the
+// setting, instead of retrying for a minute.
+func TestReplicasOnASingleServerStopTheStart(t *testing.T) {
+	srv, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{Dir: t.TempDir(), Listen: "127.0.0.1:-1", RelaxedSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	cfg := testConfig(t.TempDir())
+	cfg.Store, cfg.NATSReplicas = srv.ClientURL(), 3
+	start := time.Now()
+	a, err := New(context.Background(), cfg, nil)
+	if err == nil {
+		a.Shutdown(context.Background())
+		t.Fatal("orderd started with 3 replicas on a single NATS server")
+	}
+	if !strings.Contains(err.Error(), "--nats-replicas") || !strings.Contains(err.Error(), "not a cluster") {
+		t.Fatalf("refusal %q does not name --nats-replicas and the reason", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("refused after %s", d)
+	}
+}

@@ -30,7 +30,6 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/einvoice/spaceorders/domain"
-	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/eventstore/jetstream"
 	"github.com/einvoice/spaceorders/handlers/app"
 	"github.com/einvoice/spaceorders/handlers/cli"
@@ -292,34 +291,7 @@ func rawPublishes(clients int, duration time.Duration) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	ctx := context.Background()
-	if _, err := js.CreateStream(ctx, natsjs.StreamConfig{Name: "RAW", Subjects: []string{"raw.>"}, Storage: natsjs.FileStorage}); err != nil {
-		return 0, err
-	}
-	body := bytes.Repeat([]byte("x"), 256)
-	st := &stats{lat: map[string][]time.Duration{}, fails: map[string]int{}}
-	run, cancel := context.WithTimeout(ctx, duration)
-	defer cancel()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			subject := fmt.Sprintf("raw.%d", c)
-			var last uint64
-			for run.Err() == nil {
-				t0 := time.Now()
-				ack, err := js.Publish(ctx, subject, body, natsjs.WithExpectLastSequencePerSubject(last))
-				st.add("Publish", time.Since(t0), err == nil)
-				if err == nil {
-					last = ack.Sequence
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return st.report(time.Since(start), []string{"Publish"}), nil
+	return publishLoop(context.Background(), js, natsjs.StreamConfig{Name: "RAW", Subjects: []string{"raw.>"}, Storage: natsjs.FileStorage}, clients, duration)
 }
 
 // storeAppends measures the event store's durable appends on the embedded default (group
@@ -343,37 +315,7 @@ func storeAppends(clients int, duration time.Duration) (float64, float64, error)
 		return 0, 0, err
 	}
 	defer store.Close()
-	payload := json.RawMessage(`{"enabled":false,"quote":{"gb":1,"netCents":2500,"vatCents":550,"totalCents":3050}}`)
-	st := &stats{lat: map[string][]time.Duration{}, fails: map[string]int{}}
-	ctx, cancel := context.WithTimeout(context.Background(), duration)
-	defer cancel()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			stream := eventstore.StreamName("order", uuid.New())
-			for v := uint64(0); ctx.Err() == nil; v++ {
-				exp := eventstore.Exact(v - 1)
-				if v == 0 {
-					exp = eventstore.NoStream
-				}
-				t0 := time.Now()
-				_, err := store.Append(context.Background(), stream, exp, eventstore.EventData{
-					ID: uuid.New(), Type: "CoTerminationToggled", SchemaVersion: 1, Payload: payload,
-					Metadata: eventstore.Metadata{CorrelationID: "bench", Actor: "bench"},
-				})
-				st.add("Append", time.Since(t0), err == nil)
-			}
-		}()
-	}
-	wg.Wait()
-	rate := st.report(time.Since(start), []string{"Append"})
-	n := 0
-	for _, l := range st.lat {
-		n += len(l)
-	}
+	rate, n := appendLoop(store, clients, duration)
 	return rate, float64(n) / float64(max(store.Fsyncs(), 1)), nil
 }
 

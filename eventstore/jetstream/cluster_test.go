@@ -30,6 +30,19 @@ func connectCluster(t *testing.T, c *jstest.Cluster) *nats.Conn {
 	return nc
 }
 
+// openOnCluster opens a store with more patience than open: a 3-replica stream is created
+// through the cluster's leader, which a loaded machine may take seconds to answer.
+func openOnCluster(t *testing.T, nc *nats.Conn, opts jetstream.Options) *jetstream.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := jetstream.Open(ctx, nc, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func replicasOf(t *testing.T, nc *nats.Conn, stream string) int {
 	t.Helper()
 	js, _ := natsjs.New(nc)
@@ -54,14 +67,14 @@ func TestConformanceOnAClusterWith3Replicas(t *testing.T) {
 		n++
 		opts := jetstream.Options{Stream: fmt.Sprintf("R3_%d", n), SubjectPrefix: fmt.Sprintf("r3_%d", n), Replicas: 3}
 		nc := connectCluster(t, c)
-		s := open(t, nc, opts)
+		s := openOnCluster(t, nc, opts)
 		t.Cleanup(func() { s.Close(); deleteStream(t, nc, opts.Stream) })
 		return storetest.Harness{
 			Store:    s,
 			Features: storetest.Features{Restart: true},
 			Restart: func(t *testing.T) eventstore.Store {
 				s.Close()
-				s = open(t, connectCluster(t, c), opts)
+				s = openOnCluster(t, connectCluster(t, c), opts)
 				return s
 			},
 		}
@@ -112,7 +125,7 @@ func TestReplicasChangeAtOpen(t *testing.T) {
 	c := jstest.StartCluster(t, 3)
 	c.WaitForLeader()
 	nc := connectCluster(t, c)
-	s := open(t, nc, jetstream.Options{Replicas: 1})
+	s := openOnCluster(t, nc, jetstream.Options{Replicas: 1})
 	id := uuid.New()
 	if _, err := s.Append(context.Background(), "order-"+id.String(), eventstore.NoStream, ev()); err != nil {
 		t.Fatal(err)
@@ -121,11 +134,11 @@ func TestReplicasChangeAtOpen(t *testing.T) {
 	if r := replicasOf(t, nc, "EVENTS"); r != 1 {
 		t.Fatalf("EVENTS has %d replicas, want 1", r)
 	}
-	open(t, nc, jetstream.Options{Replicas: 3}).Close()
+	openOnCluster(t, nc, jetstream.Options{Replicas: 3}).Close()
 	if r := replicasOf(t, nc, "EVENTS"); r != 3 {
 		t.Fatalf("EVENTS has %d replicas after opening with 3, want 3", r)
 	}
-	s = open(t, nc, jetstream.Options{})
+	s = openOnCluster(t, nc, jetstream.Options{})
 	defer s.Close()
 	if r := replicasOf(t, nc, "EVENTS"); r != 3 {
 		t.Fatalf("EVENTS has %d replicas after opening without a number, want 3 still", r)
@@ -159,8 +172,8 @@ func TestLastVersionSeesAnotherWriter(t *testing.T) {
 	}
 	c := jstest.StartCluster(t, 3)
 	c.WaitForLeader()
-	a := open(t, connectCluster(t, c), jetstream.Options{Replicas: 3})
-	b := open(t, connectCluster(t, c), jetstream.Options{Replicas: 3})
+	a := openOnCluster(t, connectCluster(t, c), jetstream.Options{Replicas: 3})
+	b := openOnCluster(t, connectCluster(t, c), jetstream.Options{Replicas: 3})
 	defer a.Close()
 	defer b.Close()
 	ctx := context.Background()

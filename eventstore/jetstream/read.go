@@ -3,6 +3,7 @@ package jetstream
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -107,7 +108,10 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]e
 	}
 	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
 		all, seq, err := s.readBatches(ctx, stream, subject, from)
-		if err != nil {
+		switch {
+		case errors.Is(err, eventstore.ErrStreamNotFound):
+			seq = 1 // the stream's last commit exists: the replica answering has none of it yet
+		case err != nil:
 			return nil, err
 		}
 		// On a replicated stream the batches may come from a follower that has not got

@@ -38,17 +38,20 @@ type composeService struct {
 	Healthcheck struct {
 		Test []string `yaml:"test"`
 	} `yaml:"healthcheck"`
+	Networks any `yaml:"networks"`
 }
 
-func loadCompose(t *testing.T) composeFile {
+func loadCompose(t *testing.T) composeFile { return loadComposeFile(t, "docker-compose.yml") }
+
+func loadComposeFile(t *testing.T, name string) composeFile {
 	t.Helper()
-	b, err := os.ReadFile("docker-compose.yml")
+	b, err := os.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var c composeFile
 	if err := yaml.Unmarshal(b, &c); err != nil {
-		t.Fatalf("docker-compose.yml: %v", err)
+		t.Fatalf("%s: %v", name, err)
 	}
 	return c
 }

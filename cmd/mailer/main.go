@@ -65,13 +65,14 @@ type config struct {
 	natsURL, store, storePrefix, from, outbox, catalogue, metrics string
 	nats                                                          natsCreds
 	smtp                                                          mailer.SMTPConfig
-	concurrency, attempts                                         int
+	concurrency, attempts, replicas                               int
 }
 
 func settings(c *config) *cli.Settings {
 	s := cli.NewSettings("mailer", "MAILER_", "[settings]\n       mailer deadletters [settings]   list the emails given up")
 	s.String(&c.natsURL, "nats-url", nats.DefaultURL, "NATS server URL(s), comma-separated: where the relay publishes the notifications")
 	c.nats.add(s)
+	s.Int(&c.replicas, "nats-replicas", 1, "replicas of the streams the mailer makes on NATS (its dead letters): orderd's --nats-replicas")
 	s.String(&c.store, "store", "", "event store, as orderd's --store: nats://host:4222[,...] or esdb://host:2113?tls=false (default: the --nats-url server)")
 	s.String(&c.storePrefix, "store-prefix", "", "KurrentDB only: orderd's --store-prefix")
 	s.String(&c.smtp.Host, "smtp-host", "", "SMTP server host; empty writes .eml files to --outbox")
@@ -102,6 +103,9 @@ func parse(args []string, getenv func(string) string) (config, error) {
 	}
 	if c.concurrency < 1 {
 		return c, bad("concurrency", "%d is not a positive number", c.concurrency)
+	}
+	if c.replicas < 1 || c.replicas > 5 {
+		return c, bad("nats-replicas", "%d: want 1 to 5 (NATS's limit)", c.replicas)
 	}
 	if c.attempts < 1 {
 		return c, bad("attempts", "%d is not a positive number", c.attempts)
@@ -185,8 +189,9 @@ func run(args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m, err := mailer.New(js, mailer.Config{
 		Catalogue:   cat,
-		Commands:    command.New(store, command.Options{Catalogue: cat, Logger: log.Named("command")}),
+		Commands:    command.New(store, command.Options{Catalogue: cat, Logger: log.Named("command"), Shared: true}),
 		Sender:      sender,
+		Replicas:    c.replicas,
 		From:        c.from,
 		Attempts:    c.attempts,
 		Concurrency: c.concurrency,

@@ -33,6 +33,7 @@ func TestConfigErrorsNameTheSetting(t *testing.T) {
 		{[]string{"--smtp-port", "x"}, "MAILER_SMTP_PORT"},
 		{[]string{"--concurrency", "0"}, "--concurrency (MAILER_CONCURRENCY)"},
 		{[]string{"--attempts", "many"}, "MAILER_ATTEMPTS"},
+		{[]string{"--nats-replicas", "0"}, "--nats-replicas (MAILER_NATS_REPLICAS)"},
 		{[]string{"--store", "/var/lib/data"}, "--store (MAILER_STORE)"},
 		{[]string{"--outbox", "x", "stray"}, `"stray"`},
 		{[]string{"-nats", "nats://x"}, "-nats"}, // orderd's name is --nats-url: so is the mailer's

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,8 +30,8 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/einvoice/spaceorders/domain"
-	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/eventstore/jetstream"
+	"github.com/einvoice/spaceorders/handlers/app"
 	"github.com/einvoice/spaceorders/handlers/cli"
 	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
@@ -44,7 +45,7 @@ func main() {
 }
 
 func run() error {
-	url := flag.String("url", "http://127.0.0.1:8080", "orderd's base URL")
+	url := flag.String("url", "http://127.0.0.1:8080", "orderd's base URL; several, comma-separated, are replicas of one deployment, and each flow's steps alternate them")
 	data := flag.String("data", "./data", "orderd's data `folder`: tokens are signed with its development key; --prefill writes into it")
 	keyFile := flag.String("key", "", "PEM `file` of the Ed25519 private key to sign tokens with, instead of the data folder's")
 	clients := flag.Int("clients", 32, "concurrent clients")
@@ -52,6 +53,8 @@ func run() error {
 	raw := flag.Bool("raw", false, "also measure raw durable publishes (SyncAlways) and the store's durable appends (group commit) in a temporary folder")
 	smtpListen := flag.String("smtp-listen", "", "run an SMTP server at this `address` for orderd's mailer (orderd --smtp-host/--smtp-port, --smtp-tls none) and report the time from each command's answer to its email's acceptance")
 	prefill := flag.Int("prefill", 0, "write about this many events into --data with relaxed sync, then exit (orderd must be stopped)")
+	cluster := flag.Bool("cluster", false, "run a 3-node NATS cluster (streams with 3 replicas) and two orderd replicas in this process, and measure flows, raw R3 publishes and store appends on it, and a role's fail-over")
+	leaseTTL := flag.Duration("lease-ttl", app.DefaultLeaseTTL, "with --cluster: the replicas' --lease-ttl")
 	version := flag.Bool("version", false, "print the build and exit")
 	flag.Parse()
 	if *version {
@@ -63,6 +66,9 @@ func run() error {
 		os.Exit(2)
 	}
 
+	if *cluster {
+		return clusterBench(*clients, *duration, *leaseTTL)
+	}
 	if *prefill > 0 {
 		return prefillEvents(*data, *prefill, *clients)
 	}
@@ -83,7 +89,7 @@ func run() error {
 		}
 	}
 	fmt.Printf("flows: %d clients for %s against %s\n", *clients, *duration, *url)
-	cmds, err := flows(*url, key, *clients, *duration, emails)
+	cmds, err := flows(strings.Split(*url, ","), key, *clients, *duration, emails)
 	if err != nil {
 		return err
 	}
@@ -152,7 +158,7 @@ func (s *stats) report(elapsed time.Duration, order []string) float64 {
 
 var flowSteps = []string{"OpenSubscription", "RequestSpaceIncrease", "ToggleCoTermination", "ProceedToCheckout", "SelectPaymentMethod", "ConfirmOrder", "RegisterPayment"}
 
-func flows(url string, key ed25519.PrivateKey, clients int, duration time.Duration, emails *emailClock) (float64, error) {
+func flows(urls []string, key ed25519.PrivateKey, clients int, duration time.Duration, emails *emailClock) (float64, error) {
 	op, err := httpapi.Mint(key, httpapi.RoleOperator, "bench-operator", 24*time.Hour)
 	if err != nil {
 		return 0, err
@@ -161,10 +167,12 @@ func flows(url string, key ed25519.PrivateKey, clients int, duration time.Durati
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = clients * 2
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	if res, err := hc.Get(url + "/readyz"); err != nil {
-		return 0, fmt.Errorf("orderd at %s: %w", url, err)
-	} else {
-		res.Body.Close()
+	for _, url := range urls {
+		if res, err := hc.Get(url + "/readyz"); err != nil {
+			return 0, fmt.Errorf("orderd at %s: %w", url, err)
+		} else {
+			res.Body.Close()
+		}
 	}
 	st := &stats{lat: map[string][]time.Duration{}, fails: map[string]int{}}
 	ctx, cancel := context.WithTimeout(context.Background(), duration)
@@ -180,7 +188,11 @@ func flows(url string, key ed25519.PrivateKey, clients int, duration time.Durati
 			for i := 0; ctx.Err() == nil; i++ {
 				owner := fmt.Sprintf("bench-%s-%d-%d", uuid.NewString()[:8], c, i)
 				cu, _ := httpapi.Mint(key, httpapi.RoleCustomer, owner, 24*time.Hour)
+				step := c + i
 				call := func(name, path, token string, body any) (map[string]any, bool) {
+					// Each step to the next replica: a flow meets every replica's cache.
+					url := urls[step%len(urls)]
+					step++
 					t0 := time.Now()
 					m, err := post(hc, url+path, token, body)
 					st.add(name, time.Since(t0), err == nil)
@@ -291,34 +303,7 @@ func rawPublishes(clients int, duration time.Duration) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	ctx := context.Background()
-	if _, err := js.CreateStream(ctx, natsjs.StreamConfig{Name: "RAW", Subjects: []string{"raw.>"}, Storage: natsjs.FileStorage}); err != nil {
-		return 0, err
-	}
-	body := bytes.Repeat([]byte("x"), 256)
-	st := &stats{lat: map[string][]time.Duration{}, fails: map[string]int{}}
-	run, cancel := context.WithTimeout(ctx, duration)
-	defer cancel()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			subject := fmt.Sprintf("raw.%d", c)
-			var last uint64
-			for run.Err() == nil {
-				t0 := time.Now()
-				ack, err := js.Publish(ctx, subject, body, natsjs.WithExpectLastSequencePerSubject(last))
-				st.add("Publish", time.Since(t0), err == nil)
-				if err == nil {
-					last = ack.Sequence
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return st.report(time.Since(start), []string{"Publish"}), nil
+	return publishLoop(context.Background(), js, natsjs.StreamConfig{Name: "RAW", Subjects: []string{"raw.>"}, Storage: natsjs.FileStorage}, clients, duration)
 }
 
 // storeAppends measures the event store's durable appends on the embedded default (group
@@ -342,37 +327,7 @@ func storeAppends(clients int, duration time.Duration) (float64, float64, error)
 		return 0, 0, err
 	}
 	defer store.Close()
-	payload := json.RawMessage(`{"enabled":false,"quote":{"gb":1,"netCents":2500,"vatCents":550,"totalCents":3050}}`)
-	st := &stats{lat: map[string][]time.Duration{}, fails: map[string]int{}}
-	ctx, cancel := context.WithTimeout(context.Background(), duration)
-	defer cancel()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			stream := eventstore.StreamName("order", uuid.New())
-			for v := uint64(0); ctx.Err() == nil; v++ {
-				exp := eventstore.Exact(v - 1)
-				if v == 0 {
-					exp = eventstore.NoStream
-				}
-				t0 := time.Now()
-				_, err := store.Append(context.Background(), stream, exp, eventstore.EventData{
-					ID: uuid.New(), Type: "CoTerminationToggled", SchemaVersion: 1, Payload: payload,
-					Metadata: eventstore.Metadata{CorrelationID: "bench", Actor: "bench"},
-				})
-				st.add("Append", time.Since(t0), err == nil)
-			}
-		}()
-	}
-	wg.Wait()
-	rate := st.report(time.Since(start), []string{"Append"})
-	n := 0
-	for _, l := range st.lat {
-		n += len(l)
-	}
+	rate, n := appendLoop(store, clients, duration)
 	return rate, float64(n) / float64(max(store.Fsyncs(), 1)), nil
 }
 

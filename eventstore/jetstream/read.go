@@ -3,8 +3,10 @@ package jetstream
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -79,7 +81,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]e
 	// The last commit first, with a plain request (a batch needs a subscription of its
 	// own): a stream that does not exist, or whose wanted events are all in its last commit
 	// (a new aggregate, a read from the latest version), is answered from it alone.
-	lastMsg, err := s.direct(ctx, s.directGet+"."+subject, nil)
+	lastMsg, err := s.last(ctx, subject)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", stream, err)
 	}
@@ -100,12 +102,40 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]e
 		}
 		return one[i:], nil
 	}
+	lastSeq, err := strconv.ParseUint(lastMsg.Header.Get(nats.JSSequence), 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: last commit without sequence: %w", stream, err)
+	}
+	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		all, seq, err := s.readBatches(ctx, stream, subject, from)
+		switch {
+		case errors.Is(err, eventstore.ErrStreamNotFound):
+			seq = 1 // the stream's last commit exists: the replica answering has none of it yet
+		case err != nil:
+			return nil, err
+		}
+		// On a replicated stream the batches may come from a follower that has not got
+		// the last commit yet (it serves reads from 90 % caught up): read again, briefly.
+		if seq-1 >= lastSeq {
+			return all, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("read %s: the replica answering reads is behind commit %d: %w", stream, lastSeq, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+}
+
+// readBatches reads a stream's commits with batched direct gets, from its version from on;
+// seq-1 is the last commit read.
+func (s *Store) readBatches(ctx context.Context, stream, subject string, from uint64) (_ []eventstore.Envelope, seq uint64, _ error) {
 	var (
 		all     []eventstore.Envelope
-		seq     uint64 = 1
 		any     bool
 		decodeE error
 	)
+	seq = 1
 	for {
 		pending, found, err := s.directBatch(ctx, batchRequest{Seq: seq, NextFor: subject, Batch: batchSize}, func(m *nats.Msg) (bool, error) {
 			st, err := stateFromHeaders(m.Header)
@@ -120,7 +150,7 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]e
 			return decodeE == nil, decodeE
 		})
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", stream, err)
+			return nil, 0, fmt.Errorf("read %s: %w", stream, err)
 		}
 		any = any || found
 		if !found || pending == 0 {
@@ -128,18 +158,18 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]e
 		}
 	}
 	if !any {
-		return nil, fmt.Errorf("read %s: %w", stream, eventstore.ErrStreamNotFound)
+		return nil, 0, fmt.Errorf("read %s: %w", stream, eventstore.ErrStreamNotFound)
 	}
 	// Answer only what is on disk (seq-1 is the last commit read).
 	if err := s.flush.wait(ctx, seq-1); err != nil {
-		return nil, fmt.Errorf("read %s: %w", stream, err)
+		return nil, 0, fmt.Errorf("read %s: %w", stream, err)
 	}
 	// A commit that starts before from and ends at or after it is cut at from.
 	i := 0
 	for i < len(all) && all[i].StreamVersion < from {
 		i++
 	}
-	return all[i:], nil
+	return all[i:], seq, nil
 }
 
 // ReadAll reads whole commit messages from after+1 on with batched direct gets.

@@ -25,7 +25,9 @@ type Options struct {
 	// SubjectPrefix is the first subject token; the stream holds "<prefix>.>". Default
 	// "events". Two stores on one server need different Stream and SubjectPrefix.
 	SubjectPrefix string
-	// Replicas of the stream on a cluster. Default 1.
+	// Replicas of the stream on a cluster: an existing stream with another number is
+	// changed to it. 0: as the stream has it (a tool that reads or imports must not
+	// change a deployment's setting), 1 when it is created.
 	Replicas int
 	// Timeout bounds a call whose context has no deadline, so that an unreachable server
 	// never blocks a caller forever. Default 5 s. Subscribe is not bounded.
@@ -60,6 +62,10 @@ type Store struct {
 	// an external server is told to fsync every write itself).
 	flush  *flusher
 	faults Faults
+	// leaderReads: the stream is replicated, and a direct get may be answered by a
+	// follower a little behind the leader, so what must be current (a stream's last
+	// commit) is asked of the leader.
+	leaderReads bool
 
 	mu        sync.Mutex
 	cache     map[string]streamState
@@ -120,9 +126,6 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 	if opts.SubjectPrefix == "" {
 		opts.SubjectPrefix = "events"
 	}
-	if opts.Replicas == 0 {
-		opts.Replicas = 1
-	}
 	if opts.Timeout == 0 {
 		opts.Timeout = 5 * time.Second
 	}
@@ -143,14 +146,21 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		cacheSize: opts.CacheSize,
 		faults:    opts.Faults,
 	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: open %s: %w", opts.Stream, err)
 	}
 	s.js = js
-	s.stream, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	if opts.Replicas == 0 {
+		opts.Replicas = 1
+		ictx, cancel := s.bound(ctx)
+		if st, err := js.Stream(ictx, opts.Stream); err == nil {
+			opts.Replicas = max(st.CachedInfo().Config.Replicas, 1)
+		}
+		cancel()
+	}
+	s.leaderReads = opts.Replicas > 1
+	cfg := jetstream.StreamConfig{
 		Name:        opts.Stream,
 		Description: "event log: one message per commit, one subject per event stream",
 		Subjects:    []string{opts.SubjectPrefix + ".>"},
@@ -165,10 +175,19 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		// An event log is append-only: the server refuses to delete or purge messages.
 		DenyDelete: true,
 		DenyPurge:  true,
+	}
+	// Other replicas may be creating the stream at this moment, or the cluster electing
+	// its leader: Ensure waits and retries, within ctx's deadline or its own bound.
+	err = Ensure(ctx, "jetstream: stream "+opts.Stream, opts.Replicas, func(ctx context.Context) error {
+		var err error
+		s.stream, err = js.CreateOrUpdateStream(ctx, cfg)
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("jetstream: create stream %s: %w", opts.Stream, err)
+		return nil, err
 	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if e := embeddedOf(nc); e != nil && e.groupCommit && opts.Replicas == 1 {
 		info, err := s.stream.Info(ctx)
 		if err != nil {
@@ -379,7 +398,13 @@ func isConflict(err error) bool {
 
 // resultAt answers the AppendResult of the commit stored at seq.
 func (s *Store) resultAt(ctx context.Context, stream string, seq uint64) (eventstore.AppendResult, error) {
-	m, err := s.direct(ctx, s.directGet, fmt.Appendf(nil, `{"seq":%d}`, seq))
+	var m *nats.Msg
+	var err error
+	if s.leaderReads { // a follower may not have it yet
+		m, err = s.leaderGet(ctx, fmt.Appendf(nil, `{"seq":%d}`, seq), fmt.Sprint("commit ", seq))
+	} else {
+		m, err = s.direct(ctx, s.directGet, fmt.Appendf(nil, `{"seq":%d}`, seq))
+	}
 	if err != nil {
 		return eventstore.AppendResult{}, fmt.Errorf("append %s: read commit %d: %w", stream, seq, err)
 	}
@@ -398,7 +423,7 @@ func (s *Store) resultAt(ctx context.Context, stream string, seq uint64) (events
 
 // refresh reads the stream's state from its last message and caches it.
 func (s *Store) refresh(ctx context.Context, stream, subject string) (streamState, error) {
-	m, err := s.direct(ctx, s.directGet+"."+subject, nil)
+	m, err := s.last(ctx, subject)
 	if err != nil {
 		return streamState{}, fmt.Errorf("read last commit: %w", err)
 	}
@@ -456,4 +481,82 @@ func (s *Store) direct(ctx context.Context, subject string, req []byte) (*nats.M
 	default:
 		return nil, fmt.Errorf("direct get: status %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
 	}
+}
+
+// last is the last commit on subject, nil when there is none: a direct get, or on a
+// replicated stream the leader's answer, since a follower may not have the latest yet.
+func (s *Store) last(ctx context.Context, subject string) (*nats.Msg, error) {
+	if !s.leaderReads {
+		return s.direct(ctx, s.directGet+"."+subject, nil)
+	}
+	req, _ := json.Marshal(struct {
+		LastFor string `json:"last_by_subj"`
+	}{subject})
+	return s.leaderGet(ctx, req, "last message of "+subject)
+}
+
+// leaderGet asks the stream's leader for one message (req is a JetStream message get
+// request); nil, nil means no such message. what names it in errors.
+func (s *Store) leaderGet(ctx context.Context, req []byte, what string) (*nats.Msg, error) {
+	m, err := s.nc.RequestWithContext(ctx, "$JS.API.STREAM.MSG.GET."+s.name, req)
+	if err != nil {
+		return nil, err
+	}
+	var resp struct {
+		Message *struct {
+			Subject string    `json:"subject"`
+			Seq     uint64    `json:"seq"`
+			Header  []byte    `json:"hdrs"`
+			Data    []byte    `json:"data"`
+			Time    time.Time `json:"time"`
+		} `json:"message"`
+		Error *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &resp); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+		return nil, nil
+	case resp.Error != nil:
+		return nil, fmt.Errorf("%s: %w", what, resp.Error)
+	case resp.Message == nil:
+		return nil, fmt.Errorf("%s: empty answer", what)
+	}
+	out := nats.NewMsg(resp.Message.Subject)
+	if len(resp.Message.Header) > 0 {
+		if out.Header, err = nats.DecodeHeadersMsg(resp.Message.Header); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+	}
+	// The headers a direct get adds, which the decoders read.
+	out.Header.Set(nats.JSSequence, strconv.FormatUint(resp.Message.Seq, 10))
+	out.Header.Set(nats.JSTimeStamp, resp.Message.Time.UTC().Format(time.RFC3339Nano))
+	out.Header.Set(nats.JSSubject, resp.Message.Subject)
+	out.Header.Set(nats.JSStream, s.name)
+	out.Data = resp.Message.Data
+	return out, nil
+}
+
+// LastVersion is the stream's last version and the position of its last commit as the
+// server has it now (exists false: no such stream), and refreshes Append's cache with it.
+// It costs one small request: a caller that keeps states of its own checks them with it
+// when other writers may exist.
+func (s *Store) LastVersion(ctx context.Context, stream string) (version, position uint64, exists bool, err error) {
+	subject, err := s.subjectOf(stream)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	st, err := s.refresh(ctx, stream, subject)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("last version of %s: %w", stream, err)
+	}
+	if st.exists {
+		if err := s.flush.wait(ctx, st.seq); err != nil {
+			return 0, 0, false, fmt.Errorf("last version of %s: %w", stream, err)
+		}
+	}
+	return st.version, st.seq, st.exists, nil
 }

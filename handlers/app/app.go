@@ -33,6 +33,7 @@ import (
 	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/console"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/lease"
 	"github.com/einvoice/spaceorders/handlers/mailer"
 	"github.com/einvoice/spaceorders/handlers/relay"
 	"github.com/einvoice/spaceorders/handlers/supervise"
@@ -54,6 +55,8 @@ type App struct {
 	Purchases   *command.Purchases
 	Projections *projections.Runner
 	Relay       *relay.Relay
+	// Leases give the roles done once per deployment (relay, sweeper) to one replica.
+	Leases *lease.Leases
 	// Mailer is the in-process mailer, nil with --mailer=false.
 	Mailer   *mailer.Mailer
 	API      *httpapi.Server
@@ -145,7 +148,7 @@ func (a *App) build(ctx context.Context, auth *httpapi.Authenticator) error {
 		return fmt.Errorf("NATS JetStream: %w", err)
 	}
 	a.Commands = command.New(a.Store, command.Options{Catalogue: a.Catalogue, Clock: cfg.Clock,
-		Logger: log.Named("command"), Registerer: a.Registry})
+		Logger: log.Named("command"), Registerer: a.Registry, Shared: cfg.sharedStore()})
 	a.Purchases = command.NewPurchases(a.Commands, filepath.Join(cfg.DataDir, "checkpoints", "purchases"))
 	a.Projections, err = projections.NewRunner(a.Store, projections.Options{
 		Dir: filepath.Join(cfg.DataDir, "projections"), Logger: log.Named("projections")})
@@ -154,7 +157,12 @@ func (a *App) build(ctx context.Context, auth *httpapi.Authenticator) error {
 	}
 
 	bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	idem, err := httpapi.NewIdempotencyBucket(bctx, js, 24*time.Hour)
+	var idem natsjs.KeyValue
+	err = jetstream.Ensure(bctx, "idempotency bucket", cfg.NATSReplicas, func(ctx context.Context) error {
+		var err error
+		idem, err = httpapi.NewIdempotencyBucket(ctx, js, 24*time.Hour, cfg.NATSReplicas)
+		return err
+	})
 	cancel()
 	if err != nil {
 		// Commands still work; only a retry after a restart would run again.
@@ -188,10 +196,17 @@ func (a *App) build(ctx context.Context, auth *httpapi.Authenticator) error {
 	a.API.MountPages(console.Prefix, con)
 
 	a.Registry.MustRegister(newLagCollector(a))
+	if err := a.openLeases(ctx, js); err != nil {
+		return err
+	}
+	// Safe on every replica: the process manager's grants are refused a second time by the
+	// subscription, and decided on the stream's state (expected versions).
 	a.Go("purchases", a.Purchases.Run)
 	a.Go("projections", a.Projections.Run)
-	a.Relay = relay.New(a.Store, js, relay.Options{Logger: log.Named("relay")})
-	a.Go("relay", a.Relay.Run)
+	a.Relay = relay.New(a.Store, js, relay.Options{Logger: log.Named("relay"), Replicas: cfg.NATSReplicas})
+	// Once per deployment: two relays would publish every event twice, once de-duplicated
+	// within the server's window and once not, past it.
+	a.GoLeased("relay", a.Relay.Run)
 	if !cfg.NoMailer {
 		if a.Mailer, err = a.mailer(js); err != nil {
 			return err
@@ -242,7 +257,7 @@ func (a *App) openStore(ctx context.Context) error {
 		if nc, err = a.connect(cctx, cfg.Store); err != nil {
 			return fmt.Errorf("--store (ORDERD_STORE): %w", err)
 		}
-		if err = a.openJetStream(ctx, nc, jetstream.Options{Logger: a.Log}); err != nil {
+		if err = a.openJetStream(ctx, nc, jetstream.Options{Logger: a.Log, Replicas: cfg.NATSReplicas}); err != nil {
 			return fmt.Errorf("--store (ORDERD_STORE): %w", err)
 		}
 		a.NATS = nc
@@ -310,7 +325,7 @@ func (a *App) mailer(js natsjs.JetStream) (*mailer.Mailer, error) {
 		}
 		sender = o
 	}
-	m, err := mailer.New(js, mailer.Config{Catalogue: a.Catalogue, Commands: a.Commands, Sender: sender, From: cfg.MailFrom,
+	m, err := mailer.New(js, mailer.Config{Catalogue: a.Catalogue, Commands: a.Commands, Sender: sender, From: cfg.MailFrom, Replicas: cfg.NATSReplicas,
 		Logger: a.Log.Named("mailer"), Registerer: a.Registry, Now: cfg.Clock})
 	if err != nil {
 		return nil, fmt.Errorf("--mail-from (ORDERD_MAIL_FROM): %w", err)
@@ -358,7 +373,9 @@ func (a *App) Go(name string, run func(context.Context) error) {
 // model's query) which they are. Call it before Start.
 func (a *App) Sweep(overdue func(now time.Time) []uuid.UUID, interval time.Duration) {
 	s := command.NewSweeper(a.Commands, overdue, interval)
-	a.Go("sweeper", func(ctx context.Context) error { s.Run(ctx); return nil })
+	// Once per deployment: sweepers on several replicas would race for the same orders
+	// (safely, by expected versions, but for nothing).
+	a.GoLeased("sweeper", func(ctx context.Context) error { s.Run(ctx); return nil })
 }
 
 // writable is nil while the embedded store can write (a store elsewhere says so itself).
@@ -382,6 +399,7 @@ func (a *App) ready(ctx context.Context) []httpapi.Check {
 		store = httpapi.Check{Name: "store", Detail: err.Error()}
 	}
 	checks := []httpapi.Check{store, a.modelsCaughtUp(ctx)}
+	checks = append(checks, a.roleChecks()...)
 	for _, p := range a.parts.Status() {
 		c := httpapi.Check{Name: p.Name, Ready: p.State == supervise.Running}
 		switch {

@@ -100,6 +100,17 @@ type Config struct {
 	// https://panel.example.com (--cors-origins, ORDERD_CORS_ORIGINS; comma-separated).
 	// None: no CORS headers, so browsers on other origins cannot read the answers.
 	CORSOrigins []string
+	// NATSReplicas is the number of replicas of every stream and bucket orderd makes on
+	// NATS (--nats-replicas, ORDERD_NATS_REPLICAS): 3 on a 3-node cluster. Default 1.
+	// An existing stream with another number is changed to it at start.
+	NATSReplicas int
+	// ReplicaName names this orderd among the replicas of one deployment, in /readyz, the
+	// metrics and the leases of the roles done once per deployment (--replica-name,
+	// ORDERD_REPLICA_NAME). Default: the host name and a random suffix.
+	ReplicaName string
+	// LeaseTTL is how long a role (relay, sweeper) stays with a replica that stopped
+	// renewing it (--lease-ttl, ORDERD_LEASE_TTL): the time to fail over. Default 5 s.
+	LeaseTTL time.Duration
 }
 
 // Defaults of the settings outside scripts rely on.
@@ -110,6 +121,7 @@ const (
 	DefaultSMTPTLS       = "starttls"
 	DefaultSweepInterval = time.Minute
 	DefaultReadWait      = 3 * time.Second
+	DefaultLeaseTTL      = 5 * time.Second
 )
 
 // ParseConfig reads orderd's settings from getenv, then from args (a flag wins), as the
@@ -159,6 +171,9 @@ func settings(c *Config) *cli.Settings {
 	s.String(&c.DebugAddr, "debug-addr", "", "loopback host:port serving net/http/pprof for profiling; empty: none")
 	s.Int(&c.CheckpointEvery, "checkpoint-every", 0, "sign the log head after this many events (0: 10000)")
 	s.Duration(&c.CheckpointInterval, "checkpoint-interval", 0, "sign the log head at least this often while events come (0: 1m)")
+	s.Int(&c.NATSReplicas, "nats-replicas", 1, "replicas of every stream and bucket orderd makes on NATS (3 on a 3-node cluster); changed at start when it differs")
+	s.String(&c.ReplicaName, "replica-name", "", "name of this replica in /readyz, metrics and role leases; empty: the host name and a random suffix")
+	s.Duration(&c.LeaseTTL, "lease-ttl", DefaultLeaseTTL, "how long a role done once per deployment (relay, sweeper) stays with a replica that stopped renewing it: the failover time")
 	// NoMailer is the negation of --mailer, set once the table is parsed.
 	s.After(func() { c.NoMailer = !mailerOn })
 	return s
@@ -219,6 +234,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Clock == nil {
 		c.Clock = time.Now
+	}
+	if c.NATSReplicas == 0 {
+		c.NATSReplicas = 1
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = DefaultLeaseTTL
 	}
 	return c
 }
@@ -299,6 +320,15 @@ func (c Config) Validate() error {
 	}
 	if c.CheckpointInterval < 0 {
 		return fmt.Errorf("--checkpoint-interval (ORDERD_CHECKPOINT_INTERVAL) %s: must not be negative", c.CheckpointInterval)
+	}
+	if c.NATSReplicas < 1 || c.NATSReplicas > 5 {
+		return fmt.Errorf("--nats-replicas (ORDERD_NATS_REPLICAS) %d: want 1 to 5 (NATS's limit)", c.NATSReplicas)
+	}
+	if c.NATSReplicas > 1 && kind == StoreEmbedded && c.NATSURL == "" {
+		return fmt.Errorf("--nats-replicas (ORDERD_NATS_REPLICAS) %d: the embedded NATS server is one server; replicas need a cluster given with --store nats://... or --nats-url", c.NATSReplicas)
+	}
+	if c.LeaseTTL < 500*time.Millisecond {
+		return fmt.Errorf("--lease-ttl (ORDERD_LEASE_TTL) %s: want at least 500ms (a lease is renewed three times per TTL)", c.LeaseTTL)
 	}
 	for _, o := range c.CORSOrigins {
 		if _, err := httpapi.ParseOrigin(o); err != nil {

@@ -13,6 +13,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/einvoice/spaceorders/domain"
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
 	"github.com/einvoice/spaceorders/handlers/command"
@@ -371,6 +373,58 @@ func TestANewOrderEndsAnAbandonedCart(t *testing.T) {
 	}
 	if _, _, _, err := h.OpenOrder(t.Context(), subID, domain.RequestSpaceIncrease{GB: 1, Channel: "app"}, meta); !errors.Is(err, domain.ErrOrderInProgress) {
 		t.Fatalf("a third order the same day: %v", err)
+	}
+}
+
+// With other writers on the store (Options.Shared), a handler checks its cached aggregate
+// against the stream's last version before it answers: a read, or a command that decides
+// nothing, tells the stream's state, not the cache's. Without it, the cache answers.
+func TestSharedHandlerAnswersFromTheStream(t *testing.T) {
+	store := openStore(t)
+	reg := prometheus.NewRegistry()
+	a := command.New(store, command.Options{})
+	shared := command.New(store, command.Options{Shared: true, Registerer: reg})
+	alone := command.New(store, command.Options{})
+	_, id := newOrder(t, a)
+	exec(t, a, id, domain.ToggleCoTermination{Enabled: false})
+	for _, h := range []*command.Handler{shared, alone} {
+		if _, v, _, err := h.Order(t.Context(), id); err != nil || v != 1 { // both cache the cart, co-termination off
+			t.Fatalf("version %d, %v", v, err)
+		}
+	}
+	exec(t, a, id, domain.ToggleCoTermination{Enabled: true})
+	if o, v, _, err := shared.Order(t.Context(), id); err != nil || v != 2 || !o.Quote.CoTermination {
+		t.Fatalf("the shared handler answers version %d, co-termination %v (%v), want 2, on", v, o.Quote.CoTermination, err)
+	}
+	// Switching co-termination off: on the alone handler's cache it is off already, so it
+	// decides nothing and answers "done" on a state the stream has left; the shared handler
+	// decides on the stream's state and records the change.
+	if res, _, err := alone.ExecuteOrder(t.Context(), id, domain.ToggleCoTermination{Enabled: false}, meta, nil); err != nil || res.Appended || res.Version != 1 {
+		t.Fatalf("the alone handler: %+v %v, want nothing appended at its cached version 1 (else this test proves nothing)", res, err)
+	}
+	res, o, err := shared.ExecuteOrder(t.Context(), id, domain.ToggleCoTermination{Enabled: false}, meta, nil)
+	if err != nil || !res.Appended || res.Version != 3 || o.Quote.CoTermination {
+		t.Fatalf("the shared handler: %+v co-termination %v, %v; want version 3 appended, off", res, o.Quote.CoTermination, err)
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != "orders_cache_checks_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" {
+					checks[l.GetValue()] += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	if checks["stale"] != 1 || checks["current"] != 1 {
+		t.Fatalf("cache checks %v, want 1 stale (the read) and 1 current (the command)", checks)
 	}
 }
 

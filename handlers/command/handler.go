@@ -72,6 +72,11 @@ type Options struct {
 	CacheSize int
 	// MaxRetries bounds the reloads after a version conflict; 0 means 8.
 	MaxRetries int
+	// Shared says that other processes may write the same store (replicas of orderd, a
+	// mailer of its own): a cached state is then checked against the stream's last version
+	// before anything is decided or answered on it, so that no answer, refusal included,
+	// comes from a state older than the stream.
+	Shared bool
 	// DeferGrants leaves the grant of a paid order's space to the Purchases process manager
 	// alone, as after a crash between the payment and the grant (tests use it to make one).
 	DeferGrants bool
@@ -86,6 +91,7 @@ type Handler struct {
 	log     *zap.Logger
 	retries int
 	defer_  bool
+	shared  bool
 	metrics *metrics
 	subs    *aggregate[domain.Subscription, domain.SubscriptionCommand]
 	orders  *aggregate[domain.Order, domain.OrderCommand]
@@ -110,7 +116,7 @@ func New(store eventstore.Store, opts Options) *Handler {
 	}
 	h := &Handler{
 		store: store, codec: eventstore.DomainCodec(), cat: opts.Catalogue, now: opts.Clock,
-		log: opts.Logger, retries: opts.MaxRetries, defer_: opts.DeferGrants, metrics: newMetrics(opts.Registerer),
+		log: opts.Logger, retries: opts.MaxRetries, defer_: opts.DeferGrants, shared: opts.Shared, metrics: newMetrics(opts.Registerer),
 	}
 	h.subs = &aggregate[domain.Subscription, domain.SubscriptionCommand]{
 		h: h, category: SubscriptionCategory, cache: newCache[domain.Subscription](opts.CacheSize),
@@ -142,6 +148,12 @@ func (h *Handler) Order(ctx context.Context, id uuid.UUID) (o domain.Order, vers
 // check that another process's writes must not slip past (the mailer's "was it sent?").
 func (h *Handler) OrderNow(ctx context.Context, id uuid.UUID) (o domain.Order, version uint64, ok bool, err error) {
 	e, err := h.orders.load(ctx, id, true)
+	return e.state, e.ver, e.exists, err
+}
+
+// SubscriptionNow loads a subscription as the store has it now (see OrderNow).
+func (h *Handler) SubscriptionNow(ctx context.Context, id uuid.UUID) (s domain.Subscription, version uint64, ok bool, err error) {
+	e, err := h.subs.load(ctx, id, true)
 	return e.state, e.ver, e.exists, err
 }
 
@@ -234,7 +246,13 @@ func (a *aggregate[S, C]) loadFind(ctx context.Context, id uuid.UUID, fresh, who
 	stream := a.stream(id)
 	e, hit := a.cache.get(stream)
 	if hit && !fresh && !whole {
-		return e, nil, nil
+		current, err := a.current(ctx, e)
+		if err != nil {
+			return e, nil, fmt.Errorf("load %s: %w", stream, err)
+		}
+		if current {
+			return e, nil, nil
+		}
 	}
 	if !hit || whole {
 		e = cached[S]{stream: stream}
@@ -280,6 +298,36 @@ func (a *aggregate[S, C]) loadFind(ctx context.Context, id uuid.UUID, fresh, who
 	}
 	a.cache.put(e)
 	return e, found, nil
+}
+
+// lastVersions is what a store offers to check a cached state at the cost of one small
+// request (the JetStream store: the last message of the stream's subject).
+type lastVersions interface {
+	LastVersion(ctx context.Context, stream string) (version, position uint64, exists bool, err error)
+}
+
+// current says whether the cached state e may be trusted: always when this process is the
+// store's only writer, else when the stream's last version is still e's. A store that
+// cannot say cheaply has e caught up from its version instead (current false).
+func (a *aggregate[S, C]) current(ctx context.Context, e cached[S]) (bool, error) {
+	if !a.h.shared {
+		return true, nil
+	}
+	lv, ok := a.h.store.(lastVersions)
+	if !ok {
+		return false, nil
+	}
+	ver, _, exists, err := lv.LastVersion(ctx, e.stream)
+	if err != nil {
+		return false, err
+	}
+	current := exists == e.exists && (!exists || ver == e.ver)
+	outcome := "stale"
+	if current {
+		outcome = "current"
+	}
+	a.h.metrics.checks.WithLabelValues(a.category, outcome).Inc()
+	return current, nil
 }
 
 func (a *aggregate[S, C]) execute(ctx context.Context, id uuid.UUID, cmd C, meta Meta, ifMatch *uint64) (Result, S, error) {

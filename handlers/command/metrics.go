@@ -14,6 +14,7 @@ type metrics struct {
 	latency   *prometheus.HistogramVec
 	conflicts *prometheus.CounterVec
 	retries   *prometheus.CounterVec
+	checks    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -31,9 +32,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orders_command_retries_total", Help: "Commands decided again after a version conflict.",
 		}, []string{"category"}),
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orders_cache_checks_total",
+			Help: "Cached aggregate states checked against the stream's last version (other writers may exist), by whether they were current.",
+		}, []string{"category", "outcome"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.commands, m.latency, m.conflicts, m.retries)
+		reg.MustRegister(m.commands, m.latency, m.conflicts, m.retries, m.checks)
 	}
 	return m
 }

@@ -82,14 +82,15 @@ const IdempotencyBucket = "IDEMPOTENCY"
 const claimPatience = 3 * time.Second
 
 // NewIdempotencyBucket creates (or updates) the key-value bucket that keeps Idempotency-Key
-// answers durably, for ttl, on js's server.
-func NewIdempotencyBucket(ctx context.Context, js jetstream.JetStream, ttl time.Duration) (jetstream.KeyValue, error) {
+// answers durably, for ttl, on js's server, with that many replicas on a cluster.
+func NewIdempotencyBucket(ctx context.Context, js jetstream.JetStream, ttl time.Duration, replicas int) (jetstream.KeyValue, error) {
 	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      IdempotencyBucket,
 		Description: "answers of commands sent with an Idempotency-Key, by caller and key",
 		TTL:         ttl,
 		History:     1,
 		Storage:     jetstream.FileStorage,
+		Replicas:    max(replicas, 1),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("idempotency bucket %s: %w", IdempotencyBucket, err)

@@ -128,6 +128,21 @@ func (s *Server) waitFor(r *http.Request, models []string) error {
 	return s.proj.WaitFor(ctx, pos, models...)
 }
 
+// freshAfter says whether a read of one aggregate (an order, a subscription) was given
+// ?after=<position>: it is then answered from the store as it is now, which holds every
+// position any replica has answered, instead of from this process's cache, which another
+// replica's writes may have left behind.
+func freshAfter(r *http.Request) (bool, error) {
+	v := r.URL.Query().Get("after")
+	if v == "" {
+		return false, nil
+	}
+	if _, err := strconv.ParseUint(v, 10, 64); err != nil {
+		return false, malformed("after=%q is not a log position (a command's answer has it as \"position\")", v)
+	}
+	return true, nil
+}
+
 // wantsCSV: the client asked for text/csv (and not JSON before it).
 func wantsCSV(r *http.Request) bool {
 	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {

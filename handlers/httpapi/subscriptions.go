@@ -57,7 +57,11 @@ func (s *Server) today() domain.Date { return domain.DateOf(s.now()) }
 // visibleSubscription loads a subscription the caller may see: another customer's is
 // answered as unknown, so that its existence is not disclosed.
 func (s *Server) visibleSubscription(c *call, id uuid.UUID) (domain.Subscription, uint64, error) {
-	sub, ver, ok, err := s.cmds.Subscription(c.ctx(), id)
+	load := s.cmds.Subscription
+	if c.fresh {
+		load = s.cmds.SubscriptionNow
+	}
+	sub, ver, ok, err := load(c.ctx(), id)
 	if err != nil {
 		return sub, ver, err
 	}
@@ -95,6 +99,9 @@ func (s *Server) openSubscription(c *call) (int, any, error) {
 func (s *Server) getSubscription(c *call) (int, any, error) {
 	id, err := pathID(c.r, domain.ErrUnknownSubscription)
 	if err != nil {
+		return 0, nil, err
+	}
+	if c.fresh, err = freshAfter(c.r); err != nil {
 		return 0, nil, err
 	}
 	sub, ver, err := s.visibleSubscription(c, id)

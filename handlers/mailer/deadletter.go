@@ -21,8 +21,9 @@ const (
 	HeaderDLFailedAt = "Mail-Failed-At"
 )
 
-// EnsureDeadLetterStream creates or updates the stream that keeps the emails given up.
-func EnsureDeadLetterStream(ctx context.Context, js jetstream.JetStream, name, subject string) (jetstream.Stream, error) {
+// EnsureDeadLetterStream creates or updates the stream that keeps the emails given up, with
+// that many replicas on a cluster (0: 1).
+func EnsureDeadLetterStream(ctx context.Context, js jetstream.JetStream, name, subject string, replicas int) (jetstream.Stream, error) {
 	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        name,
 		Description: "notifications whose email could not be sent; listed by the operator",
@@ -30,6 +31,7 @@ func EnsureDeadLetterStream(ctx context.Context, js jetstream.JetStream, name, s
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Duplicates:  relay.DefaultDuplicates,
+		Replicas:    max(replicas, 1),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("mailer: dead-letter stream %s: %w", name, err)

@@ -66,6 +66,8 @@ type Config struct {
 	// DeadLetterStream and DeadLetterSubject hold what could not be sent.
 	DeadLetterStream  string
 	DeadLetterSubject string
+	// Replicas of the dead-letter stream on a cluster. Default 1.
+	Replicas int
 
 	// Attempts before a message goes to the dead letters. Default 8. The consumer itself
 	// redelivers without limit, so that a message can never be dropped by the server: the
@@ -207,7 +209,7 @@ func (m *Mailer) Setup(ctx context.Context) (jetstream.Consumer, error) {
 		case <-time.After(wait):
 		}
 	}
-	if _, err := EnsureDeadLetterStream(ctx, m.js, m.cfg.DeadLetterStream, m.cfg.DeadLetterSubject); err != nil {
+	if _, err := EnsureDeadLetterStream(ctx, m.js, m.cfg.DeadLetterStream, m.cfg.DeadLetterSubject, m.cfg.Replicas); err != nil {
 		return nil, err
 	}
 	cons, err := m.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{

@@ -71,7 +71,9 @@ func TestOneHolderAndFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e.Close()
-	const ttl = time.Second
+	// Long enough that a loaded machine's late renewal is not a fail-over, and that a role
+	// given back (at once) is told apart from one that expired (after the TTL).
+	const ttl = 2 * time.Second
 	var running atomic.Int32
 	var held atomic.Value
 	held.Store("")
@@ -80,7 +82,7 @@ func TestOneHolderAndFailover(t *testing.T) {
 	b := start(t, e, "B", ttl, &running, &held)
 	c := start(t, e, "C", ttl, &running, &held)
 	// While A renews, nobody else takes it: several TTLs.
-	deadline := time.Now().Add(3 * ttl)
+	deadline := time.Now().Add(2 * ttl)
 	for time.Now().Before(deadline) {
 		if h := held.Load(); h != "A" {
 			t.Fatalf("the role moved to %v while A held it", h)
@@ -102,8 +104,8 @@ func TestOneHolderAndFailover(t *testing.T) {
 			took = time.Since(start)
 			break
 		}
-		if time.Since(start) > 3*ttl {
-			t.Fatalf("nobody took the role within %s of A's death", 3*ttl)
+		if time.Since(start) > 5*ttl {
+			t.Fatalf("nobody took the role within %s of A's death", 5*ttl)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

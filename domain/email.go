@@ -59,3 +59,55 @@ func (o Order) withEmail(e EmailSent) Order {
 	o.Emails = emails
 	return o
 }
+
+// EmailGivenUp: the mailer gave up an email about the order (the mail server refused it for
+// good, or kept failing through every attempt). The dead-letter list says why; this fact
+// makes the give-up as durable as the log, so that an email that could not be sent is
+// never dropped unseen, and the order's history shows it.
+type EmailGivenUp struct {
+	Kind      string    `json:"kind"`
+	Attempts  int       `json:"attempts"`
+	Reason    string    `json:"reason"`
+	GivenUpAt time.Time `json:"givenUpAt"`
+}
+
+func (EmailGivenUp) isEvent() {}
+
+// RecordEmailGivenUp records that the mailer gave up an email of a kind. Recording a kind
+// already sent, or already given up, changes nothing.
+type RecordEmailGivenUp struct {
+	Kind     string
+	Attempts int
+	Reason   string
+	At       time.Time
+}
+
+func (RecordEmailGivenUp) isOrderCommand() {}
+
+func (RecordEmailGivenUp) CommandName() string { return "RecordEmailGivenUp" }
+
+// maxGiveUpReasonLen bounds the reason kept in the log: a mail server's answer can be long.
+const maxGiveUpReasonLen = 500
+
+func recordEmailGivenUp(o Order, c RecordEmailGivenUp) ([]Event, error) {
+	kind := strings.TrimSpace(c.Kind)
+	if kind == "" || len(kind) > maxEmailKindLen {
+		return nil, ErrInvalidEmailRecord
+	}
+	if _, sent := o.Emails[kind]; sent {
+		return nil, nil
+	}
+	if _, given := o.EmailsGivenUp[kind]; given {
+		return nil, nil
+	}
+	return []Event{EmailGivenUp{Kind: kind, Attempts: max(c.Attempts, 0), Reason: clip(c.Reason, maxGiveUpReasonLen), GivenUpAt: c.At}}, nil
+}
+
+// withGivenUp is o with the give-up recorded, leaving the map of o untouched.
+func (o Order) withGivenUp(e EmailGivenUp) Order {
+	given := make(map[string]EmailGivenUp, len(o.EmailsGivenUp)+1)
+	maps.Copy(given, o.EmailsGivenUp)
+	given[e.Kind] = e
+	o.EmailsGivenUp = given
+	return o
+}

@@ -37,3 +37,24 @@ func TestAnEmailSentIsRecordedOncePerKind(t *testing.T) {
 	givenOrder(t, confirmedOrder()...).when(domain.RecordEmailSent{Kind: "instructions"}).thenError(domain.ErrInvalidEmailRecord)
 	givenOrder(t).when(told).thenError(domain.ErrUnknownOrder)
 }
+
+// An email given up is a fact of the order too: recorded once per kind, never for a kind
+// already sent, and it changes nothing else.
+func TestAnEmailGivenUpIsRecordedOncePerKind(t *testing.T) {
+	gaveUp := domain.RecordEmailGivenUp{Kind: "instructions", Attempts: 8, Reason: "550 mailbox unavailable", At: now}
+	history := confirmedOrder()
+	events := givenOrder(t, history...).when(gaveUp).thenEvents(
+		domain.EmailGivenUp{Kind: "instructions", Attempts: 8, Reason: "550 mailbox unavailable", GivenUpAt: now})
+	before, after := orderOf(history...), orderOf(append(history, events...)...)
+	if got := after.EmailsGivenUp["instructions"]; got.Attempts != 8 || got.Reason != "550 mailbox unavailable" {
+		t.Errorf("the order does not show the give-up: %+v", after.EmailsGivenUp)
+	}
+	after.EmailsGivenUp = nil
+	if !reflect.DeepEqual(before, after) {
+		t.Errorf("recording a give-up changed the order:\n%+v\n%+v", before, after)
+	}
+	givenOrder(t, append(history, events...)...).when(gaveUp).thenEvents()
+	sent := append(confirmedOrder(), domain.EmailSent{Kind: "instructions", MessageID: "ev-1@fe.example", SentAt: now})
+	givenOrder(t, sent...).when(gaveUp).thenEvents()
+	givenOrder(t, history...).when(domain.RecordEmailGivenUp{}).thenError(domain.ErrInvalidEmailRecord)
+}

@@ -48,6 +48,7 @@ func EventTypes() []EventType {
 		{"CreditDue", 1, CreditDue{}},
 		{"SpaceExtended", 1, SpaceExtended{}},
 		{"EmailSent", 1, EmailSent{}},
+		{"EmailGivenUp", 1, EmailGivenUp{}},
 	}
 }
 

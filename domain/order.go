@@ -62,6 +62,8 @@ type Order struct {
 	Payments map[string]int64
 	// Emails are the emails sent about the order, by kind (EmailSent).
 	Emails map[string]EmailSent
+	// EmailsGivenUp are the emails the mailer gave up, by kind (EmailGivenUp).
+	EmailsGivenUp map[string]EmailGivenUp
 	// Credits are the money received that the order did not take: owed to the customer.
 	Credits     []Credit
 	CreditCents int64
@@ -276,6 +278,8 @@ func DecideOrder(cat *Catalogue, o Order, cmd OrderCommand, now time.Time) ([]Ev
 		return events, nil
 	case RecordEmailSent:
 		return recordEmailSent(o, c)
+	case RecordEmailGivenUp:
+		return recordEmailGivenUp(o, c)
 	case ExpireOrder:
 		if err := o.mustBe(StatusConfirmed); err != nil {
 			return nil, err
@@ -587,6 +591,8 @@ func EvolveOrder(o Order, ev Event) Order {
 		o.Status = StatusExpired
 	case EmailSent:
 		o = o.withEmail(e)
+	case EmailGivenUp:
+		o = o.withGivenUp(e)
 	case OrderAbandoned:
 		o.Status = StatusAbandoned
 	case OrderOverdue:

@@ -447,7 +447,10 @@ const recordAttempts = 6
 // record appends EmailSent to the order's stream, retrying while the store does not answer.
 // The command's key is the notification's event id: a second record of the same email, by
 // this mailer or another, is recognised and writes nothing.
-func (m *Mailer) record(ctx context.Context, msg jetstream.Msg, n relay.Message, orderID uuid.UUID, cmd domain.RecordEmailSent) error {
+// record appends an email's fact (sent, or given up) to the order's history, retrying while
+// the store does not answer; the key derived from the notification makes a second record
+// write nothing.
+func (m *Mailer) record(ctx context.Context, msg jetstream.Msg, n relay.Message, orderID uuid.UUID, cmd domain.OrderCommand) error {
 	meta := command.Meta{
 		CorrelationID: n.Metadata.CorrelationID, CausationID: n.EventID, Actor: "process:mailer",
 		Key: command.IdempotencyKey("mailer", n.EventID),
@@ -459,7 +462,7 @@ func (m *Mailer) record(ctx context.Context, msg jetstream.Msg, n relay.Message,
 			return nil
 		}
 		if _, refused := domain.AsError(err); refused || attempt >= recordAttempts {
-			return fmt.Errorf("record %s email of order %s: %w", cmd.Kind, orderID, err)
+			return fmt.Errorf("%s of order %s: %w", cmd.CommandName(), orderID, err)
 		}
 		_ = msg.InProgress() // keep the message ours while the store recovers
 		select {
@@ -475,6 +478,22 @@ func (m *Mailer) record(ctx context.Context, msg jetstream.Msg, n relay.Message,
 // If the dead letter cannot be written, the message is handed back for a later attempt:
 // never dropped.
 func (m *Mailer) deadLetter(ctx context.Context, msg jetstream.Msg, n relay.Message, attempt int, cause error) {
+	// The give-up goes in the order's history first, durable like every event: on the
+	// embedded server the dead-letter stream is flushed only every two minutes, and a power
+	// cut after the original is terminated would otherwise leave the email nowhere.
+	if category, orderID, err := eventstore.ParseStream(n.Stream); err == nil && category == command.OrderCategory {
+		if kind := emailKind(n.Type); kind != "" {
+			if err := m.record(ctx, msg, n, orderID, domain.RecordEmailGivenUp{
+				Kind: kind, Attempts: attempt, Reason: cause.Error(), At: m.cfg.Now().UTC(),
+			}); err != nil {
+				if _, refused := domain.AsError(err); !refused {
+					m.log.Error("give-up not recorded, retrying later", zap.String("event_id", n.EventID), zap.Error(err))
+					_ = msg.NakWithDelay(m.cfg.Backoff[0])
+					return
+				}
+			}
+		}
+	}
 	dl := nats.NewMsg(m.cfg.DeadLetterSubject)
 	dl.Data = msg.Data()
 	dl.Header.Set(HeaderDLSubject, msg.Subject())
@@ -496,4 +515,15 @@ func (m *Mailer) deadLetter(ctx context.Context, msg jetstream.Msg, n relay.Mess
 	if err := msg.Term(); err != nil {
 		m.log.Warn("term failed", zap.String("event_id", n.EventID), zap.Error(err))
 	}
+}
+
+// emailKind is the kind of email a notification of type typ asks for, "" for none.
+func emailKind(typ string) string {
+	switch typ {
+	case "OrderConfirmed":
+		return KindInstructions
+	case "OrderPaid":
+		return KindReceipt
+	}
+	return ""
 }

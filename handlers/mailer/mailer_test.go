@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/einvoice/spaceorders/domain"
+	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/handlers/mailer"
 	"github.com/einvoice/spaceorders/handlers/relay"
 )
@@ -253,6 +254,20 @@ func TestGivenUpEmailGoesToDeadLetters(t *testing.T) {
 	}
 	if v := value(m.Metrics().DeadLettered); v != 1 {
 		t.Fatalf("dead-lettered metric %v", v)
+	}
+	// The give-up is in the order's history, as durable as the log, before the dead letter.
+	envs, err := h.store.ReadStream(ctx, eventstore.StreamName("order", c.OrderID), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var given []string
+	for _, env := range envs {
+		if env.Type == "EmailGivenUp" {
+			given = append(given, string(env.Payload))
+		}
+	}
+	if len(given) != 1 || !strings.Contains(given[0], `"kind":"instructions"`) || !strings.Contains(given[0], `"attempts":3`) || !strings.Contains(given[0], "451") {
+		t.Fatalf("the order's history holds %q, want one EmailGivenUp of the instructions", given)
 	}
 	if v := value(m.Metrics().Failed); v != 3 {
 		t.Fatalf("failed metric %v", v)

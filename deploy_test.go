@@ -246,3 +246,23 @@ func keys(m map[string]bool) []string {
 	sort.Strings(out)
 	return out
 }
+
+// The README's way to run the KurrentDB suite against the compose server publishes it on
+// loopback only, through an override of the kurrentdb service.
+func TestKurrentDBTestOverridePublishesOnLoopbackOnly(t *testing.T) {
+	b, err := os.ReadFile("deploy/kurrentdb-tests.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c composeFile
+	if err := yaml.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Services) != 1 || !slices.Equal(c.Services["kurrentdb"].Ports, []string{"127.0.0.1:2113:2113"}) {
+		t.Fatalf("override %+v: want kurrentdb's 2113 on 127.0.0.1 only", c.Services)
+	}
+	readme, _ := os.ReadFile("README.md")
+	if !strings.Contains(string(readme), "-f deploy/kurrentdb-tests.yml up -d kurrentdb") {
+		t.Error("the README does not say how to run the KurrentDB suite against the compose server")
+	}
+}

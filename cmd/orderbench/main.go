@@ -56,6 +56,10 @@ func run() error {
 	cluster := flag.Bool("cluster", false, "run a 3-node NATS cluster (streams with 3 replicas) and two orderd replicas in this process, and measure flows, raw R3 publishes and store appends on it, and a role's fail-over")
 	leaseTTL := flag.Duration("lease-ttl", app.DefaultLeaseTTL, "with --cluster: the replicas' --lease-ttl")
 	version := flag.Bool("version", false, "print the build and exit")
+	flag.Usage = func() {
+		fmt.Fprintln(flag.CommandLine.Output(), "usage: orderbench [flags]\n\nflags:")
+		flag.PrintDefaults()
+	}
 	flag.Parse()
 	if *version {
 		fmt.Println(cli.Version("orderbench"))

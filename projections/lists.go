@@ -43,18 +43,33 @@ type ListsModel struct {
 	ordersByStatus map[domain.OrderStatus]*keyIndex
 }
 
+// listSub is a subscription as the model keeps it: its place in the creation order and
+// the line its lists show.
 type listSub struct {
-	Seq         uint64        `json:"seq"`
-	OwnerID     string        `json:"ownerId"`
-	Holder      domain.Holder `json:"holder"`
-	Language    string        `json:"language"`
-	BaseGB      int           `json:"baseGB"`
-	OpenedOn    domain.Date   `json:"openedOn"`
-	OpenOrderID *uuid.UUID    `json:"openOrderId,omitempty"`
+	Seq uint64 `json:"seq"`
+	SubscriptionLine
 }
 
+// SubscriptionLine is what the lists keep of a subscription and show of it.
+type SubscriptionLine struct {
+	OwnerID  string        `json:"ownerId"`
+	Holder   domain.Holder `json:"holder"`
+	Language string        `json:"language"`
+	BaseGB   int           `json:"baseGB"`
+	OpenedOn domain.Date   `json:"openedOn"`
+	// OpenOrderID is the order in progress, when there is one.
+	OpenOrderID *uuid.UUID `json:"openOrderId,omitempty"`
+}
+
+// listOrder is an order as the model keeps it: its place in the creation order and the
+// line its lists show.
 type listOrder struct {
-	Seq            uint64             `json:"seq"`
+	Seq uint64 `json:"seq"`
+	OrderLine
+}
+
+// OrderLine is what the lists keep of an order and show of it. Amounts are in cents.
+type OrderLine struct {
 	SubscriptionID uuid.UUID          `json:"subscriptionId"`
 	OwnerID        string             `json:"ownerId"`
 	Channel        string             `json:"channel"`
@@ -88,8 +103,8 @@ func (m *ListsModel) Apply(env eventstore.Envelope, ev domain.Event) {
 			return
 		}
 		m.created++
-		s := &listSub{Seq: m.created, OwnerID: e.OwnerID, Holder: e.Holder, Language: e.Language,
-			BaseGB: e.BaseGB, OpenedOn: e.OpenedOn}
+		s := &listSub{Seq: m.created, SubscriptionLine: SubscriptionLine{OwnerID: e.OwnerID, Holder: e.Holder,
+			Language: e.Language, BaseGB: e.BaseGB, OpenedOn: e.OpenedOn}}
 		m.subs[e.SubscriptionID] = s
 		m.indexSub(e.SubscriptionID, s)
 	case domain.OrderSlotReserved:
@@ -106,8 +121,8 @@ func (m *ListsModel) Apply(env eventstore.Envelope, ev domain.Event) {
 			return
 		}
 		m.created++
-		o := &listOrder{Seq: m.created, SubscriptionID: e.SubscriptionID, OwnerID: e.OwnerID,
-			Channel: e.Channel, Status: domain.StatusCart, RequestedAt: e.RequestedAt}
+		o := &listOrder{Seq: m.created, OrderLine: OrderLine{SubscriptionID: e.SubscriptionID, OwnerID: e.OwnerID,
+			Channel: e.Channel, Status: domain.StatusCart, RequestedAt: e.RequestedAt}}
 		o.quote(e.Quote)
 		m.orders[e.OrderID] = o
 		m.indexOrder(e.OrderID, o)
@@ -239,30 +254,14 @@ func (m *ListsModel) UnmarshalState(b []byte) error {
 
 // SubscriptionSummary is one line of the subscriptions list.
 type SubscriptionSummary struct {
-	SubscriptionID uuid.UUID     `json:"subscriptionId"`
-	OwnerID        string        `json:"ownerId"`
-	Holder         domain.Holder `json:"holder"`
-	Language       string        `json:"language"`
-	BaseGB         int           `json:"baseGB"`
-	OpenedOn       domain.Date   `json:"openedOn"`
-	// OpenOrderID is the order in progress, when there is one.
-	OpenOrderID *uuid.UUID `json:"openOrderId,omitempty"`
+	SubscriptionID uuid.UUID `json:"subscriptionId"`
+	SubscriptionLine
 }
 
 // OrderSummary is one line of the orders list. Amounts are in cents.
 type OrderSummary struct {
-	OrderID        uuid.UUID          `json:"orderId"`
-	SubscriptionID uuid.UUID          `json:"subscriptionId"`
-	OwnerID        string             `json:"ownerId"`
-	Channel        string             `json:"channel"`
-	Status         domain.OrderStatus `json:"status"`
-	GB             int                `json:"gb"`
-	CoTermination  bool               `json:"coTermination"`
-	TotalCents     int64              `json:"totalCents"`
-	PaidCents      int64              `json:"paidCents"`
-	PaymentMethod  string             `json:"paymentMethod,omitempty"`
-	RequestedAt    time.Time          `json:"requestedAt"`
-	ConfirmedAt    time.Time          `json:"confirmedAt,omitzero"`
+	OrderID uuid.UUID `json:"orderId"`
+	OrderLine
 }
 
 // SubscriptionsQuery selects a page of subscriptions, in the order they were opened.
@@ -305,10 +304,7 @@ func (m *ListsModel) Subscriptions(q SubscriptionsQuery) (SubscriptionsPage, err
 	}
 	next, err := x.walk(q.Cursor, q.Limit, func(k listKey) bool {
 		s := m.subs[k.id]
-		page.Subscriptions = append(page.Subscriptions, SubscriptionSummary{
-			SubscriptionID: k.id, OwnerID: s.OwnerID, Holder: s.Holder, Language: s.Language,
-			BaseGB: s.BaseGB, OpenedOn: s.OpenedOn, OpenOrderID: s.OpenOrderID,
-		})
+		page.Subscriptions = append(page.Subscriptions, SubscriptionSummary{SubscriptionID: k.id, SubscriptionLine: s.SubscriptionLine})
 		return true
 	})
 	page.NextCursor = next
@@ -340,12 +336,7 @@ func (m *ListsModel) Orders(q OrdersQuery) (OrdersPage, error) {
 			(q.SubscriptionID != uuid.Nil && o.SubscriptionID != q.SubscriptionID) {
 			return false
 		}
-		page.Orders = append(page.Orders, OrderSummary{
-			OrderID: k.id, SubscriptionID: o.SubscriptionID, OwnerID: o.OwnerID, Channel: o.Channel,
-			Status: o.Status, GB: o.GB, CoTermination: o.CoTermination, TotalCents: o.TotalCents,
-			PaidCents: o.PaidCents, PaymentMethod: o.PaymentMethod, RequestedAt: o.RequestedAt,
-			ConfirmedAt: o.ConfirmedAt,
-		})
+		page.Orders = append(page.Orders, OrderSummary{OrderID: k.id, OrderLine: o.OrderLine})
 		return true
 	})
 	page.NextCursor = next

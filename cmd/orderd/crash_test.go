@@ -22,6 +22,7 @@ import (
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/eventstore/jetstream"
+	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
 	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
 )
@@ -157,16 +158,7 @@ func TestCrashLosesNoAcknowledgedCommand(t *testing.T) {
 	}
 
 	// Read the log itself.
-	emb, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{Dir: filepath.Join(data, "jetstream"), RelaxedSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Close()
-	store, err := jetstream.Open(context.Background(), emb.Conn, jetstream.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	_, store := jstest.Start(t, jetstream.EmbeddedConfig{Dir: filepath.Join(data, "jetstream"), RelaxedSync: true})
 	for _, a := range acks {
 		envs, err := store.ReadStream(context.Background(), a.stream, a.version)
 		if err != nil || len(envs) == 0 || envs[0].StreamVersion != a.version || envs[0].Position > a.position {

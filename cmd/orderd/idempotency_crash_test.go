@@ -20,6 +20,7 @@ import (
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/eventstore/jetstream"
+	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
 )
 
 // keyed is one owner's pair of keyed requests: open a subscription, then order space on it.
@@ -207,16 +208,7 @@ func TestKeyedRequestsRetriedAfterSIGKILL(t *testing.T) {
 
 	// The log itself: one subscription per owner, one order per subscription, every
 	// reserved slot held by an order that exists.
-	emb, err := jetstream.StartEmbedded(jetstream.EmbeddedConfig{Dir: filepath.Join(data, "jetstream"), RelaxedSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Close()
-	store, err := jetstream.Open(context.Background(), emb.Conn, jetstream.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
+	_, store := jstest.Start(t, jetstream.EmbeddedConfig{Dir: filepath.Join(data, "jetstream"), RelaxedSync: true})
 	codec := eventstore.DomainCodec()
 	subs := map[uuid.UUID]domain.Subscription{}
 	perOwner := map[string]int{}

@@ -175,6 +175,16 @@ func (r *Runner) Run(ctx context.Context) error {
 	return r.SaveAll()
 }
 
+// Positions is where each model has folded to, by name: what Status says without the
+// digests, which hash a whole model under its lock. For probes and metrics that run often.
+func (r *Runner) Positions() map[string]uint64 {
+	out := make(map[string]uint64, len(r.slots))
+	for _, s := range r.slots {
+		out[s.name] = s.position()
+	}
+	return out
+}
+
 func (r *Runner) minPosition() uint64 {
 	var lowest uint64
 	for i, s := range r.slots {

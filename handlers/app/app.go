@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -398,7 +399,7 @@ func (a *App) ready(ctx context.Context) []httpapi.Check {
 	if _, err := a.Store.Head(ctx); err != nil {
 		store = httpapi.Check{Name: "store", Detail: err.Error()}
 	}
-	checks := []httpapi.Check{store, a.modelsCaughtUp(ctx)}
+	checks := []httpapi.Check{store, a.modelsCaughtUp()}
 	checks = append(checks, a.roleChecks()...)
 	for _, p := range a.parts.Status() {
 		c := httpapi.Check{Name: p.Name, Ready: p.State == supervise.Running}
@@ -417,18 +418,19 @@ func (a *App) ready(ctx context.Context) []httpapi.Check {
 
 // modelsCaughtUp holds orderd back from ready until every read model has folded the log
 // as it stood at start: until then its queries would answer from the past.
-func (a *App) modelsCaughtUp(ctx context.Context) httpapi.Check {
+func (a *App) modelsCaughtUp() httpapi.Check {
 	c := httpapi.Check{Name: "read-models", Ready: true}
 	if a.caughtUp.Load() {
 		return c
 	}
 	var behind []string
 	head := a.startHead.Load()
-	for _, m := range a.Projections.Status(ctx) {
-		if m.Position < head {
-			behind = append(behind, fmt.Sprintf("%s at position %d", m.Name, m.Position))
+	for name, pos := range a.Projections.Positions() {
+		if pos < head {
+			behind = append(behind, fmt.Sprintf("%s at position %d", name, pos))
 		}
 	}
+	slices.Sort(behind)
 	if len(behind) == 0 {
 		a.caughtUp.Store(true)
 		return c

@@ -41,8 +41,8 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.position, prometheus.GaugeValue, float64(pos), follower)
 		ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(head-min(pos, head)), follower)
 	}
-	for _, m := range c.a.Projections.Status(ctx) {
-		emit("projections/"+m.Name, m.Position)
+	for name, pos := range c.a.Projections.Positions() {
+		emit("projections/"+name, pos)
 	}
 	emit("purchases", c.a.Purchases.Position())
 	emit("relay", c.a.Relay.Position())

@@ -3,6 +3,7 @@ package jstest
 import (
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -18,54 +19,79 @@ import (
 type Cluster struct {
 	t     testing.TB
 	Nodes []*server.Server
+	dirs  []string // the nodes' folders, removed by stop
 }
 
 // StartCluster starts n nodes and stops them when the test ends. The JetStream meta
 // leader is elected after it returns: the product's creation of streams waits for it.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	c := &Cluster{t: t}
+	t.Cleanup(c.stop)
+	// The ports are picked free and then given to the servers: another process on the
+	// machine may take one in between, and a loaded machine may start a node slowly. Such
+	// a start is tried again on new ports, not failed.
+	var err error
+	for attempt := 1; attempt <= 3; attempt++ {
+		if err = c.start(n); err == nil {
+			return c
+		}
+		t.Logf("cluster start, attempt %d: %v", attempt, err)
+		c.stop()
+	}
+	t.Fatalf("a %d-node NATS cluster did not start: %v", n, err)
+	return nil
+}
+
+func (c *Cluster) start(n int) error {
 	ports := make([]int, n)
 	var routes []string
 	for i := range ports {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		ports[i] = ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
 		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", ports[i]))
 	}
-	dirs := make([]string, n)
-	for i := range dirs {
-		dirs[i] = t.TempDir()
-	}
-	c := &Cluster{t: t}
-	// Registered after the folders, so that it runs before they are removed.
-	t.Cleanup(func() {
-		for _, s := range c.Nodes {
-			s.Shutdown()
-			s.WaitForShutdown()
-		}
-	})
 	for i := range n {
+		dir, err := os.MkdirTemp("", "jstest-cluster-")
+		if err != nil {
+			return err
+		}
+		c.dirs = append(c.dirs, dir)
 		s, err := server.NewServer(&server.Options{
 			ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: -1,
-			JetStream: true, StoreDir: dirs[i], SyncAlways: true, NoSigs: true, NoLog: true,
+			JetStream: true, StoreDir: dir, SyncAlways: true, NoSigs: true, NoLog: true,
 			// As the product's servers: a commit with a 1 MiB event fits (see jetstream.DefaultMaxPayload).
 			MaxPayload: jetstream.DefaultMaxPayload, MaxPending: 4 * jetstream.DefaultMaxPayload,
 			Cluster: server.ClusterOpts{Name: "orders", Host: "127.0.0.1", Port: ports[i]},
 			Routes:  server.RoutesFromStr(strings.Join(routes, ",")),
 		})
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		go s.Start()
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("NATS node %d did not start", i+1)
-		}
 		c.Nodes = append(c.Nodes, s)
+		if !s.ReadyForConnections(30 * time.Second) {
+			return fmt.Errorf("NATS node %d did not start", i+1)
+		}
 	}
-	return c
+	return nil
+}
+
+// stop shuts every node down, waits, then removes the nodes' folders (made here rather
+// than by t.TempDir, whose cleanup would run before this one).
+func (c *Cluster) stop() {
+	for _, s := range c.Nodes {
+		s.Shutdown()
+		s.WaitForShutdown()
+	}
+	for _, d := range c.dirs {
+		_ = os.RemoveAll(d)
+	}
+	c.Nodes, c.dirs = nil, nil
 }
 
 // URL lists every node's client URL, comma-separated, as a deployment gives them.

@@ -19,7 +19,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -32,8 +31,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/einvoice/spaceorders/domain"
-	"github.com/einvoice/spaceorders/eventstore"
-	"github.com/einvoice/spaceorders/handlers/audit"
+	"github.com/einvoice/spaceorders/eventstore/open"
 	"github.com/einvoice/spaceorders/handlers/cli"
 	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/mailer"
@@ -113,8 +111,7 @@ func parse(args []string, getenv func(string) string) (config, error) {
 	if c.store == "" {
 		c.store = c.natsURL
 	}
-	if !strings.HasPrefix(c.store, "nats://") && !strings.HasPrefix(c.store, "tls://") &&
-		!strings.HasPrefix(c.store, "esdb://") && !strings.HasPrefix(c.store, "esdb+discover://") {
+	if kind, err := open.Kind(c.store); err != nil || kind == open.Embedded {
 		return c, bad("store", "%q is neither a nats:// nor an esdb:// URL", c.store)
 	}
 	return c, nil
@@ -180,7 +177,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, audit.StoreConfig{URL: c.store, StreamPrefix: c.storePrefix, NATSOptions: creds}, log)
+	store, err := openStore(ctx, open.Config{URL: c.store, StreamPrefix: c.storePrefix, NATSOptions: creds, Logger: log}, log)
 	if err != nil {
 		return err
 	}
@@ -189,7 +186,7 @@ func run(args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m, err := mailer.New(js, mailer.Config{
 		Catalogue:   cat,
-		Commands:    command.New(store, command.Options{Catalogue: cat, Logger: log.Named("command"), Shared: true}),
+		Commands:    command.New(store.Store, command.Options{Catalogue: cat, Logger: log.Named("command"), Shared: true}),
 		Sender:      sender,
 		Replicas:    c.replicas,
 		From:        c.from,
@@ -218,13 +215,13 @@ func run(args []string) error {
 }
 
 // openStore opens the event store, waiting for it while it is not up yet (as for NATS).
-func openStore(ctx context.Context, sc audit.StoreConfig, log *zap.Logger) (eventstore.Store, error) {
+func openStore(ctx context.Context, sc open.Config, log *zap.Logger) (*open.Opened, error) {
 	for {
 		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		store, closeStore, err := audit.OpenStore(octx, sc)
+		store, err := open.Open(octx, sc)
 		cancel()
 		if err == nil {
-			return closer{store, closeStore}, nil
+			return store, nil
 		}
 		log.Warn("waiting for the event store", zap.String("store", cli.Redact(sc.URL)), zap.Error(err))
 		select {
@@ -234,14 +231,6 @@ func openStore(ctx context.Context, sc audit.StoreConfig, log *zap.Logger) (even
 		}
 	}
 }
-
-// closer is a store whose Close also releases what OpenStore opened for it.
-type closer struct {
-	eventstore.Store
-	close func() error
-}
-
-func (c closer) Close() error { return c.close() }
 
 // connect keeps trying in the background when the server is not up yet: the mailer waits,
 // says so, and tries again with a delay that doubles up to 30 s.

@@ -4,15 +4,14 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"strconv"
-	"strings"
 
 	"github.com/einvoice/spaceorders/eventstore"
+	"github.com/einvoice/spaceorders/eventstore/open"
 	"github.com/einvoice/spaceorders/handlers/audit"
 	"github.com/einvoice/spaceorders/handlers/checkpoint"
 	"github.com/einvoice/spaceorders/handlers/command"
@@ -27,22 +26,18 @@ func init() {
 	subcommands["digest"] = subcommand{"print the running log digest at a position (default: the head)", runDigest}
 }
 
-// storeFlags name the store the way orderd is configured.
-func storeFlags(fs *flag.FlagSet) *audit.StoreConfig {
-	c := &audit.StoreConfig{DataDir: "./data"}
-	if v := os.Getenv("ORDERD_DATA"); v != "" {
-		c.DataDir = v
-	}
-	c.URL = os.Getenv("ORDERD_STORE")
-	fs.StringVar(&c.DataDir, "data", c.DataDir, "orderd's data `folder` with the embedded store (ORDERD_DATA); not while orderd runs on it: use --store with its NATS URL")
-	fs.StringVar(&c.URL, "store", c.URL, "`URL` of the store instead: nats://host:4222 (a NATS server or cluster) or esdb://host:2113?tls=false (KurrentDB) (ORDERD_STORE)")
-	c.StreamPrefix = os.Getenv("ORDERD_STORE_PREFIX")
-	fs.StringVar(&c.StreamPrefix, "store-prefix", c.StreamPrefix, "`prefix` of the product's stream names in KurrentDB, as orderd's --store-prefix (ORDERD_STORE_PREFIX)")
+// storeFlags name the store the way orderd is configured, with orderd's settings: the
+// same flags and the same variables (ORDERD_DATA, ORDERD_STORE, ORDERD_STORE_PREFIX).
+func storeFlags(fs *flags) *open.Config {
+	c := &open.Config{}
+	fs.StringAs(&c.DataDir, "data", "ORDERD_DATA", "./data", "orderd's data folder with the embedded store; not while orderd runs on it: use --store with its NATS URL")
+	fs.StringAs(&c.URL, "store", "ORDERD_STORE", "", "URL of the store instead: nats://host:4222 (a NATS server or cluster) or esdb://host:2113?tls=false (KurrentDB)")
+	fs.StringAs(&c.StreamPrefix, "store-prefix", "ORDERD_STORE_PREFIX", "", "prefix of the product's stream names in KurrentDB, as orderd's --store-prefix")
 	return c
 }
 
 // withLog is withStore, or the log of the running orderd named by --server.
-func withLog(c *audit.StoreConfig, srv *server, fn func(ctx context.Context, s eventstore.Store) error) error {
+func withLog(c *open.Config, srv *server, fn func(ctx context.Context, s eventstore.Store) error) error {
 	if srv.url == "" {
 		return withStore(c, fn)
 	}
@@ -55,23 +50,23 @@ func withLog(c *audit.StoreConfig, srv *server, fn func(ctx context.Context, s e
 	return fn(ctx, remote.Log())
 }
 
-func withStore(c *audit.StoreConfig, fn func(ctx context.Context, s eventstore.Store) error) error {
+func withStore(c *open.Config, fn func(ctx context.Context, s eventstore.Store) error) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	s, closeStore, err := audit.OpenStore(ctx, *c)
+	s, err := open.Open(ctx, *c)
 	if err != nil {
 		return err
 	}
-	err = fn(ctx, s)
-	return errors.Join(err, closeStore())
+	err = fn(ctx, s.Store)
+	return errors.Join(err, s.Close())
 }
 
 func runHistory(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("history", "[flags] <order-<uuid> | subscription-<uuid> | uuid>", "", stdout)
-	c := storeFlags(fs.FlagSet)
-	srv := serverFlags(fs.FlagSet)
+	fs := newFlags("history", "[flags] <order-<uuid> | subscription-<uuid> | uuid>", "")
+	c := storeFlags(fs)
+	srv := serverFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	if err := fs.parse(args, 1); err != nil {
+	if err := fs.parse(args, stdout, 1); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -94,10 +89,10 @@ func runHistory(args []string, stdout, stderr io.Writer) error {
 }
 
 func runExport(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("export", "[flags]", "", stdout)
-	c := storeFlags(fs.FlagSet)
-	out := fs.String("out", "-", "`file` to write the JSON lines to; - is standard output")
-	if err := fs.parse(args, 0); err != nil {
+	fs := newFlags("export", "[flags]", "")
+	c := storeFlags(fs)
+	out := fs.String("out", "-", "file to write the JSON lines to; - is standard output")
+	if err := fs.parse(args, stdout, 0); err != nil {
 		return err
 	}
 	return withStore(c, func(ctx context.Context, s eventstore.Store) error {
@@ -124,12 +119,11 @@ func runExport(args []string, stdout, stderr io.Writer) error {
 
 func runImport(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("import", "[flags] <export.jsonl | ->",
-		"The store flags name the target, which must hold nothing but this log (a re-run skips what is there).", stdout)
-	c := storeFlags(fs.FlagSet)
+		"The store flags name the target, which must hold nothing but this log (a re-run skips what is there).")
+	c := storeFlags(fs)
 	relaxed := fs.Bool("relaxed-sync", false, "an embedded target does not fsync every append (faster; rerun the import after a crash)")
-	var keyFiles listFlag
-	fs.Var(&keyFiles, "checkpoint-key", "PEM `file` of a public checkpoint key the export's signed checkpoints must verify with (repeat for old keys); default: the --data folder's")
-	if err := fs.parse(args, 1); err != nil {
+	keyFiles := fs.List("checkpoint-key", "PEM file of a public checkpoint key the export's signed checkpoints must verify with (repeat for old keys); default: the --data folder's")
+	if err := fs.parse(args, stdout, 1); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
@@ -146,7 +140,7 @@ func runImport(args []string, stdout, stderr io.Writer) error {
 		defer f.Close()
 		// A file is checked whole before anything is written, so a damaged export writes
 		// nothing: chains, gaps, and the signed checkpoints when a key is at hand.
-		keys, err := checkpointKeys(keyFiles, c.DataDir)
+		keys, err := checkpointKeys(*keyFiles, c.DataDir)
 		if err != nil {
 			return err
 		}
@@ -178,14 +172,13 @@ func runImport(args []string, stdout, stderr io.Writer) error {
 }
 
 func runVerifyChain(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("verify-chain", "[flags]", "", stdout)
-	c := storeFlags(fs.FlagSet)
-	file := fs.String("file", "", "check an exported `file` (- for standard input) instead of a store")
-	expect := fs.String("expect-digest", "", "a log digest (`hex`) recorded earlier, which the log must still have at --at")
-	at := fs.String("at", "", "the `position` --expect-digest was recorded at")
-	var keyFiles listFlag
-	fs.Var(&keyFiles, "checkpoint-key", "PEM `file` of a public checkpoint key to verify the signed checkpoints with (repeat for old keys); default: the --data folder's checkpoint-public.pem")
-	if err := fs.parse(args, 0); err != nil {
+	fs := newFlags("verify-chain", "[flags]", "")
+	c := storeFlags(fs)
+	file := fs.String("file", "", "check an exported file (- for standard input) instead of a store")
+	expect := fs.String("expect-digest", "", "a log digest (hex) recorded earlier, which the log must still have at --at")
+	at := fs.String("at", "", "the position --expect-digest was recorded at")
+	keyFiles := fs.List("checkpoint-key", "PEM file of a public checkpoint key to verify the signed checkpoints with (repeat for old keys); default: the --data folder's checkpoint-public.pem")
+	if err := fs.parse(args, stdout, 0); err != nil {
 		return err
 	}
 	var exp *audit.Expect
@@ -196,7 +189,7 @@ func runVerifyChain(args []string, stdout, stderr io.Writer) error {
 		}
 		exp = &audit.Expect{Position: p, Digest: *expect}
 	}
-	keys, err := checkpointKeys(keyFiles, c.DataDir)
+	keys, err := checkpointKeys(*keyFiles, c.DataDir)
 	if err != nil {
 		return err
 	}
@@ -219,8 +212,7 @@ func runVerifyChain(args []string, stdout, stderr io.Writer) error {
 	}
 	// The data folder's last checkpoint applies to its own store: the embedded one, or the
 	// store named with --store when --data is given too.
-	dataGiven := c.URL == ""
-	fs.Visit(func(f *flag.Flag) { dataGiven = dataGiven || f.Name == "data" })
+	dataGiven := c.URL == "" || fs.Given("data")
 	return withStore(c, func(ctx context.Context, s eventstore.Store) error {
 		opts.Progress = audit.NewBar(stderr, "verify")
 		res, err := audit.CheckStore(ctx, s, opts)
@@ -297,19 +289,11 @@ func reportCheck(w io.Writer, res audit.CheckResult, exp *audit.Expect, tail err
 	return nil
 }
 
-type listFlag []string
-
-func (l *listFlag) String() string { return strings.Join(*l, ",") }
-func (l *listFlag) Set(v string) error {
-	*l = append(*l, v)
-	return nil
-}
-
 func runDigest(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("digest", "[flags]", "", stdout)
-	c := storeFlags(fs.FlagSet)
-	at := fs.Uint64("at", 0, "`position` to stop at (0: the head)")
-	if err := fs.parse(args, 0); err != nil {
+	fs := newFlags("digest", "[flags]", "")
+	c := storeFlags(fs)
+	at := fs.Uint64("at", 0, "position to stop at (0: the head)")
+	if err := fs.parse(args, stdout, 0); err != nil {
 		return err
 	}
 	return withStore(c, func(ctx context.Context, s eventstore.Store) error {

@@ -12,7 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/einvoice/spaceorders/domain"
-	"github.com/einvoice/spaceorders/handlers/audit"
+	"github.com/einvoice/spaceorders/eventstore/open"
 	"github.com/einvoice/spaceorders/handlers/command"
 )
 
@@ -22,12 +22,12 @@ func seedData(t *testing.T) (dir string, orderID uuid.UUID) {
 	dir = t.TempDir()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	s, closeStore, err := audit.OpenStore(ctx, audit.StoreConfig{DataDir: dir, RelaxedSync: true})
+	s, err := open.Open(ctx, open.Config{DataDir: dir, RelaxedSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeStore()
-	h := command.New(s, command.Options{})
+	defer s.Close()
+	h := command.New(s.Store, command.Options{})
 	subID := uuid.New()
 	if _, _, err := h.ExecuteSubscription(ctx, subID, domain.OpenSubscription{
 		SubscriptionID: subID, OwnerID: "customer-7", Language: "it",

@@ -21,14 +21,15 @@ func init() {
 
 func runConsoleLink(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("console-link", "--sub <subject> [flags]",
-		"Prints a link on standard output that signs in to orderd's console at /console/; on standard error, who and until when.", stdout)
-	data := fs.String("data", "./data", "orderd's data `folder`: the link's token is signed with its development key")
-	keyFile := fs.String("key", "", "PEM `file` of an Ed25519 private key to sign with instead of the data folder's")
-	role := fs.String("role", "finance", "`role`: finance, auditor or operator")
-	sub := fs.String("sub", "", "`subject`: who signs in (logged with what they do)")
+		"Prints a link on standard output that signs in to orderd's console at /console/; on standard error, who and until when.")
+	var data string
+	fs.StringAs(&data, "data", "ORDERD_DATA", "./data", "orderd's data folder: the link's token is signed with its development key")
+	keyFile := fs.String("key", "", "PEM file of an Ed25519 private key to sign with instead of the data folder's")
+	role := fs.String("role", "finance", "role: finance, auditor or operator")
+	sub := fs.String("sub", "", "subject: who signs in (logged with what they do)")
 	ttl := fs.Duration("ttl", 15*time.Minute, "how long the link, and the session it opens, last (at most 12h)")
-	server := fs.String("server", envOr("ORDERCTL_SERVER", "http://127.0.0.1:8080"), "orderd's base `URL` (ORDERCTL_SERVER), as the other commands that talk to a running orderd")
-	if err := fs.parse(args, 0); err != nil {
+	server := fs.String("server", "http://127.0.0.1:8080", "orderd's base URL, as the other commands that talk to a running orderd")
+	if err := fs.parse(args, stdout, 0); err != nil {
 		return err
 	}
 	switch r := httpapi.Role(*role); {
@@ -48,7 +49,7 @@ func runConsoleLink(args []string, stdout, stderr io.Writer) error {
 		key, err = httpapi.LoadPrivateKey(*keyFile)
 	} else {
 		// Never make a key here: a link signed by a new key would only be refused.
-		key, err = httpapi.LoadPrivateKey(httpapi.DevKeyFile(*data))
+		key, err = httpapi.LoadPrivateKey(httpapi.DevKeyFile(data))
 	}
 	if err != nil {
 		return fmt.Errorf("signing key: %w (--data names orderd's data folder, --key a private key)", err)

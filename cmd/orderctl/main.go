@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"time"
 
 	"github.com/einvoice/spaceorders/handlers/cli"
 )
@@ -53,14 +54,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	err := sc.run(args[1:], stdout, stderr)
-	var ue usageError
+	var ue cli.UsageError
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "orderctl %s: %v\nrun 'orderctl %s -h' for its flags\n", args[0], ue.err, args[0])
+		fmt.Fprintf(stderr, "orderctl %s: %v\nrun 'orderctl %s -h' for its flags\n", args[0], ue.Err, args[0])
 		return 2
 	default:
 		fmt.Fprintf(stderr, "orderctl %s: %v\n", args[0], err)
@@ -81,60 +82,74 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "\nrun 'orderctl <command> -h' for its flags; 'orderctl --version' for the build")
 }
 
-// usageError is a command line the command cannot run: run prints it once and exits 2.
-type usageError struct{ err error }
+// usagef makes a usage error: run prints it once and exits 2.
+func usagef(format string, a ...any) error { return cli.UsageError{Err: fmt.Errorf(format, a...)} }
 
-func (u usageError) Error() string { return u.err.Error() }
-func (u usageError) Unwrap() error { return u.err }
-
-// usagef makes a usage error.
-func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
-
-// flags is a subcommand's flag set. The flag package itself prints nothing: parse reports
-// an error once (through run), and help goes to standard output.
+// flags is a subcommand's settings, on the table every binary of the product uses
+// (handlers/cli): each is a flag and an environment variable (ORDERCTL_<NAME>, or orderd's
+// own for the settings orderctl shares with it), with a default and a help text.
 type flags struct {
-	*flag.FlagSet
-	help func()
+	*cli.Settings
+	args []string
 }
 
-// newFlags makes the flag set of "orderctl name". synopsis is what follows the name in
+// newFlags makes the settings of "orderctl name". synopsis is what follows the name in
 // the usage line; about, if not empty, a paragraph under it.
-func newFlags(name, synopsis, about string, stdout io.Writer) *flags {
-	fs := flag.NewFlagSet("orderctl "+name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	return &flags{FlagSet: fs, help: func() {
-		fmt.Fprintf(stdout, "usage: orderctl %s %s\n", name, synopsis)
-		if about != "" {
-			fmt.Fprintf(stdout, "\n%s\n", about)
-		}
-		fmt.Fprintln(stdout, "\nflags:")
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(io.Discard)
-	}}
+func newFlags(name, synopsis, about string) *flags {
+	s := cli.NewSettings("orderctl "+name, "ORDERCTL_", synopsis)
+	if about != "" {
+		s.About(about)
+	}
+	return &flags{Settings: s}
 }
 
-// parse parses args, allowing at most positional arguments after the flags. Help asked
-// for prints the usage and answers flag.ErrHelp; anything else wrong is a usageError.
-func (f *flags) parse(args []string, positional int) error {
-	if err := f.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			f.help()
-			return err
-		}
-		return usageError{err}
-	}
-	if f.NArg() > positional {
-		return usagef("unexpected argument %q", f.Arg(positional))
-	}
-	return nil
+// parse reads the environment, then args, allowing at most positional arguments after
+// the flags. Help asked for goes to stdout and answers flag.ErrHelp; anything else wrong
+// is a cli.UsageError.
+func (f *flags) parse(args []string, stdout io.Writer, positional int) error {
+	rest, err := f.ParseArgs(args, os.Getenv, stdout, positional)
+	f.args = rest
+	return err
 }
 
-// envOr is the variable's value, or def when it is unset or empty.
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
+// Arg is the i-th positional argument, "" if absent; NArg how many there are.
+func (f *flags) Arg(i int) string {
+	if i < len(f.args) {
+		return f.args[i]
 	}
-	return def
+	return ""
+}
+func (f *flags) NArg() int { return len(f.args) }
+
+// The setting kinds as the flag package answers them: a pointer to the value.
+
+func (f *flags) String(name, def, help string) *string {
+	p := new(string)
+	f.Settings.String(p, name, def, help)
+	return p
+}
+
+func (f *flags) Bool(name string, def bool, help string) *bool {
+	p := new(bool)
+	f.Settings.Bool(p, name, def, help)
+	return p
+}
+
+func (f *flags) Duration(name string, def time.Duration, help string) *time.Duration {
+	p := new(time.Duration)
+	f.Settings.Duration(p, name, def, help)
+	return p
+}
+
+func (f *flags) Uint64(name string, def uint64, help string) *uint64 {
+	p := new(uint64)
+	f.Settings.Uint64(p, name, def, help)
+	return p
+}
+
+// List is a setting given many times (or comma-separated).
+func (f *flags) List(name, help string) *[]string {
+	p := new([]string)
+	f.Settings.List(p, name, "", help)
+	return p
 }

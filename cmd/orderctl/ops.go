@@ -22,9 +22,9 @@ func init() {
 }
 
 func runKeygen(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("keygen", "[flags]", "", stdout)
-	dir := fs.String("out", "./keys", "`folder` to write jwt-private.pem (mode 0600) and jwt-public.pem into")
-	if err := fs.parse(args, 0); err != nil {
+	fs := newFlags("keygen", "[flags]", "")
+	dir := fs.String("out", "./keys", "folder to write jwt-private.pem (mode 0600) and jwt-public.pem into")
+	if err := fs.parse(args, stdout, 0); err != nil {
 		return err
 	}
 	priv := filepath.Join(*dir, "jwt-private.pem")
@@ -48,10 +48,10 @@ func runKeygen(args []string, stdout, stderr io.Writer) error {
 }
 
 func runHealth(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("health", "[flags]", "", stdout)
-	url := fs.String("url", "http://127.0.0.1:8080/readyz", "`URL` to probe")
+	fs := newFlags("health", "[flags]", "")
+	url := fs.String("url", "http://127.0.0.1:8080/readyz", "URL to probe")
 	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
-	if err := fs.parse(args, 0); err != nil {
+	if err := fs.parse(args, stdout, 0); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)

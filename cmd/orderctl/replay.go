@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -22,12 +21,12 @@ func init() {
 }
 
 func runReplay(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("replay", "[flags]", "", stdout)
-	c := storeFlags(fs.FlagSet)
-	asOf := fs.String("as-of", "", "the `instant` (RFC 3339, e.g. 2026-03-01T18:00:00+01:00): the log is folded up to the last commit recorded at or before it")
-	out := fs.String("out", "", "`folder` to write <model>.json, <model>.csv and replay.json into; without it, JSON goes to standard output")
+	fs := newFlags("replay", "[flags]", "")
+	c := storeFlags(fs)
+	asOf := fs.String("as-of", "", "the instant (RFC 3339, e.g. 2026-03-01T18:00:00+01:00): the log is folded up to the last commit recorded at or before it")
+	out := fs.String("out", "", "folder to write <model>.json, <model>.csv and replay.json into; without it, JSON goes to standard output")
 	format := fs.String("format", "", "json, csv or both (default: json on standard output, both into --out)")
-	if err := fs.parse(args, 0); err != nil {
+	if err := fs.parse(args, stdout, 0); err != nil {
 		return err
 	}
 	if *asOf == "" {
@@ -76,16 +75,18 @@ func runVerify(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("verify", "--server <url> [flags]",
 		"Rebuilds every read model from zero, each up to the position the server reports for it,\n"+
 			"and compares its digest with the server's. The log is read through the server's audit\n"+
-			"API unless --store (or --log-from-data) names the store to read it from.", stdout)
-	c := storeFlags(fs.FlagSet)
-	c.URL = "" // the log comes from the server unless --store is given on the command line
-	srv := serverFlags(fs.FlagSet)
+			"API unless --store (or --log-from-data) names the store to read it from.")
+	c := storeFlags(fs)
+	srv := serverFlags(fs)
 	fromData := fs.Bool("log-from-data", false, "read the log from the embedded store in --data (only while no orderd runs on it)")
-	if err := fs.parse(args, 0); err != nil {
+	if err := fs.parse(args, stdout, 0); err != nil {
 		return err
 	}
 	if srv.url == "" {
 		return usagef("--server <url> is required")
+	}
+	if !fs.Given("store") {
+		c.URL = "" // the log comes from the server unless --store is given on the command line
 	}
 	remote, err := srv.remote(c.DataDir)
 	if err != nil {
@@ -124,10 +125,10 @@ func runVerify(args []string, stdout, stderr io.Writer) error {
 // command that can.
 type server struct{ url, token string }
 
-func serverFlags(fs *flag.FlagSet) *server {
+func serverFlags(fs *flags) *server {
 	s := &server{}
-	fs.StringVar(&s.url, "server", os.Getenv("ORDERCTL_SERVER"), "orderd's base `URL`, e.g. http://127.0.0.1:8080 (ORDERCTL_SERVER)")
-	fs.StringVar(&s.token, "token", os.Getenv("ORDERCTL_TOKEN"), "bearer `token` with the auditor role (ORDERCTL_TOKEN); without it, one is minted with --data's development key")
+	fs.Settings.String(&s.url, "server", "", "orderd's base URL, e.g. http://127.0.0.1:8080")
+	fs.Settings.String(&s.token, "token", "", "bearer token with the auditor role; without it, one is minted with --data's development key")
 	return s
 }
 

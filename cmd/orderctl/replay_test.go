@@ -20,6 +20,7 @@ import (
 
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
+	"github.com/einvoice/spaceorders/eventstore/open"
 	"github.com/einvoice/spaceorders/handlers/audit"
 	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
@@ -69,10 +70,11 @@ func TestReplayAndVerifyCommands(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	store, closeStore, err := audit.OpenStore(ctx, audit.StoreConfig{DataDir: dir, RelaxedSync: true})
+	opened, err := open.Open(ctx, open.Config{DataDir: dir, RelaxedSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
+	store := opened.Store
 	runner, err := projections.NewRunner(store, projections.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +177,7 @@ func TestReplayAndVerifyCommands(t *testing.T) {
 
 	stopRunner()
 	wg.Wait()
-	if err := closeStore(); err != nil {
+	if err := opened.Close(); err != nil {
 		t.Fatal(err)
 	}
 

@@ -14,13 +14,14 @@ import (
 
 func runToken(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("token", "--role <role> --sub <subject> [flags]",
-		"Prints a bearer token on standard output, and on standard error which key signed it.", stdout)
-	data := fs.String("data", "./data", "orderd's data `folder`: the token is signed with its development key (made if the folder has none yet)")
-	keyFile := fs.String("key", "", "PEM `file` of an Ed25519 private key to sign with instead of the data folder's")
-	role := fs.String("role", "", "`role`: customer, operator, payments, finance or auditor")
-	sub := fs.String("sub", "", "`subject`: for a customer, the owner id of its subscriptions")
+		"Prints a bearer token on standard output, and on standard error which key signed it.")
+	var data string
+	fs.StringAs(&data, "data", "ORDERD_DATA", "./data", "orderd's data folder: the token is signed with its development key (made if the folder has none yet)")
+	keyFile := fs.String("key", "", "PEM file of an Ed25519 private key to sign with instead of the data folder's")
+	role := fs.String("role", "", "role: customer, operator, payments, finance or auditor")
+	sub := fs.String("sub", "", "subject: for a customer, the owner id of its subscriptions")
 	ttl := fs.Duration("ttl", 24*time.Hour, fmt.Sprintf("how long the token is valid, at most %s", httpapi.MaxTokenTTL))
-	if err := fs.parse(args, 0); err != nil {
+	if err := fs.parse(args, stdout, 0); err != nil {
 		return err
 	}
 	if *role == "" || *sub == "" {
@@ -37,10 +38,10 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 	} else {
 		// A mistyped folder must not quietly get a key of its own, whose tokens every
 		// orderd would then refuse.
-		if st, statErr := os.Stat(*data); statErr != nil || !st.IsDir() {
-			return fmt.Errorf("no data folder %s: give orderd's --data folder, or --key", *data)
+		if st, statErr := os.Stat(data); statErr != nil || !st.IsDir() {
+			return fmt.Errorf("no data folder %s: give orderd's --data folder, or --key", data)
 		}
-		used = httpapi.DevKeyFile(*data)
+		used = httpapi.DevKeyFile(data)
 		var created bool
 		key, created, err = httpapi.LoadOrCreateKey(used)
 		if created {

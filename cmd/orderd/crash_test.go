@@ -147,6 +147,14 @@ func TestCrashLosesNoAcknowledgedCommand(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+	// Payments whose answers the crash swallowed are in the log too: the process manager
+	// applies them after the restart, and has acted on the whole log when its lag is 0.
+	for !strings.Contains(cl.text(t, "/metrics"), `spaceorders_follower_lag{follower="purchases"} 0`+"\n") {
+		if time.Now().After(deadline) {
+			t.Fatal("the process manager did not catch up with the log after the restart")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	if err := d.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -337,6 +345,21 @@ func (c *client) get(t *testing.T, path, token string) map[string]any {
 		t.Fatalf("GET %s: %d %v", path, res.StatusCode, err)
 	}
 	return m
+}
+
+// text is the body of a GET that needs no token (/metrics).
+func (c *client) text(t *testing.T, path string) string {
+	t.Helper()
+	res, err := c.hc.Get(c.url + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %v", path, res.StatusCode, err)
+	}
+	return string(b)
 }
 
 func openBody(owner string) map[string]any {

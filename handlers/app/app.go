@@ -27,7 +27,7 @@ import (
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/eventstore/jetstream"
-	"github.com/einvoice/spaceorders/eventstore/kurrentdb"
+	"github.com/einvoice/spaceorders/eventstore/open"
 	"github.com/einvoice/spaceorders/handlers/audit"
 	"github.com/einvoice/spaceorders/handlers/checkpoint"
 	"github.com/einvoice/spaceorders/handlers/cli"
@@ -222,57 +222,32 @@ func (a *App) build(ctx context.Context, auth *httpapi.Authenticator) error {
 // notifications: the embedded server unless --store or --nats-url names another.
 func (a *App) openStore(ctx context.Context) error {
 	cfg, log := a.Config, a.Log
-	kind, err := cfg.StoreKind()
-	if err != nil {
-		return err
-	}
 	auth, err := cfg.natsAuth()
 	if err != nil {
 		return err
 	}
 	a.natsConnect = auth.connect
-	if cfg.embeddedNATS() {
-		dir := filepath.Join(cfg.DataDir, "jetstream")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return fmt.Errorf("--data (ORDERD_DATA) %s: %w", cfg.DataDir, err)
-		}
-		a.Embedded, err = jetstream.StartEmbedded(jetstream.EmbeddedConfig{
-			Dir: dir, Listen: cfg.NATSListen, RelaxedSync: cfg.RelaxedSync, Logger: log,
-			Users: auth.users, NKeys: auth.nkeys, ConnectOptions: auth.connect,
-		})
-		if err != nil {
-			return fmt.Errorf("--data (ORDERD_DATA): embedded NATS: %w", err)
-		}
-		a.closers = append(a.closers, a.Embedded.Close)
-		a.NATS = a.Embedded.Conn
-	}
 	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	switch kind {
-	case StoreEmbedded:
-		// The embedded server has already said whether it fsyncs every write.
-		// Given the server's faults, an append on a full disk is refused at once.
-		err = a.openJetStream(ctx, a.Embedded.Conn, jetstream.Options{Logger: a.Log, SkipSyncReport: true, Faults: a.Embedded})
-	case StoreNATS:
-		var nc *nats.Conn
-		if nc, err = a.connect(cctx, cfg.Store); err != nil {
-			return fmt.Errorf("--store (ORDERD_STORE): %w", err)
-		}
-		if err = a.openJetStream(ctx, nc, jetstream.Options{Logger: a.Log, Replicas: cfg.NATSReplicas}); err != nil {
-			return fmt.Errorf("--store (ORDERD_STORE): %w", err)
-		}
-		a.NATS = nc
-	case StoreKurrent:
-		var s *kurrentdb.Store
-		if s, err = kurrentdb.Open(cctx, cfg.Store, kurrentdb.Options{StreamPrefix: cfg.StorePrefix}); err != nil {
-			return fmt.Errorf("--store (ORDERD_STORE): %w", err)
-		}
-		a.Store = s
-		a.closers = append(a.closers, s.Close)
-		log.Info("event store: KurrentDB", zap.String("store", cli.Redact(cfg.Store)))
-	}
+	s, err := open.Open(cctx, open.Config{
+		DataDir: cfg.DataDir, URL: cfg.Store, StreamPrefix: cfg.StorePrefix, RelaxedSync: cfg.RelaxedSync,
+		Replicas: cfg.NATSReplicas, EmbeddedNATS: cfg.embeddedNATS(),
+		Server:      jetstream.EmbeddedConfig{Listen: cfg.NATSListen, Users: auth.users, NKeys: auth.nkeys, ConnectOptions: auth.connect},
+		NATSOptions: a.natsOptions(), Logger: log,
+	})
 	if err != nil {
-		return err
+		if s, _ := cfg.StoreKind(); s == StoreEmbedded {
+			return fmt.Errorf("--data (ORDERD_DATA): %w", err)
+		}
+		return fmt.Errorf("--store (ORDERD_STORE): %w", err)
+	}
+	a.closers = append(a.closers, s.Close)
+	a.Store, a.Embedded, a.NATS = s.Store, s.Embedded, s.Conn
+	switch s.Kind {
+	case StoreNATS:
+		log.Info("connected to NATS", zap.String("url", s.Conn.ConnectedUrl()))
+	case StoreKurrent:
+		log.Info("event store: KurrentDB", zap.String("store", cli.Redact(cfg.Store)))
 	}
 	if cfg.NATSURL != "" {
 		if a.NATS, err = a.connect(cctx, cfg.NATSURL); err != nil {
@@ -282,28 +257,24 @@ func (a *App) openStore(ctx context.Context) error {
 	return nil
 }
 
-func (a *App) openJetStream(ctx context.Context, nc *nats.Conn, opts jetstream.Options) error {
-	s, err := jetstream.Open(ctx, nc, opts)
-	if err != nil {
-		return err
-	}
-	a.Store = s
-	a.closers = append(a.closers, s.Close)
-	return nil
+// natsOptions are the options of a connection to an external NATS server: it keeps
+// reconnecting for as long as orderd runs, and says so in the log.
+func (a *App) natsOptions() []nats.Option {
+	log := a.Log.Named("nats")
+	return append([]nats.Option{nats.Name("orderd"), nats.MaxReconnects(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", zap.Error(err)) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", zap.String("url", nc.ConnectedUrl())) })},
+		a.natsConnect...)
 }
 
 // connect reaches an external NATS server, and keeps reconnecting for as long as it runs.
 func (a *App) connect(ctx context.Context, url string) (*nats.Conn, error) {
-	log := a.Log.Named("nats")
-	nc, err := jetstream.Connect(ctx, url, append([]nats.Option{nats.Name("orderd"), nats.MaxReconnects(-1),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn("NATS disconnected", zap.Error(err)) }),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("NATS reconnected", zap.String("url", nc.ConnectedUrl())) })},
-		a.natsConnect...)...)
+	nc, err := jetstream.Connect(ctx, url, a.natsOptions()...)
 	if err != nil {
 		return nil, err
 	}
 	a.closers = append(a.closers, func() error { nc.Close(); return nil })
-	log.Info("connected to NATS", zap.String("url", nc.ConnectedUrl()))
+	a.Log.Named("nats").Info("connected to NATS", zap.String("url", nc.ConnectedUrl()))
 	return nc, nil
 }
 

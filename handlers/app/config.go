@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/einvoice/spaceorders/eventstore/kurrentdb"
+	"github.com/einvoice/spaceorders/eventstore/open"
 	"github.com/einvoice/spaceorders/handlers/cli"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
 )
@@ -181,41 +182,18 @@ func settings(c *Config) *cli.Settings {
 
 // Store kinds, by the scheme of Config.Store.
 const (
-	StoreEmbedded = "embedded"
-	StoreNATS     = "nats"
-	StoreKurrent  = "kurrentdb"
+	StoreEmbedded = open.Embedded
+	StoreNATS     = open.NATS
+	StoreKurrent  = open.Kurrent
 )
 
 // StoreKind says which event store Store names, or why it names none.
 func (c Config) StoreKind() (string, error) {
-	switch {
-	case c.Store == "":
-		return StoreEmbedded, nil
-	case hasScheme(c.Store, "esdb", "esdb+discover"):
-		return StoreKurrent, nil
-	case natsURLs(c.Store):
-		return StoreNATS, nil
+	kind, err := open.Kind(c.Store)
+	if err != nil {
+		return "", fmt.Errorf("--store (ORDERD_STORE) %w", err)
 	}
-	return "", fmt.Errorf("--store (ORDERD_STORE) %q: want empty (the embedded store), nats://host:4222 or esdb://host:2113?tls=false", c.Store)
-}
-
-func hasScheme(u string, schemes ...string) bool {
-	for _, s := range schemes {
-		if strings.HasPrefix(u, s+"://") && len(u) > len(s)+3 {
-			return true
-		}
-	}
-	return false
-}
-
-// natsURLs: one or more comma-separated nats:// or tls:// URLs.
-func natsURLs(v string) bool {
-	for _, u := range strings.Split(v, ",") {
-		if !hasScheme(strings.TrimSpace(u), "nats", "tls") {
-			return false
-		}
-	}
-	return true
+	return kind, nil
 }
 
 // withDefaults fills the settings a Config literal may leave zero.
@@ -286,7 +264,7 @@ func (c Config) Validate() error {
 			return fmt.Errorf("--store-prefix (ORDERD_STORE_PREFIX): %w", err)
 		}
 	}
-	if c.NATSURL != "" && !natsURLs(c.NATSURL) {
+	if kind, _ := open.Kind(c.NATSURL); c.NATSURL != "" && kind != open.NATS {
 		return fmt.Errorf("--nats-url (ORDERD_NATS_URL) %q: want nats://host:4222 (comma-separated for a cluster)", c.NATSURL)
 	}
 	if c.NATSListen != "" && !c.embeddedNATS() {

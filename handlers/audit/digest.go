@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -57,4 +58,21 @@ func (d *Digester) Digest() Digest {
 
 func (d Digest) String() string {
 	return fmt.Sprintf("%s at position %d (%d events)", d.Sum, d.Position, d.Events)
+}
+
+// DigestAt is the log digest after every commit with Position <= at (at 0: the head).
+func DigestAt(ctx context.Context, store eventstore.Store, at uint64, progress Progress) (Digest, error) {
+	var d Digester
+	errStop := fmt.Errorf("stop")
+	err := readAll(ctx, store, 0, progress, func(env eventstore.Envelope) error {
+		if at > 0 && env.Position > at {
+			return errStop
+		}
+		d.Add(env)
+		return nil
+	})
+	if err != nil && err != errStop {
+		return Digest{}, err
+	}
+	return d.Digest(), nil
 }

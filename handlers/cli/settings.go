@@ -16,9 +16,9 @@ import (
 // variable. orderd and the mailer use one table each, so the same setting has the same
 // name in both (--nats-url, ORDERD_NATS_URL / MAILER_NATS_URL).
 type Settings struct {
-	program, envPrefix, synopsis string
-	list                         []*setting
-	after                        []func()
+	program, envPrefix, synopsis, about string
+	list                                []*setting
+	after                               []func()
 }
 
 type setting struct {
@@ -26,6 +26,7 @@ type setting struct {
 	value                flag.Value
 	boolean              bool
 	secret               bool // from the environment only: a flag would show in the process list
+	given                bool // set on the command line
 }
 
 // NewSettings starts the table of program; envPrefix (e.g. "ORDERD_") is put before each
@@ -67,10 +68,38 @@ func (s *Settings) Names() []string {
 // Name is "--name (ENV)", as errors about a setting say it.
 func (s *Settings) Name(name string) string { return "--" + name + " (" + s.Env(name) + ")" }
 
+// About adds a paragraph under the usage line.
+func (s *Settings) About(text string) { s.about = text }
+
 // String binds p, defaulting to def.
 func (s *Settings) String(p *string, name, def, help string) {
 	*p = def
 	s.add(&setting{name: name, help: help, value: (*stringValue)(p)})
+}
+
+// StringAs binds p like String, to the variable env rather than the derived one: a
+// setting shared with another binary keeps that binary's variable (orderctl reads
+// orderd's ORDERD_DATA, so that both reach the same store).
+func (s *Settings) StringAs(p *string, name, env, def, help string) {
+	*p = def
+	s.add(&setting{name: name, env: env, help: help, value: (*stringValue)(p)})
+}
+
+// Uint64 binds p, defaulting to def.
+func (s *Settings) Uint64(p *uint64, name string, def uint64, help string) {
+	*p = def
+	s.add(&setting{name: name, help: help, value: (*uint64Value)(p)})
+}
+
+// Given reports whether the setting added with name was set on the command line (a
+// command may treat an explicit flag otherwise than the environment's standing value).
+func (s *Settings) Given(name string) bool {
+	for _, st := range s.list {
+		if st.name == name {
+			return st.given
+		}
+	}
+	return false
 }
 
 // Int binds p, defaulting to def.
@@ -117,13 +146,20 @@ func (u UsageError) Unwrap() error { return u.Err }
 // written to stdout and answers flag.ErrHelp; anything wrong is a UsageError naming the
 // flag and its variable. No argument may remain after the flags.
 func (s *Settings) Parse(args []string, getenv func(string) string, stdout io.Writer) error {
+	_, err := s.ParseArgs(args, getenv, stdout, 0)
+	return err
+}
+
+// ParseArgs is Parse for a command that takes up to positional arguments after the
+// settings (orderctl's "history <id>"): it answers them.
+func (s *Settings) ParseArgs(args []string, getenv func(string) string, stdout io.Writer, positional int) ([]string, error) {
 	for _, st := range s.list {
 		v := getenv(st.env)
 		if v == "" {
 			continue
 		}
 		if err := st.value.Set(v); err != nil {
-			return UsageError{fmt.Errorf("%s=%q: %w", st.env, v, err)}
+			return nil, UsageError{fmt.Errorf("%s=%q: %w", st.env, v, err)}
 		}
 	}
 	for _, st := range s.list {
@@ -142,17 +178,22 @@ func (s *Settings) Parse(args []string, getenv func(string) string, stdout io.Wr
 	if err := fs.Parse(s.joinBooleans(args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			s.Usage(stdout)
-			return err
+			return nil, err
 		}
-		return UsageError{s.nameInError(err)}
+		return nil, UsageError{s.nameInError(err)}
 	}
-	if fs.NArg() > 0 {
-		return UsageError{fmt.Errorf("unexpected argument %q (settings are --name value or --name=value)", fs.Arg(0))}
+	if fs.NArg() > positional {
+		return nil, UsageError{fmt.Errorf("unexpected argument %q (settings are --name value or --name=value)", fs.Arg(positional))}
 	}
+	fs.Visit(func(f *flag.Flag) {
+		if st := s.find(f.Name); st != nil {
+			st.given = true
+		}
+	})
 	for _, fn := range s.after {
 		fn()
 	}
-	return nil
+	return fs.Args(), nil
 }
 
 // joinBooleans turns "--name false" into "--name=false" for boolean settings: the flag
@@ -199,7 +240,11 @@ func (s *Settings) nameInError(err error) error {
 
 // Usage writes the table: each flag with its variable, default and help.
 func (s *Settings) Usage(w io.Writer) {
-	fmt.Fprintf(w, "usage: %s %s\n\nsettings (a flag wins over its environment variable):\n", s.program, s.synopsis)
+	fmt.Fprintf(w, "usage: %s %s\n", s.program, s.synopsis)
+	if s.about != "" {
+		fmt.Fprintf(w, "\n%s\n", s.about)
+	}
+	fmt.Fprintf(w, "\nsettings (a flag wins over its environment variable):\n")
 	for _, st := range s.list {
 		if st.secret {
 			fmt.Fprintf(w, "  %s\n    \t%s (environment only)\n", st.env, st.help)
@@ -211,7 +256,9 @@ func (s *Settings) Usage(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  --%s, %s\n    \t%s%s\n", st.name, st.env, st.help, def)
 	}
-	fmt.Fprintf(w, "  --version\n    \tprint the build and exit\n")
+	if !strings.Contains(s.program, " ") { // a subcommand ("orderctl history") has no --version of its own
+		fmt.Fprintf(w, "  --version\n    \tprint the build and exit\n")
+	}
 }
 
 type stringValue string
@@ -230,6 +277,18 @@ func (v *intValue) Set(s string) error {
 	return nil
 }
 func (v *intValue) String() string { return strconv.Itoa(int(*v)) }
+
+type uint64Value uint64
+
+func (v *uint64Value) Set(s string) error {
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return errors.New("not a whole number of zero or more")
+	}
+	*v = uint64Value(n)
+	return nil
+}
+func (v *uint64Value) String() string { return strconv.FormatUint(uint64(*v), 10) }
 
 type boolValue bool
 

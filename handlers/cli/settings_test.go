@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"flag"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -60,6 +61,50 @@ func TestSettingsReadTheEnvironmentThenTheFlags(t *testing.T) {
 		t.Fatalf("-h: %v", err)
 	}
 	for _, line := range []string{"--addr, PROG_ADDR", "--key, PROG_KEYS", "PROG_TOKEN", "(default 127.0.0.1:1)", "--version"} {
+		if !strings.Contains(help.String(), line) {
+			t.Errorf("help lacks %q:\n%s", line, help.String())
+		}
+	}
+}
+
+// A command with positional arguments (orderctl's "history <id>") takes them after the
+// settings; a setting shared with another binary keeps that binary's variable; Given says
+// what the command line set.
+func TestSettingsWithArgumentsSharedVariablesAndGiven(t *testing.T) {
+	var (
+		data, out string
+		at        uint64
+	)
+	table := func() *Settings {
+		s := NewSettings("tool history", "TOOL_", "[settings] <id>")
+		s.About("Prints a history.")
+		s.StringAs(&data, "data", "SERVER_DATA", "./data", "data folder")
+		s.String(&out, "out", "-", "file")
+		s.Uint64(&at, "at", 0, "position")
+		return s
+	}
+	env := map[string]string{"SERVER_DATA": "/srv"}
+	getenv := func(k string) string { return env[k] }
+	s := table()
+	args, err := s.ParseArgs([]string{"--at", "42", "order-1"}, getenv, io.Discard, 1)
+	if err != nil || !slices.Equal(args, []string{"order-1"}) || data != "/srv" || at != 42 || out != "-" {
+		t.Fatalf("ParseArgs: %v %v %q %d %q", err, args, data, at, out)
+	}
+	if s.Given("data") || !s.Given("at") || s.Given("out") {
+		t.Errorf("Given: data %v at %v out %v", s.Given("data"), s.Given("at"), s.Given("out"))
+	}
+	var ue UsageError
+	if _, err := table().ParseArgs([]string{"a", "b"}, getenv, io.Discard, 1); !errors.As(err, &ue) {
+		t.Errorf("two arguments where one is taken: %v", err)
+	}
+	if _, err := table().ParseArgs([]string{"--at", "-1"}, getenv, io.Discard, 1); !errors.As(err, &ue) || !strings.Contains(err.Error(), "TOOL_AT") {
+		t.Errorf("a negative position: %v", err)
+	}
+	var help strings.Builder
+	if _, err := table().ParseArgs([]string{"--help"}, getenv, &help, 1); !errors.Is(err, flag.ErrHelp) {
+		t.Fatal(err)
+	}
+	for _, line := range []string{"usage: tool history [settings] <id>", "Prints a history.", "--data, SERVER_DATA", "--out, TOOL_OUT"} {
 		if !strings.Contains(help.String(), line) {
 			t.Errorf("help lacks %q:\n%s", line, help.String())
 		}

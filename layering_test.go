@@ -25,6 +25,7 @@ var layers = []rule{
 	{from: "projections", never: []string{"handlers"}, why: "projections never import handlers"},
 	{from: "eventstore", never: []string{"handlers"}, why: "eventstore never imports handlers"},
 	{from: "", never: []string{"cmd"}, why: "nothing imports cmd"},
+	{from: "handlers/tokens", never: []string{"handlers", "domain", "eventstore", "projections"}, why: "tokens stand alone: the HTTP transport and orderctl use them, never the reverse"},
 }
 
 // rule: no package under from (relative to the module; "" is the whole module) depends

@@ -21,7 +21,7 @@ import (
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/eventstore/jetstream"
 	"github.com/einvoice/spaceorders/handlers/app"
-	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 // clusterBench runs, in one process and one run, a 3-node JetStream cluster on loopback
@@ -60,11 +60,11 @@ func clusterBench(clients int, duration, leaseTTL time.Duration) error {
 			if err := os.MkdirAll(data, 0o755); err != nil {
 				return err
 			}
-			b, err := os.ReadFile(httpapi.DevKeyFile(filepath.Join(dir, "A")))
+			b, err := os.ReadFile(tokens.DevKeyFile(filepath.Join(dir, "A")))
 			if err != nil {
 				return err
 			}
-			if err := os.WriteFile(httpapi.DevKeyFile(data), b, 0o600); err != nil {
+			if err := os.WriteFile(tokens.DevKeyFile(data), b, 0o600); err != nil {
 				return err
 			}
 		}
@@ -78,7 +78,7 @@ func clusterBench(clients int, duration, leaseTTL time.Duration) error {
 			return fmt.Errorf("replica %s: %w", name, err)
 		}
 		if i == 0 {
-			if key, err = httpapi.LoadPrivateKey(a.DevKeyFile); err != nil {
+			if key, err = tokens.LoadPrivateKey(a.DevKeyFile); err != nil {
 				return err
 			}
 		}

@@ -34,7 +34,7 @@ import (
 	"github.com/einvoice/spaceorders/handlers/app"
 	"github.com/einvoice/spaceorders/handlers/cli"
 	"github.com/einvoice/spaceorders/handlers/command"
-	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 func main() {
@@ -79,9 +79,9 @@ func run() error {
 	var key ed25519.PrivateKey
 	var err error
 	if *keyFile != "" {
-		key, err = httpapi.LoadPrivateKey(*keyFile)
+		key, err = tokens.LoadPrivateKey(*keyFile)
 	} else {
-		key, err = httpapi.LoadPrivateKey(httpapi.DevKeyFile(*data))
+		key, err = tokens.LoadPrivateKey(tokens.DevKeyFile(*data))
 	}
 	if err != nil {
 		return fmt.Errorf("signing key: %w", err)
@@ -163,11 +163,11 @@ func (s *stats) report(elapsed time.Duration, order []string) float64 {
 var flowSteps = []string{"OpenSubscription", "RequestSpaceIncrease", "ToggleCoTermination", "ProceedToCheckout", "SelectPaymentMethod", "ConfirmOrder", "RegisterPayment"}
 
 func flows(urls []string, key ed25519.PrivateKey, clients int, duration time.Duration, emails *emailClock) (float64, error) {
-	op, err := httpapi.Mint(key, httpapi.RoleOperator, "bench-operator", 24*time.Hour)
+	op, err := tokens.Mint(key, tokens.RoleOperator, "bench-operator", 24*time.Hour)
 	if err != nil {
 		return 0, err
 	}
-	pay, _ := httpapi.Mint(key, httpapi.RolePayments, "bench-gateway", 24*time.Hour)
+	pay, _ := tokens.Mint(key, tokens.RolePayments, "bench-gateway", 24*time.Hour)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = clients * 2
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
@@ -191,7 +191,7 @@ func flows(urls []string, key ed25519.PrivateKey, clients int, duration time.Dur
 			defer wg.Done()
 			for i := 0; ctx.Err() == nil; i++ {
 				owner := fmt.Sprintf("bench-%s-%d-%d", uuid.NewString()[:8], c, i)
-				cu, _ := httpapi.Mint(key, httpapi.RoleCustomer, owner, 24*time.Hour)
+				cu, _ := tokens.Mint(key, tokens.RoleCustomer, owner, 24*time.Hour)
 				step := c + i
 				call := func(name, path, token string, body any) (map[string]any, bool) {
 					// Each step to the next replica: a flow meets every replica's cache.

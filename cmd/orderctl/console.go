@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 // maxLinkTTL bounds a console link's lifetime: the link is a token in an address, which
@@ -32,10 +32,10 @@ func runConsoleLink(args []string, stdout, stderr io.Writer) error {
 	if err := fs.parse(args, stdout, 0); err != nil {
 		return err
 	}
-	switch r := httpapi.Role(*role); {
+	switch r := tokens.Role(*role); {
 	case *sub == "":
 		return usagef("--sub is required")
-	case r != httpapi.RoleFinance && r != httpapi.RoleAuditor && r != httpapi.RoleOperator:
+	case r != tokens.RoleFinance && r != tokens.RoleAuditor && r != tokens.RoleOperator:
 		return usagef("--role %q: the console is for finance, auditor and operator", *role)
 	case *ttl <= 0 || *ttl > maxLinkTTL:
 		return usagef("--ttl %s: give more than 0 and at most %s", *ttl, maxLinkTTL)
@@ -46,15 +46,15 @@ func runConsoleLink(args []string, stdout, stderr io.Writer) error {
 	}
 	var key ed25519.PrivateKey
 	if *keyFile != "" {
-		key, err = httpapi.LoadPrivateKey(*keyFile)
+		key, err = tokens.LoadPrivateKey(*keyFile)
 	} else {
 		// Never make a key here: a link signed by a new key would only be refused.
-		key, err = httpapi.LoadPrivateKey(httpapi.DevKeyFile(data))
+		key, err = tokens.LoadPrivateKey(tokens.DevKeyFile(data))
 	}
 	if err != nil {
 		return fmt.Errorf("signing key: %w (--data names orderd's data folder, --key a private key)", err)
 	}
-	tok, err := httpapi.Mint(key, httpapi.Role(*role), *sub, *ttl)
+	tok, err := tokens.Mint(key, tokens.Role(*role), *sub, *ttl)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 // One convention in every binary: help asked for goes to stdout and exits 0; a usage
@@ -62,17 +62,17 @@ func TestTokenSaysWhichKeySignedIt(t *testing.T) {
 	if code := run([]string{"token", "--data", a, "--role", "finance", "--sub", "clerk"}, &tokA, &errsA); code != 0 {
 		t.Fatalf("exit %d: %s", code, errsA.String())
 	}
-	if !strings.Contains(errsA.String(), "made a new development key") || !strings.Contains(errsA.String(), "signed with "+httpapi.DevKeyFile(a)) {
+	if !strings.Contains(errsA.String(), "made a new development key") || !strings.Contains(errsA.String(), "signed with "+tokens.DevKeyFile(a)) {
 		t.Errorf("stderr %q does not name the key", errsA.String())
 	}
 	if code := run([]string{"token", "--data", b, "--role", "finance", "--sub", "clerk"}, &bytes.Buffer{}, &bytes.Buffer{}); code != 0 {
 		t.Fatal("no key made in b")
 	}
-	pubB, err := httpapi.LoadPublicKey(httpapi.DevKeyFile(b))
+	pubB, err := tokens.LoadPublicKey(tokens.DevKeyFile(b))
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth, err := httpapi.NewAuthenticator(pubB)
+	auth, err := tokens.NewVerifier(pubB)
 	if err != nil {
 		t.Fatal(err)
 	}

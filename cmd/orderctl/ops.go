@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 // Operators' subcommands for a real deployment: the signing key pair, and a health probe
@@ -31,11 +31,11 @@ func runKeygen(args []string, stdout, stderr io.Writer) error {
 	if _, err := os.Stat(priv); err == nil {
 		return fmt.Errorf("%s exists: keygen never overwrites a key", priv)
 	}
-	key, _, err := httpapi.LoadOrCreateKey(priv)
+	key, _, err := tokens.LoadOrCreateKey(priv)
 	if err != nil {
 		return err
 	}
-	pemBytes, err := httpapi.EncodePublicKey(key.Public().(ed25519.PublicKey))
+	pemBytes, err := tokens.EncodePublicKey(key.Public().(ed25519.PublicKey))
 	if err != nil {
 		return err
 	}

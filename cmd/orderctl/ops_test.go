@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 func TestKeygenWritesAPairTheAPIAccepts(t *testing.T) {
@@ -18,15 +18,15 @@ func TestKeygenWritesAPairTheAPIAccepts(t *testing.T) {
 	if code := run([]string{"keygen", "--out", dir}, &out, &errb); code != 0 {
 		t.Fatalf("keygen exit %d: %s", code, errb.String())
 	}
-	priv, err := httpapi.LoadPrivateKey(filepath.Join(dir, "jwt-private.pem"))
+	priv, err := tokens.LoadPrivateKey(filepath.Join(dir, "jwt-private.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := httpapi.LoadPublicKey(filepath.Join(dir, "jwt-public.pem"))
+	pub, err := tokens.LoadPublicKey(filepath.Join(dir, "jwt-public.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth, err := httpapi.NewAuthenticator(pub)
+	auth, err := tokens.NewVerifier(pub)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/handlers/audit"
-	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 // The auditor's read-model subcommands; the logic is in handlers/audit.
@@ -136,11 +136,11 @@ func serverFlags(fs *flags) *server {
 // development key when none was given.
 func (s *server) remote(dataDir string) (*audit.Remote, error) {
 	if s.token == "" {
-		key, err := httpapi.LoadPrivateKey(httpapi.DevKeyFile(dataDir))
+		key, err := tokens.LoadPrivateKey(tokens.DevKeyFile(dataDir))
 		if err != nil {
 			return nil, fmt.Errorf("no --token, and no development key to mint one: %w", err)
 		}
-		if s.token, err = httpapi.Mint(key, httpapi.RoleAuditor, "orderctl", time.Hour); err != nil {
+		if s.token, err = tokens.Mint(key, tokens.RoleAuditor, "orderctl", time.Hour); err != nil {
 			return nil, err
 		}
 	}

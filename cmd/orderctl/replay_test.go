@@ -23,7 +23,7 @@ import (
 	"github.com/einvoice/spaceorders/eventstore/open"
 	"github.com/einvoice/spaceorders/handlers/audit"
 	"github.com/einvoice/spaceorders/handlers/command"
-	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 	"github.com/einvoice/spaceorders/projections"
 )
 
@@ -37,15 +37,15 @@ type instant struct {
 // status and the real audit endpoints, both behind the data folder's key and the auditor role.
 func orderdStandin(t *testing.T, dir string, store eventstore.Store, status func() []projections.ModelStatus) *httptest.Server {
 	t.Helper()
-	_, _, err := httpapi.LoadOrCreateKey(httpapi.DevKeyFile(dir))
+	_, _, err := tokens.LoadOrCreateKey(tokens.DevKeyFile(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := httpapi.LoadPrivateKey(httpapi.DevKeyFile(dir))
+	key, err := tokens.LoadPrivateKey(tokens.DevKeyFile(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth, err := httpapi.NewAuthenticator(key.Public().(ed25519.PublicKey))
+	auth, err := tokens.NewVerifier(key.Public().(ed25519.PublicKey))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func orderdStandin(t *testing.T, dir string, store eventstore.Store, status func
 	})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := auth.Verify(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
-		if err != nil || p.Role != httpapi.RoleAuditor {
+		if err != nil || p.Role != tokens.RoleAuditor {
 			http.Error(w, "no", http.StatusUnauthorized)
 			return
 		}

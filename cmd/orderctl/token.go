@@ -9,7 +9,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 func runToken(args []string, stdout, stderr io.Writer) error {
@@ -20,30 +20,30 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 	keyFile := fs.String("key", "", "PEM file of an Ed25519 private key to sign with instead of the data folder's")
 	role := fs.String("role", "", "role: customer, operator, payments, finance or auditor")
 	sub := fs.String("sub", "", "subject: for a customer, the owner id of its subscriptions")
-	ttl := fs.Duration("ttl", 24*time.Hour, fmt.Sprintf("how long the token is valid, at most %s", httpapi.MaxTokenTTL))
+	ttl := fs.Duration("ttl", 24*time.Hour, fmt.Sprintf("how long the token is valid, at most %s", tokens.MaxTokenTTL))
 	if err := fs.parse(args, stdout, 0); err != nil {
 		return err
 	}
 	if *role == "" || *sub == "" {
 		return usagef("--role and --sub are required")
 	}
-	if *ttl <= 0 || *ttl > httpapi.MaxTokenTTL {
-		return usagef("--ttl %s: give more than 0 and at most %s", *ttl, httpapi.MaxTokenTTL)
+	if *ttl <= 0 || *ttl > tokens.MaxTokenTTL {
+		return usagef("--ttl %s: give more than 0 and at most %s", *ttl, tokens.MaxTokenTTL)
 	}
 	var key ed25519.PrivateKey
 	var err error
 	used := *keyFile
 	if used != "" {
-		key, err = httpapi.LoadPrivateKey(used)
+		key, err = tokens.LoadPrivateKey(used)
 	} else {
 		// A mistyped folder must not quietly get a key of its own, whose tokens every
 		// orderd would then refuse.
 		if st, statErr := os.Stat(data); statErr != nil || !st.IsDir() {
 			return fmt.Errorf("no data folder %s: give orderd's --data folder, or --key", data)
 		}
-		used = httpapi.DevKeyFile(data)
+		used = tokens.DevKeyFile(data)
 		var created bool
-		key, created, err = httpapi.LoadOrCreateKey(used)
+		key, created, err = tokens.LoadOrCreateKey(used)
 		if created {
 			fmt.Fprintf(stderr, "orderctl token: made a new development key %s; an orderd already running on this folder verifies with the key it started with\n", used)
 		}
@@ -51,7 +51,7 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tok, err := httpapi.Mint(key, httpapi.Role(*role), *sub, *ttl)
+	tok, err := tokens.Mint(key, tokens.Role(*role), *sub, *ttl)
 	if err != nil {
 		return err
 	}

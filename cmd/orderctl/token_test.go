@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 // `orderctl token --data DIR --role R --sub S` prints a token that the data folder's key
@@ -17,16 +17,16 @@ func TestTokenIsSignedWithTheDataFolderKey(t *testing.T) {
 	if code := run([]string{"token", "--data", dir, "--role", "payments", "--sub", "gateway-1"}, &out, &errs); code != 0 {
 		t.Fatalf("exit %d: %s", code, errs.String())
 	}
-	key, err := httpapi.LoadPublicKey(httpapi.DevKeyFile(dir))
+	key, err := tokens.LoadPublicKey(tokens.DevKeyFile(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
-	auth, err := httpapi.NewAuthenticator(key)
+	auth, err := tokens.NewVerifier(key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p, err := auth.Verify(strings.TrimSpace(out.String()))
-	if err != nil || p.Role != httpapi.RolePayments || p.Subject != "gateway-1" {
+	if err != nil || p.Role != tokens.RolePayments || p.Subject != "gateway-1" {
 		t.Fatalf("token gives %+v, %v", p, err)
 	}
 	for _, args := range [][]string{

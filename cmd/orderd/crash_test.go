@@ -24,7 +24,7 @@ import (
 	"github.com/einvoice/spaceorders/eventstore/jetstream"
 	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
 	"github.com/einvoice/spaceorders/handlers/command"
-	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 // accepted is a command that got a 2xx: its events must be in the log after any crash.
@@ -285,12 +285,12 @@ func mintToken(t *testing.T, bin, data, role, sub string) string {
 // mintTokenFast signs a customer token in process with the data folder's key, as
 // orderctl does, for the many customers of the load.
 func mintTokenFast(t *testing.T, _, data, sub string) string {
-	key, err := httpapi.LoadPrivateKey(httpapi.DevKeyFile(data))
+	key, err := tokens.LoadPrivateKey(tokens.DevKeyFile(data))
 	if err != nil {
 		t.Error(err)
 		return ""
 	}
-	tok, err := httpapi.Mint(key, httpapi.RoleCustomer, sub, time.Hour)
+	tok, err := tokens.Mint(key, tokens.RoleCustomer, sub, time.Hour)
 	if err != nil {
 		t.Error(err)
 	}

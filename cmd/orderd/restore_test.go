@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 // A backup restored into a new data folder, and orderd started on it with its mailer on,
@@ -120,11 +120,11 @@ func TestRestoredBackupSendsNoEmailAgain(t *testing.T) {
 		}
 	}
 	// The tokens are checked with the development key of the folder orderd runs on.
-	key, err := os.ReadFile(httpapi.DevKeyFile(first))
+	key, err := os.ReadFile(tokens.DevKeyFile(first))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(httpapi.DevKeyFile(restored), key, 0o600); err != nil {
+	if err := os.WriteFile(tokens.DevKeyFile(restored), key, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	d = startOrderd(t, bin, restored, addr)

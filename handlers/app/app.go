@@ -38,6 +38,7 @@ import (
 	"github.com/einvoice/spaceorders/handlers/mailer"
 	"github.com/einvoice/spaceorders/handlers/relay"
 	"github.com/einvoice/spaceorders/handlers/supervise"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 	"github.com/einvoice/spaceorders/projections"
 )
 
@@ -119,7 +120,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	auth, err := httpapi.NewAuthenticator(keys...)
+	auth, err := tokens.NewVerifier(keys...)
 	if err != nil {
 		return nil, err
 	}
@@ -142,7 +143,7 @@ func New(ctx context.Context, cfg Config, log *zap.Logger) (*App, error) {
 }
 
 // build makes the parts over the open store and NATS connection.
-func (a *App) build(ctx context.Context, auth *httpapi.Authenticator) error {
+func (a *App) build(ctx context.Context, auth *tokens.Verifier) error {
 	cfg, log := a.Config, a.Log
 	js, err := natsjs.New(a.NATS)
 	if err != nil {
@@ -183,7 +184,7 @@ func (a *App) build(ctx context.Context, auth *httpapi.Authenticator) error {
 		return err
 	}
 	aud := audit.NewAPI(a.Store, log.Named("audit"))
-	auditor := []httpapi.Role{httpapi.RoleAuditor}
+	auditor := []tokens.Role{tokens.RoleAuditor}
 	a.API.Mount(httpapi.Route{Method: "GET", Path: "/v1/audit/streams/{stream}", Roles: auditor, Name: "GetAuditStream"},
 		http.HandlerFunc(aud.Stream))
 	a.API.Mount(httpapi.Route{Method: "GET", Path: "/v1/audit/events", Roles: auditor, Name: "ListAuditEvents"},
@@ -315,7 +316,7 @@ func (a *App) overdue(now time.Time) []uuid.UUID {
 func (a *App) keys() ([]ed25519.PublicKey, error) {
 	var keys []ed25519.PublicKey
 	for _, f := range a.Config.JWTPublicKeys {
-		k, err := httpapi.LoadPublicKey(f)
+		k, err := tokens.LoadPublicKey(f)
 		if err != nil {
 			return nil, fmt.Errorf("--jwt-public-key (ORDERD_JWT_PUBLIC_KEYS): %w", err)
 		}
@@ -324,8 +325,8 @@ func (a *App) keys() ([]ed25519.PublicKey, error) {
 	if len(keys) > 0 {
 		return keys, nil
 	}
-	a.DevKeyFile = httpapi.DevKeyFile(a.Config.DataDir)
-	priv, created, err := httpapi.LoadOrCreateKey(a.DevKeyFile)
+	a.DevKeyFile = tokens.DevKeyFile(a.Config.DataDir)
+	priv, created, err := tokens.LoadOrCreateKey(a.DevKeyFile)
 	if err != nil {
 		return nil, fmt.Errorf("--data (ORDERD_DATA): development key: %w", err)
 	}

@@ -22,8 +22,8 @@ import (
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore/jetstream"
 	"github.com/einvoice/spaceorders/handlers/command"
-	"github.com/einvoice/spaceorders/handlers/httpapi"
 	"github.com/einvoice/spaceorders/handlers/relay"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 // running is an App started on a real listener, with a client.
@@ -64,13 +64,13 @@ func (r *running) stop() {
 	}
 }
 
-func (r *running) token(role httpapi.Role, sub string) string {
+func (r *running) token(role tokens.Role, sub string) string {
 	r.t.Helper()
-	key, err := httpapi.LoadPrivateKey(r.a.DevKeyFile)
+	key, err := tokens.LoadPrivateKey(r.a.DevKeyFile)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	tok, err := httpapi.Mint(key, role, sub, time.Hour)
+	tok, err := tokens.Mint(key, role, sub, time.Hour)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -136,8 +136,8 @@ func openBody(owner string) map[string]any {
 // confirmed opens a subscription for owner and confirms an order on it, paying by bank transfer.
 func (r *running) confirmed(owner string) (subID, orderID string) {
 	r.t.Helper()
-	subID = r.must(r.do("POST", "/v1/subscriptions", r.token(httpapi.RoleOperator, "op"), openBody(owner)), 201).field(r.t, "subscriptionId").(string)
-	cu := r.token(httpapi.RoleCustomer, owner)
+	subID = r.must(r.do("POST", "/v1/subscriptions", r.token(tokens.RoleOperator, "op"), openBody(owner)), 201).field(r.t, "subscriptionId").(string)
+	cu := r.token(tokens.RoleCustomer, owner)
 	orderID = r.must(r.do("POST", "/v1/orders", cu, map[string]any{"subscriptionId": subID, "channel": "panel"}), 201).field(r.t, "orderId").(string)
 	r.must(r.do("POST", "/v1/orders/"+orderID+"/checkout", cu, nil), 200)
 	r.must(r.do("POST", "/v1/orders/"+orderID+"/payment-method", cu, map[string]any{"method": "bank-transfer"}), 200)
@@ -192,7 +192,7 @@ func TestConfirmedOrderIsEmailedThenExpiredBySweeper(t *testing.T) {
 		return false
 	})
 
-	fin := r.token(httpapi.RoleFinance, "fin")
+	fin := r.token(tokens.RoleFinance, "fin")
 	pending := func() int {
 		var p struct{ Orders []any }
 		_ = json.Unmarshal(r.must(r.do("GET", "/v1/pending-payments", fin, nil), 200).body, &p)
@@ -204,7 +204,7 @@ func TestConfirmedOrderIsEmailedThenExpiredBySweeper(t *testing.T) {
 	if n := command.NewSweeper(r.a.Commands, r.a.overdue, time.Hour).Sweep(context.Background()); n != 0 {
 		t.Fatalf("a sweep before the term changed %d orders", n)
 	}
-	op := r.token(httpapi.RoleOperator, "op")
+	op := r.token(tokens.RoleOperator, "op")
 	if st := r.must(r.do("GET", "/v1/orders/"+orderID, op, nil), 200).field(t, "status"); st != "confirmed" {
 		t.Fatalf("expired before its term: %v", st)
 	}
@@ -214,7 +214,7 @@ func TestConfirmedOrderIsEmailedThenExpiredBySweeper(t *testing.T) {
 		return r.do("GET", "/v1/orders/"+orderID, op, nil).field(t, "status") == "expired"
 	})
 	eventually(t, "the order leaves the pending list", func() bool { return pending() == 0 })
-	r.must(r.do("POST", "/v1/orders", r.token(httpapi.RoleCustomer, "cust-sweep"),
+	r.must(r.do("POST", "/v1/orders", r.token(tokens.RoleCustomer, "cust-sweep"),
 		map[string]any{"subscriptionId": subID, "channel": "app"}), 201)
 }
 
@@ -223,7 +223,7 @@ func TestConfirmedOrderIsEmailedThenExpiredBySweeper(t *testing.T) {
 func TestIdempotencyKeySurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	first := startApp(t, testConfig(dir))
-	op := first.token(httpapi.RoleOperator, "op")
+	op := first.token(tokens.RoleOperator, "op")
 	a1 := first.must(first.do("POST", "/v1/subscriptions", op, openBody("cust-idem"), "Idempotency-Key", "K-1"), 201)
 	first.stop()
 

@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/einvoice/spaceorders/domain"
-	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 // The rules of docs/RULES.md over HTTP, the whole product running, with the clock moved
@@ -65,20 +65,20 @@ func (r *running) open(owner string, services ...svc) string {
 	}
 	body := map[string]any{"ownerId": owner, "language": "it",
 		"holder": map[string]any{"name": "Rossi S.r.l.", "email": "amministrazione@rossi.example"}, "services": list}
-	return r.must(r.do("POST", "/v1/subscriptions", r.token(httpapi.RoleOperator, "op"), body), 201).field(r.t, "subscriptionId").(string)
+	return r.must(r.do("POST", "/v1/subscriptions", r.token(tokens.RoleOperator, "op"), body), 201).field(r.t, "subscriptionId").(string)
 }
 
 // cart opens a cart on sub for owner, and answers its id.
 func (r *running) cart(owner, sub string, gb int) string {
 	r.t.Helper()
-	return r.must(r.do("POST", "/v1/orders", r.token(httpapi.RoleCustomer, owner),
+	return r.must(r.do("POST", "/v1/orders", r.token(tokens.RoleCustomer, owner),
 		map[string]any{"subscriptionId": sub, "channel": "panel", "gb": gb}), 201).field(r.t, "orderId").(string)
 }
 
 // toForm takes a cart to the order form with a payment method.
 func (r *running) toForm(owner, order, method string) {
 	r.t.Helper()
-	cu := r.token(httpapi.RoleCustomer, owner)
+	cu := r.token(tokens.RoleCustomer, owner)
 	r.must(r.do("POST", "/v1/orders/"+order+"/checkout", cu, nil), 200)
 	r.must(r.do("POST", "/v1/orders/"+order+"/payment-method", cu, map[string]any{"method": method}), 200)
 }
@@ -117,7 +117,7 @@ func decode[T any](t *testing.T, a answer) T {
 
 func (r *running) order(id string) order {
 	r.t.Helper()
-	return decode[order](r.t, r.must(r.do("GET", "/v1/orders/"+id, r.token(httpapi.RoleOperator, "op"), nil), 200))
+	return decode[order](r.t, r.must(r.do("GET", "/v1/orders/"+id, r.token(tokens.RoleOperator, "op"), nil), 200))
 }
 
 type problem struct {
@@ -141,7 +141,7 @@ func (r *running) problem(a answer, status int, code string) problem {
 // pay registers a payment and answers the response.
 func (r *running) pay(orderID string, cents int64, ref string) answer {
 	r.t.Helper()
-	return r.do("POST", "/v1/orders/"+orderID+"/payments", r.token(httpapi.RolePayments, "gw"),
+	return r.do("POST", "/v1/orders/"+orderID+"/payments", r.token(tokens.RolePayments, "gw"),
 		map[string]any{"amountCents": cents, "method": "bank-transfer", "reference": ref})
 }
 
@@ -163,7 +163,7 @@ func TestRuleAQuoteBelongsToOneRomeDayOverHTTP(t *testing.T) {
 		t.Fatalf("the order form on a later day kept %s -> %s", q.OrderDate, q.NewExpiry)
 	}
 	clock.on("2027-05-21")
-	cu := r.token(httpapi.RoleCustomer, "cust-1")
+	cu := r.token(tokens.RoleCustomer, "cust-1")
 	p := r.problem(r.do("POST", "/v1/orders/"+id+"/confirm", cu, confirmBody()), 409, "quote-changed")
 	if p.Quote == nil || p.Quote.OrderDate.String() != "2027-05-21" || r.order(id).Status != "checkout" {
 		t.Fatalf("confirm a day later: %+v, order %+v", p, r.order(id))
@@ -187,7 +187,7 @@ func TestRuleOnlyAnActiveSubscriptionBuysOverHTTP(t *testing.T) {
 	id := r.cart("cust-2", sub, 1)
 	r.toForm("cust-2", id, "bank-transfer")
 	clock.on("2028-06-08")
-	cu := r.token(httpapi.RoleCustomer, "cust-2")
+	cu := r.token(tokens.RoleCustomer, "cust-2")
 	r.problem(r.do("POST", "/v1/orders/"+id+"/confirm", cu, confirmBody()), 422, "subscription-not-active")
 	if o := r.order(id); o.Status != "checkout" {
 		t.Fatalf("refused, yet %s", o.Status)
@@ -199,7 +199,7 @@ func TestRuleOnlyAnActiveSubscriptionBuysOverHTTP(t *testing.T) {
 	id2 := r.cart("cust-2b", sub2, 1)
 	r.toForm("cust-2b", id2, "bank-transfer")
 	total := r.order(id2).Quote.TotalCents
-	r.must(r.do("POST", "/v1/orders/"+id2+"/confirm", r.token(httpapi.RoleCustomer, "cust-2b"), confirmBody(total)), 200)
+	r.must(r.do("POST", "/v1/orders/"+id2+"/confirm", r.token(tokens.RoleCustomer, "cust-2b"), confirmBody(total)), 200)
 	clock.on("2028-07-02")
 	p := r.problem(r.pay(id2, total, "CRO-LATE"), 422, "subscription-not-active")
 	if p.CreditDueCents == nil || *p.CreditDueCents != total || p.Position == nil {
@@ -211,7 +211,7 @@ func TestRuleOnlyAnActiveSubscriptionBuysOverHTTP(t *testing.T) {
 	if o.Status != "confirmed" || o.PaidCents != 0 || o.CreditDueCents != total || len(o.Credits) != 1 {
 		t.Fatalf("after the late payment: %+v", o)
 	}
-	fin := r.token(httpapi.RoleFinance, "fin")
+	fin := r.token(tokens.RoleFinance, "fin")
 	cd := decode[struct {
 		Total struct{ Count, AmountCents int64 } `json:"total"`
 	}](t, r.must(r.do("GET", fmt.Sprintf("/v1/credits-due?after=%d", *p.Position), fin, nil), 200))
@@ -228,7 +228,7 @@ func TestRuleAbandonedCartsEndOverHTTP(t *testing.T) {
 	if o := r.order(id); o.AbandonsOn.String() != "2027-05-12" {
 		t.Fatalf("abandons on %s", o.AbandonsOn)
 	}
-	cu := r.token(httpapi.RoleCustomer, "cust-3")
+	cu := r.token(tokens.RoleCustomer, "cust-3")
 	r.problem(r.do("POST", "/v1/orders", cu, map[string]any{"subscriptionId": sub, "channel": "app"}), 409, "order-in-progress")
 	clock.on("2027-05-11")
 	r.must(r.do("POST", "/v1/orders/"+id+"/co-termination", cu, map[string]any{"enabled": false}), 200) // touched: a week more
@@ -248,13 +248,13 @@ func TestRuleAYearIsAYearOverHTTP(t *testing.T) {
 	id := r.cart("cust-4", sub, 1)
 	r.toForm("cust-4", id, "bank-transfer")
 	total := r.order(id).Quote.TotalCents
-	r.must(r.do("POST", "/v1/orders/"+id+"/confirm", r.token(httpapi.RoleCustomer, "cust-4"), confirmBody(total)), 200)
+	r.must(r.do("POST", "/v1/orders/"+id+"/confirm", r.token(tokens.RoleCustomer, "cust-4"), confirmBody(total)), 200)
 	clock.on("2027-05-25") // paid 20 days later
 	paid := decode[order](t, r.must(r.pay(id, total, "CRO-1"), 200))
 	if paid.Status != "paid" || paid.GrantedUntil.String() != "2028-05-25" || paid.Quote.TotalCents != total {
 		t.Fatalf("paid %+v", paid)
 	}
-	cu := r.token(httpapi.RoleCustomer, "cust-4")
+	cu := r.token(tokens.RoleCustomer, "cust-4")
 	q := decode[struct {
 		PurchasedGB int `json:"purchasedGB"`
 		Blocks      []struct {
@@ -310,13 +310,13 @@ func TestRuleEndOfMonthStaysEndOfMonthOverHTTP(t *testing.T) {
 // Rule 6: money that arrives is never refused.
 func TestRuleMoneyThatArrivesIsNeverRefusedOverHTTP(t *testing.T) {
 	r, clock, _ := startCalendar(t, "2027-05-05", 20*time.Millisecond)
-	op := r.token(httpapi.RoleOperator, "op")
-	fin := r.token(httpapi.RoleFinance, "fin")
+	op := r.token(tokens.RoleOperator, "op")
+	fin := r.token(tokens.RoleFinance, "fin")
 	// An excess: the order is paid, the rest is a credit due.
 	sub := r.open("cust-6", svc{"base", 1, "2028-09-30"})
 	id := r.cart("cust-6", sub, 1)
 	r.toForm("cust-6", id, "bank-transfer")
-	cu := r.token(httpapi.RoleCustomer, "cust-6")
+	cu := r.token(tokens.RoleCustomer, "cust-6")
 	total := r.order(id).Quote.TotalCents
 	r.must(r.do("POST", "/v1/orders/"+id+"/confirm", cu, confirmBody(total)), 200)
 	over := decode[order](t, r.must(r.pay(id, total+500, "CRO-OVER"), 200))
@@ -334,7 +334,7 @@ func TestRuleMoneyThatArrivesIsNeverRefusedOverHTTP(t *testing.T) {
 	sub3 := r.open("cust-6c", svc{"base", 1, "2028-09-30"})
 	id3 := r.cart("cust-6c", sub3, 1)
 	r.toForm("cust-6c", id3, "bank-transfer")
-	cu3 := r.token(httpapi.RoleCustomer, "cust-6c")
+	cu3 := r.token(tokens.RoleCustomer, "cust-6c")
 	r.must(r.do("POST", "/v1/orders/"+id3+"/confirm", cu3, confirmBody(r.order(id3).Quote.TotalCents)), 200)
 	r.must(r.pay(id3, 1000, "CRO-PART"), 200)
 	clock.on("2027-06-05") // pay-by was 4 June
@@ -418,7 +418,7 @@ func TestRuleWorkingDaysAndWordsOverHTTP(t *testing.T) {
 	sub := r.open("cust-7", svc{"base", 1, "2027-09-25"}, svc{"users", 2, "2028-03-01"})
 	id := r.cart("cust-7", sub, 1)
 	r.toForm("cust-7", id, "bank-transfer")
-	res := decode[order](t, r.must(r.do("POST", "/v1/orders/"+id+"/confirm", r.token(httpapi.RoleCustomer, "cust-7"), confirmBody()), 200))
+	res := decode[order](t, r.must(r.do("POST", "/v1/orders/"+id+"/confirm", r.token(tokens.RoleCustomer, "cust-7"), confirmBody()), 200))
 	var page struct {
 		Orders []struct {
 			ExpectedRegistrationOn string `json:"expectedRegistrationOn"`
@@ -428,7 +428,7 @@ func TestRuleWorkingDaysAndWordsOverHTTP(t *testing.T) {
 		Orders []struct {
 			ExpectedRegistrationOn string `json:"expectedRegistrationOn"`
 		} `json:"orders"`
-	}](t, r.must(r.do("GET", fmt.Sprintf("/v1/pending-payments?after=%d", res.Position), r.token(httpapi.RoleFinance, "fin"), nil), 200))
+	}](t, r.must(r.do("GET", fmt.Sprintf("/v1/pending-payments?after=%d", res.Position), r.token(tokens.RoleFinance, "fin"), nil), 200))
 	// Friday 26 (1), Easter Monday skipped, Tuesday 30 to Friday 2 April (2-5).
 	if len(page.Orders) != 1 || page.Orders[0].ExpectedRegistrationOn != "2027-04-02" {
 		t.Fatalf("pending: %+v", page)
@@ -462,7 +462,7 @@ func TestRuleWorkingDaysAndWordsOverHTTP(t *testing.T) {
 func TestRuleEarlierSpaceIsAlignedOverHTTP(t *testing.T) {
 	r, clock, _ := startCalendar(t, "2027-01-10", time.Hour)
 	sub := r.open("cust-8", svc{"base", 1, "2028-12-31"})
-	cu := r.token(httpapi.RoleCustomer, "cust-8")
+	cu := r.token(tokens.RoleCustomer, "cust-8")
 	buy := func(gb int) order {
 		id := r.cart("cust-8", sub, gb)
 		r.toForm("cust-8", id, "card")
@@ -502,7 +502,7 @@ func TestRuleEarlierSpaceIsAlignedOverHTTP(t *testing.T) {
 // Rule 9: no arithmetic wraps: out-of-range values are 422 problems naming the field.
 func TestRuleNoArithmeticWrapsOverHTTP(t *testing.T) {
 	r, _, _ := startCalendar(t, "2027-05-05", time.Hour)
-	op := r.token(httpapi.RoleOperator, "op")
+	op := r.token(tokens.RoleOperator, "op")
 	body := func(users int64) map[string]any {
 		return map[string]any{"ownerId": "cust-9", "language": "it",
 			"holder": map[string]any{"name": "R", "email": "r@example.com"},
@@ -515,7 +515,7 @@ func TestRuleNoArithmeticWrapsOverHTTP(t *testing.T) {
 		}
 	}
 	sub := r.must(r.do("POST", "/v1/subscriptions", op, body(10_000)), 201).field(t, "subscriptionId").(string)
-	cu := r.token(httpapi.RoleCustomer, "cust-9")
+	cu := r.token(tokens.RoleCustomer, "cust-9")
 	if p := r.problem(r.do("POST", "/v1/orders", cu, map[string]any{"subscriptionId": sub, "channel": "app", "gb": math.MaxInt64}), 422, "invalid-quantity"); p.Field != "gb" {
 		t.Fatalf("gb field %q", p.Field)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/einvoice/spaceorders/handlers/audit"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
 	"github.com/einvoice/spaceorders/handlers/relay"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 // crash stops a replica as a dying process would: its NATS connection goes first, so that
@@ -59,13 +60,13 @@ type ackedCommand struct {
 	position uint64
 }
 
-func (c *clusterClient) token(role httpapi.Role, sub string) string {
+func (c *clusterClient) token(role tokens.Role, sub string) string {
 	c.t.Helper()
-	key, err := httpapi.LoadPrivateKey(string(c.key))
+	key, err := tokens.LoadPrivateKey(string(c.key))
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	tok, err := httpapi.Mint(key, role, sub, time.Hour)
+	tok, err := tokens.Mint(key, role, sub, time.Hour)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -126,7 +127,7 @@ func (c *clusterClient) send(want int, path, token string, body any, stream func
 // says whether the order is paid at the end (else it stays confirmed, awaiting payment).
 func (c *clusterClient) flow(n int, pay bool) (orderID string, ok bool) {
 	owner := fmt.Sprintf("cust-%d", n)
-	op, cu := c.token(httpapi.RoleOperator, "op"), c.token(httpapi.RoleCustomer, owner)
+	op, cu := c.token(tokens.RoleOperator, "op"), c.token(tokens.RoleCustomer, owner)
 	sub := c.send(n, "/v1/subscriptions", op, openBody(owner), func(m map[string]any) string { return "subscription-" + m["subscriptionId"].(string) })
 	if sub == nil {
 		return "", false
@@ -149,7 +150,7 @@ func (c *clusterClient) flow(n int, pay bool) (orderID string, ok bool) {
 		return orderID, conf != nil
 	}
 	total := conf["quote"].(map[string]any)["totalCents"]
-	paid := c.send(n+5, base+"/payments", c.token(httpapi.RolePayments, "gw"),
+	paid := c.send(n+5, base+"/payments", c.token(tokens.RolePayments, "gw"),
 		map[string]any{"amountCents": total, "method": "bank-transfer", "reference": "CRO-" + orderID}, ord)
 	return orderID, paid != nil
 }
@@ -167,11 +168,11 @@ func TestTwoReplicasOnANATSCluster(t *testing.T) {
 	cl := jstest.StartCluster(t, 3)
 	dirA, dirB := t.TempDir(), t.TempDir()
 	// One token key for both replicas, as a deployment gives them one public key.
-	keyFile := httpapi.DevKeyFile(dirB)
-	if _, _, err := httpapi.LoadOrCreateKey(keyFile); err != nil {
+	keyFile := tokens.DevKeyFile(dirB)
+	if _, _, err := tokens.LoadOrCreateKey(keyFile); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := os.ReadFile(keyFile); err != nil || os.WriteFile(httpapi.DevKeyFile(dirA), b, 0o600) != nil {
+	if b, err := os.ReadFile(keyFile); err != nil || os.WriteFile(tokens.DevKeyFile(dirA), b, 0o600) != nil {
 		t.Fatal(err)
 	}
 	replica := func(name, dir string, mailer bool) Config {
@@ -438,11 +439,11 @@ func TestReplicasAnswerFromTheStreamNotTheirCache(t *testing.T) {
 	}
 	t.Cleanup(func() { srv.Close() })
 	dirA, dirB := t.TempDir(), t.TempDir()
-	keyFile := httpapi.DevKeyFile(dirA)
-	if _, _, err := httpapi.LoadOrCreateKey(keyFile); err != nil {
+	keyFile := tokens.DevKeyFile(dirA)
+	if _, _, err := tokens.LoadOrCreateKey(keyFile); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := os.ReadFile(keyFile); err != nil || os.WriteFile(httpapi.DevKeyFile(dirB), b, 0o600) != nil {
+	if b, err := os.ReadFile(keyFile); err != nil || os.WriteFile(tokens.DevKeyFile(dirB), b, 0o600) != nil {
 		t.Fatal(err)
 	}
 	replica := func(name, dir string) Config {
@@ -454,8 +455,8 @@ func TestReplicasAnswerFromTheStreamNotTheirCache(t *testing.T) {
 	eventually(t, "A holds the relay's role", func() bool { return holds(a, "relay") })
 	b := startApp(t, replica("B", dirB))
 
-	cu := a.token(httpapi.RoleCustomer, "cust-fresh")
-	sub := a.must(a.do("POST", "/v1/subscriptions", a.token(httpapi.RoleOperator, "op"), openBody("cust-fresh")), 201).field(t, "subscriptionId").(string)
+	cu := a.token(tokens.RoleCustomer, "cust-fresh")
+	sub := a.must(a.do("POST", "/v1/subscriptions", a.token(tokens.RoleOperator, "op"), openBody("cust-fresh")), 201).field(t, "subscriptionId").(string)
 	id := a.must(a.do("POST", "/v1/orders", cu, map[string]any{"subscriptionId": sub, "channel": "panel"}), 201).field(t, "orderId").(string)
 	// B caches the cart as it is now.
 	if s := b.must(b.do("GET", "/v1/orders/"+id, cu, nil), 200).field(t, "status"); s != "cart" {
@@ -467,7 +468,7 @@ func TestReplicasAnswerFromTheStreamNotTheirCache(t *testing.T) {
 	conf := b.must(b.do("POST", "/v1/orders/"+id+"/confirm", cu, map[string]any{"acceptGeneralConditions": true,
 		"approveUnfairTerms": true, "acknowledgePrivacy": true, "termsVersion": "2026-01"}), 200)
 	total := conf.field(t, "quote").(map[string]any)["totalCents"]
-	paid := a.must(a.do("POST", "/v1/orders/"+id+"/payments", a.token(httpapi.RolePayments, "gw"),
+	paid := a.must(a.do("POST", "/v1/orders/"+id+"/payments", a.token(tokens.RolePayments, "gw"),
 		map[string]any{"amountCents": total, "method": "bank-transfer", "reference": "CRO-1"}), 200)
 	pos := fmt.Sprint(paid.field(t, "position"))
 	for _, path := range []string{"/v1/orders/" + id, "/v1/orders/" + id + "?after=" + pos} {

@@ -12,11 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/einvoice/spaceorders/handlers/tokens"
 	"github.com/nats-io/nats.go"
 	natsjs "github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
-
-	"github.com/einvoice/spaceorders/handlers/httpapi"
 )
 
 // An embedded NATS reachable beyond loopback holds the whole event log: orderd will not
@@ -127,7 +126,7 @@ func TestNATSOnEveryInterfaceAdmitsOnlyItsUser(t *testing.T) {
 	}
 	inURL.Close()
 	// orderd's in-process connection is admitted as the same user: commands work.
-	r.must(r.do("POST", "/v1/subscriptions", r.token(httpapi.RoleOperator, "op"), openBody("cust-nats-auth")), 201)
+	r.must(r.do("POST", "/v1/subscriptions", r.token(tokens.RoleOperator, "op"), openBody("cust-nats-auth")), 201)
 }
 
 // With an nkey seed: the server admits its public key only, proved by a signature.
@@ -171,7 +170,7 @@ func TestNATSOnEveryInterfaceAdmitsTheNKey(t *testing.T) {
 	}
 	defer nc.Close()
 	canReadTheLog(t, nc)
-	r.must(r.do("POST", "/v1/subscriptions", r.token(httpapi.RoleOperator, "op"), openBody("cust-nkey")), 201)
+	r.must(r.do("POST", "/v1/subscriptions", r.token(tokens.RoleOperator, "op"), openBody("cust-nkey")), 201)
 
 	bad := testConfig(t.TempDir())
 	bad.NATSNKeySeed = filepath.Join(t.TempDir(), "missing.nk")

@@ -24,6 +24,7 @@ import (
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 // The whole product on a small disk that fills up: commands answer 507 at once with a
@@ -40,7 +41,7 @@ func TestAFullDiskAnswers507AndRecoversWithoutRestart(t *testing.T) {
 	cfg := testConfig(dir)
 	cfg.RelaxedSync = false // as in production: every append fsynced
 	r := startApp(t, cfg)
-	op := r.token(httpapi.RoleOperator, "op")
+	op := r.token(tokens.RoleOperator, "op")
 
 	var acked []string // subscription ids of commands answered 2xx
 	bodies := map[string]map[string]any{}

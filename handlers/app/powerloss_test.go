@@ -15,7 +15,7 @@ import (
 
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/handlers/audit"
-	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 	"github.com/einvoice/spaceorders/internal/lazyfs"
 )
 
@@ -43,11 +43,11 @@ func TestPowerLossKeepsEveryAcknowledgedCommand(t *testing.T) {
 		}
 	}
 	t.Cleanup(stop) // before the disk is unmounted
-	key, err := httpapi.LoadPrivateKey(a.DevKeyFile)
+	key, err := tokens.LoadPrivateKey(a.DevKeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	op, _ := httpapi.Mint(key, httpapi.RoleOperator, "op", time.Hour)
+	op, _ := tokens.Mint(key, tokens.RoleOperator, "op", time.Hour)
 
 	var mu sync.Mutex
 	var confirmed []string
@@ -61,7 +61,7 @@ func TestPowerLossKeepsEveryAcknowledgedCommand(t *testing.T) {
 			defer wg.Done()
 			for i := 0; ctx.Err() == nil; i++ {
 				owner := fmt.Sprintf("owner-%d-%d", w, i)
-				cu, _ := httpapi.Mint(key, httpapi.RoleCustomer, owner, time.Hour)
+				cu, _ := tokens.Mint(key, tokens.RoleCustomer, owner, time.Hour)
 				id, ok := flow(a.URL(), op, cu, owner)
 				if !ok {
 					return // the power is cut
@@ -89,7 +89,7 @@ func TestPowerLossKeepsEveryAcknowledgedCommand(t *testing.T) {
 	}
 
 	r := startApp(t, cfg)
-	op = r.token(httpapi.RoleOperator, "op") // the development key may not have survived
+	op = r.token(tokens.RoleOperator, "op") // the development key may not have survived
 	mu.Lock()
 	defer mu.Unlock()
 	for _, id := range confirmed {

@@ -11,7 +11,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 // The files of a data folder. The checkpoint key is not the token-signing key: whoever
@@ -30,13 +30,13 @@ func PublicKeyFile(dataDir string) string { return filepath.Join(dataDir, Public
 // LoadOrCreateKey reads the data folder's checkpoint key, making it (mode 0600) and its
 // public file when there is none.
 func LoadOrCreateKey(dataDir string) (key ed25519.PrivateKey, created bool, err error) {
-	key, created, err = httpapi.LoadOrCreateKey(KeyFile(dataDir))
+	key, created, err = tokens.LoadOrCreateKey(KeyFile(dataDir))
 	if err != nil {
 		return nil, false, fmt.Errorf("checkpoint key: %w", err)
 	}
 	pub := key.Public().(ed25519.PublicKey)
 	if _, err := os.Stat(PublicKeyFile(dataDir)); errors.Is(err, os.ErrNotExist) {
-		b, err := httpapi.EncodePublicKey(pub)
+		b, err := tokens.EncodePublicKey(pub)
 		if err != nil {
 			return nil, false, err
 		}
@@ -52,7 +52,7 @@ func LoadOrCreateKey(dataDir string) (key ed25519.PrivateKey, created bool, err 
 func PublicKeys(dataDir string) ([]ed25519.PublicKey, error) {
 	var keys []ed25519.PublicKey
 	for _, f := range []string{PublicKeyFile(dataDir), KeyFile(dataDir)} {
-		k, err := httpapi.LoadPublicKey(f)
+		k, err := tokens.LoadPublicKey(f)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
@@ -70,7 +70,7 @@ func PublicKeys(dataDir string) ([]ed25519.PublicKey, error) {
 func LoadPublicKeys(files []string) ([]ed25519.PublicKey, error) {
 	var keys []ed25519.PublicKey
 	for _, f := range files {
-		k, err := httpapi.LoadPublicKey(f)
+		k, err := tokens.LoadPublicKey(f)
 		if err != nil {
 			return nil, err
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
-	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 	"github.com/einvoice/spaceorders/projections"
 )
 
@@ -92,7 +92,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	w := p.walkthrough()
 
 	// A customer's token is refused, and no page opens with it.
-	signInByKeyboard(t, ctx, p, p.token(httpapi.RoleCustomer, "cust-42"))
+	signInByKeyboard(t, ctx, p, p.token(tokens.RoleCustomer, "cust-42"))
 	run(t, ctx, chromedp.WaitVisible(chromedp.CSS("#problem")))
 	if got := text(t, ctx, "#problem"); !strings.Contains(got, "may not use the console") {
 		t.Fatalf("a customer signing in: %q", got)
@@ -103,7 +103,7 @@ func TestConsoleInABrowser(t *testing.T) {
 	}
 
 	// Finance signs in with the keyboard alone, and lands on the pending payments.
-	signInByKeyboard(t, ctx, p, p.token(httpapi.RoleFinance, "clerk-7"))
+	signInByKeyboard(t, ctx, p, p.token(tokens.RoleFinance, "clerk-7"))
 	run(t, ctx, chromedp.WaitVisible(chromedp.CSS("#csv")))
 	// The first Tab reaches the skip link: the page is made for keyboards.
 	run(t, ctx, chromedp.KeyEvent(kb.Tab))

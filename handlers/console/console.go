@@ -18,7 +18,7 @@ import (
 
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
-	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 	"github.com/einvoice/spaceorders/projections"
 )
 
@@ -42,7 +42,7 @@ var staticFS embed.FS
 // Options configure the console.
 type Options struct {
 	// Auth verifies the tokens signed in with, the same as the API's. Required.
-	Auth *httpapi.Authenticator
+	Auth *tokens.Verifier
 	// Store is the log the timelines and the verification read. Required.
 	Store eventstore.Store
 	// Projections are the read models the pages show. Required.
@@ -70,10 +70,10 @@ type Console struct {
 
 // Roles that may use the console, and what each page allows.
 var (
-	consoleRoles = []httpapi.Role{httpapi.RoleFinance, httpapi.RoleAuditor, httpapi.RoleOperator}
-	readers      = []httpapi.Role{httpapi.RoleFinance, httpapi.RoleAuditor}
-	modelReaders = []httpapi.Role{httpapi.RoleFinance, httpapi.RoleAuditor, httpapi.RoleOperator}
-	rebuilders   = []httpapi.Role{httpapi.RoleOperator}
+	consoleRoles = []tokens.Role{tokens.RoleFinance, tokens.RoleAuditor, tokens.RoleOperator}
+	readers      = []tokens.Role{tokens.RoleFinance, tokens.RoleAuditor}
+	modelReaders = []tokens.Role{tokens.RoleFinance, tokens.RoleAuditor, tokens.RoleOperator}
+	rebuilders   = []tokens.Role{tokens.RoleOperator}
 )
 
 // New builds the console.
@@ -134,7 +134,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // view is what every page's template gets.
 type view struct {
 	Lang  string
-	User  *httpapi.Principal
+	User  *tokens.Principal
 	Nav   []navItem
 	Path  string // the page, for the language links
 	Query url.Values
@@ -177,13 +177,13 @@ func shortHash(s string) string {
 	return s
 }
 
-func (c *Console) newView(r *http.Request, p *httpapi.Principal, titleKey string, page any) view {
+func (c *Console) newView(r *http.Request, p *tokens.Principal, titleKey string, page any) view {
 	l := lang(r)
 	v := view{Lang: l, User: p, Path: r.URL.Path, Query: r.URL.Query(), Title: translate(l, titleKey), Page: page}
 	if p != nil {
 		for _, n := range []struct {
 			key, href string
-			roles     []httpapi.Role
+			roles     []tokens.Role
 		}{
 			{"nav.pending", Prefix + "pending", readers},
 			{"nav.timeline", Prefix + "timeline", readers},
@@ -211,28 +211,28 @@ func (c *Console) render(w http.ResponseWriter, status int, name string, v view)
 }
 
 // message answers a page with one message (a refusal, a page not found).
-func (c *Console) message(w http.ResponseWriter, r *http.Request, p *httpapi.Principal, status int, key string) {
+func (c *Console) message(w http.ResponseWriter, r *http.Request, p *tokens.Principal, status int, key string) {
 	c.render(w, status, "message", c.newView(r, p, key, translate(lang(r), key)))
 }
 
 // principal is the signed-in caller, from the token cookie; false when there is none or
 // it no longer verifies (expired).
-func (c *Console) principal(r *http.Request) (httpapi.Principal, bool) {
+func (c *Console) principal(r *http.Request) (tokens.Principal, bool) {
 	ck, err := r.Cookie(tokenCookie)
 	if err != nil || ck.Value == "" {
-		return httpapi.Principal{}, false
+		return tokens.Principal{}, false
 	}
 	p, err := c.opts.Auth.Verify(ck.Value)
 	if err != nil || !slices.Contains(consoleRoles, p.Role) {
-		return httpapi.Principal{}, false
+		return tokens.Principal{}, false
 	}
 	return p, true
 }
 
-type pageFunc func(w http.ResponseWriter, r *http.Request, p httpapi.Principal)
+type pageFunc func(w http.ResponseWriter, r *http.Request, p tokens.Principal)
 
 // page lets the roles in; anyone else signs in (401) or is refused (403).
-func (c *Console) page(roles []httpapi.Role, serve pageFunc) http.HandlerFunc {
+func (c *Console) page(roles []tokens.Role, serve pageFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, ok := c.principal(r)
 		if !ok {

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 // browserless is a client that keeps cookies and does not follow redirects, to see each
@@ -74,7 +74,7 @@ func TestSignInKeepsTheTokenInAStrictCookie(t *testing.T) {
 		t.Fatalf("Content-Security-Policy %q", csp)
 	}
 
-	for _, role := range []httpapi.Role{httpapi.RoleCustomer, httpapi.RolePayments} {
+	for _, role := range []tokens.Role{tokens.RoleCustomer, tokens.RolePayments} {
 		res := signIn(t, p, hc, p.token(role, "someone"))
 		if res.StatusCode != http.StatusForbidden || len(res.Cookies()) != 0 {
 			t.Fatalf("%s token: %d, cookies %v", role, res.StatusCode, res.Cookies())
@@ -84,7 +84,7 @@ func TestSignInKeepsTheTokenInAStrictCookie(t *testing.T) {
 		t.Fatalf("a bad token: %d, cookies %v", res.StatusCode, res.Cookies())
 	}
 
-	res = signIn(t, p, hc, p.token(httpapi.RoleFinance, "clerk-7"))
+	res = signIn(t, p, hc, p.token(tokens.RoleFinance, "clerk-7"))
 	if res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("finance sign-in: %d", res.StatusCode)
 	}
@@ -118,7 +118,7 @@ func TestSignInKeepsTheTokenInAStrictCookie(t *testing.T) {
 func TestSignInLink(t *testing.T) {
 	p := startProduct(t)
 	hc := browserless(t)
-	res, _ := get(t, hc, p.url+"/console/login?token="+url.QueryEscape(p.token(httpapi.RoleAuditor, "aud-1")))
+	res, _ := get(t, hc, p.url+"/console/login?token="+url.QueryEscape(p.token(tokens.RoleAuditor, "aud-1")))
 	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/console/" || res.Header.Get("Referrer-Policy") == "" {
 		t.Fatalf("link: %d %v", res.StatusCode, res.Header)
 	}
@@ -132,8 +132,8 @@ func TestRebuildFromTheConsole(t *testing.T) {
 	p := startProduct(t)
 	p.walkthrough()
 	fin, op := browserless(t), browserless(t)
-	signIn(t, p, fin, p.token(httpapi.RoleFinance, "clerk-7"))
-	signIn(t, p, op, p.token(httpapi.RoleOperator, "ops-1"))
+	signIn(t, p, fin, p.token(tokens.RoleFinance, "clerk-7"))
+	signIn(t, p, op, p.token(tokens.RoleOperator, "ops-1"))
 
 	res, body := get(t, fin, p.url+"/console/models")
 	if res.StatusCode != 200 || strings.Contains(body, "/rebuild") || !strings.Contains(body, "pending-payment") {
@@ -168,7 +168,7 @@ func TestRebuildFromTheConsole(t *testing.T) {
 func TestItalian(t *testing.T) {
 	p := startProduct(t)
 	hc := browserless(t)
-	signIn(t, p, hc, p.token(httpapi.RoleFinance, "clerk-7"))
+	signIn(t, p, hc, p.token(tokens.RoleFinance, "clerk-7"))
 	_, body := get(t, hc, p.url+"/console/pending?lang=it")
 	if !strings.Contains(body, `<html lang="it">`) || !strings.Contains(body, "Pagamenti in attesa") {
 		t.Fatalf("Italian page:\n%s", body)
@@ -189,7 +189,7 @@ func TestPagesFiltersAndVerification(t *testing.T) {
 	p := startProduct(t)
 	w := p.walkthrough()
 	hc := browserless(t)
-	signIn(t, p, hc, p.token(httpapi.RoleAuditor, "aud-1"))
+	signIn(t, p, hc, p.token(tokens.RoleAuditor, "aud-1"))
 
 	_, body := get(t, hc, p.url+"/console/pending?method=bank-transfer")
 	if !strings.Contains(body, w.order) || !strings.Contains(body, `<option value="bank-transfer" selected>`) {
@@ -249,11 +249,11 @@ func TestPagesFiltersAndVerification(t *testing.T) {
 func TestPendingPageListsCreditsDue(t *testing.T) {
 	p := startProduct(t)
 	w := p.walkthrough()
-	r := p.call("POST", "/v1/orders/"+w.order+"/payments", p.token(httpapi.RolePayments, "gateway"),
+	r := p.call("POST", "/v1/orders/"+w.order+"/payments", p.token(tokens.RolePayments, "gateway"),
 		fmt.Sprintf(`{"amountCents": %d, "method": "bank-transfer", "reference": "CRO-0002"}`, w.total+1234), 200)
-	p.call("GET", fmt.Sprintf("/v1/credits-due?after=%d", uint64(r["position"].(float64))), p.token(httpapi.RoleFinance, "clerk-7"), "", 200)
+	p.call("GET", fmt.Sprintf("/v1/credits-due?after=%d", uint64(r["position"].(float64))), p.token(tokens.RoleFinance, "clerk-7"), "", 200)
 	hc := browserless(t)
-	signIn(t, p, hc, p.token(httpapi.RoleFinance, "clerk-7"))
+	signIn(t, p, hc, p.token(tokens.RoleFinance, "clerk-7"))
 	_, body := get(t, hc, p.url+"/console/pending")
 	i := strings.Index(body, `id="credits-due"`)
 	if i < 0 || !strings.Contains(body[i:], w.order) || !strings.Contains(body[i:], "Rossi &amp; Figli") {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/einvoice/spaceorders/handlers/app"
-	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 // product is the whole of orderd, in process, on a real listener and a real embedded
@@ -42,15 +42,15 @@ func startProduct(t *testing.T) *product {
 			t.Error(err)
 		}
 	})
-	key, err := httpapi.LoadPrivateKey(a.DevKeyFile)
+	key, err := tokens.LoadPrivateKey(a.DevKeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &product{t: t, a: a, url: a.URL(), key: key}
 }
 
-func (p *product) token(role httpapi.Role, sub string) string {
-	tok, err := httpapi.Mint(p.key, role, sub, time.Hour)
+func (p *product) token(role tokens.Role, sub string) string {
+	tok, err := tokens.Mint(p.key, role, sub, time.Hour)
 	if err != nil {
 		p.t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ type walk struct {
 // paying by bank transfer.
 func (p *product) walkthrough() walk {
 	p.t.Helper()
-	op, cu := p.token(httpapi.RoleOperator, "ops-1"), p.token(httpapi.RoleCustomer, "cust-42")
+	op, cu := p.token(tokens.RoleOperator, "ops-1"), p.token(tokens.RoleCustomer, "cust-42")
 	expires := time.Now().AddDate(0, 4, 0).Format("2006-01-02")
 	sub := p.call("POST", "/v1/subscriptions", op, `{"ownerId": "cust-42",
 		"holder": {"name": "Rossi & Figli S.r.l.", "email": "amministrazione@rossi.example"}, "language": "it",
@@ -121,15 +121,15 @@ func (p *product) walkthrough() walk {
 	total := int64(c["quote"].(map[string]any)["totalCents"].(float64))
 	pos := uint64(c["position"].(float64))
 	// The read models have it before the pages are looked at.
-	p.call("GET", fmt.Sprintf("/v1/pending-payments?after=%d", pos), p.token(httpapi.RoleFinance, "clerk-7"), "", 200)
+	p.call("GET", fmt.Sprintf("/v1/pending-payments?after=%d", pos), p.token(tokens.RoleFinance, "clerk-7"), "", 200)
 	return walk{sub: sub, order: id, total: total, confirmed: pos}
 }
 
 // pay is the walkthrough's step 6: the bank transfer is registered, and the order is paid.
 func (p *product) pay(w walk) {
 	p.t.Helper()
-	r := p.call("POST", "/v1/orders/"+w.order+"/payments", p.token(httpapi.RolePayments, "gateway"),
+	r := p.call("POST", "/v1/orders/"+w.order+"/payments", p.token(tokens.RolePayments, "gateway"),
 		fmt.Sprintf(`{"amountCents": %d, "method": "bank-transfer", "reference": "CRO-0001"}`, w.total), 200)
 	p.call("GET", fmt.Sprintf("/v1/subscriptions/%s/quota?after=%d", w.sub, uint64(r["position"].(float64))),
-		p.token(httpapi.RoleCustomer, "cust-42"), "", 200)
+		p.token(tokens.RoleCustomer, "cust-42"), "", 200)
 }

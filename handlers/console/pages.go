@@ -21,7 +21,7 @@ import (
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/handlers/audit"
 	"github.com/einvoice/spaceorders/handlers/checkpoint"
-	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 	"github.com/einvoice/spaceorders/projections"
 )
 
@@ -63,7 +63,7 @@ func pendingQuery(r *http.Request) (projections.PendingQuery, url.Values, string
 	return pq, filters, problem
 }
 
-func (c *Console) pending(w http.ResponseWriter, r *http.Request, p httpapi.Principal) {
+func (c *Console) pending(w http.ResponseWriter, r *http.Request, p tokens.Principal) {
 	now := c.opts.Clock()
 	pq, filters, problem := pendingQuery(r)
 	page, err := c.opts.Projections.PendingPayments(pq, now)
@@ -114,7 +114,7 @@ func query(v url.Values) string {
 }
 
 // pendingCSV downloads every pending order the filters select (not only one page).
-func (c *Console) pendingCSV(w http.ResponseWriter, r *http.Request, p httpapi.Principal) {
+func (c *Console) pendingCSV(w http.ResponseWriter, r *http.Request, p tokens.Principal) {
 	now := c.opts.Clock()
 	pq, _, _ := pendingQuery(r)
 	pq.Cursor, pq.Limit = "", projections.MaxPageLimit
@@ -167,7 +167,7 @@ type timelineRow struct {
 
 type field struct{ Name, Value string }
 
-func (c *Console) timeline(w http.ResponseWriter, r *http.Request, p httpapi.Principal) {
+func (c *Console) timeline(w http.ResponseWriter, r *http.Request, p tokens.Principal) {
 	pg := timelinePage{ID: r.URL.Query().Get("id")}
 	if pg.ID == "" {
 		c.render(w, http.StatusOK, "timeline", c.newView(r, &p, "timeline.title", pg))
@@ -291,7 +291,7 @@ type modelsPage struct {
 	Rebuilt    string
 }
 
-func (c *Console) models(w http.ResponseWriter, r *http.Request, p httpapi.Principal) {
+func (c *Console) models(w http.ResponseWriter, r *http.Request, p tokens.Principal) {
 	pg := modelsPage{
 		Models: c.opts.Projections.Status(r.Context()), CanRebuild: slices.Contains(rebuilders, p.Role),
 		Rebuilt: r.URL.Query().Get("rebuilt"),
@@ -299,7 +299,7 @@ func (c *Console) models(w http.ResponseWriter, r *http.Request, p httpapi.Princ
 	c.render(w, http.StatusOK, "models", c.newView(r, &p, "models.title", pg))
 }
 
-func (c *Console) rebuild(w http.ResponseWriter, r *http.Request, p httpapi.Principal) {
+func (c *Console) rebuild(w http.ResponseWriter, r *http.Request, p tokens.Principal) {
 	name := r.PathValue("name")
 	err := c.opts.Projections.Rebuild(r.Context(), name)
 	if errors.Is(err, projections.ErrUnknownModel) {
@@ -356,7 +356,7 @@ func (c *Console) checkpoints(ctx context.Context, keys []ed25519.PublicKey) []a
 	return out[:min(len(out), recentCheckpoints)]
 }
 
-func (c *Console) logPage(w http.ResponseWriter, r *http.Request, p httpapi.Principal) {
+func (c *Console) logPage(w http.ResponseWriter, r *http.Request, p tokens.Principal) {
 	q := r.URL.Query()
 	pg := logPage{Expect: q.Get("expectDigest"), At: q.Get("at")}
 	head, err := c.opts.Store.Head(r.Context())

@@ -8,11 +8,12 @@ import (
 	"testing"
 
 	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 // allowed is the authorization contract, written out independently of the router: for
 // every route, the roles that may call it ("" stands for no token at all: public).
-var allowed = map[string][]httpapi.Role{
+var allowed = map[string][]tokens.Role{
 	"GET /healthz":                        {"", "customer", "operator", "payments", "finance", "auditor"},
 	"GET /readyz":                         {"", "customer", "operator", "payments", "finance", "auditor"},
 	"GET /metrics":                        {"", "customer", "operator", "payments", "finance", "auditor"},
@@ -65,7 +66,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	if len(routes) != len(allowed) {
 		t.Errorf("%d routes in the router, %d in the contract", len(routes), len(allowed))
 	}
-	subjects := map[httpapi.Role]string{"customer": "cust-owner", "operator": "op", "payments": "gw", "finance": "fin", "auditor": "aud"}
+	subjects := map[tokens.Role]string{"customer": "cust-owner", "operator": "op", "payments": "gw", "finance": "fin", "auditor": "aud"}
 	for _, rt := range routes {
 		key := rt.Method + " " + rt.Path
 		want, ok := allowed[key]
@@ -78,7 +79,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			id = subID
 		}
 		path := strings.Replace(rt.Path, "{id}", id, 1)
-		for _, role := range append([]httpapi.Role{""}, httpapi.Roles...) {
+		for _, role := range append([]tokens.Role{""}, tokens.Roles...) {
 			tok := ""
 			if role != "" {
 				tok = e.token(role, subjects[role])
@@ -104,8 +105,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 		}
 		// A customer on someone else's resource: 404, never 403.
-		if slices.Contains(want, httpapi.RoleCustomer) && strings.Contains(rt.Path, "{id}") || key == "POST /v1/orders" {
-			r := e.do(rt.Method, path, e.token(httpapi.RoleCustomer, "cust-stranger"), bodies[key])
+		if slices.Contains(want, tokens.RoleCustomer) && strings.Contains(rt.Path, "{id}") || key == "POST /v1/orders" {
+			r := e.do(rt.Method, path, e.token(tokens.RoleCustomer, "cust-stranger"), bodies[key])
 			code := "unknown-order"
 			if strings.Contains(key, "subscriptions") || key == "POST /v1/orders" {
 				code = "unknown-subscription"

@@ -7,6 +7,7 @@ import (
 
 	"github.com/einvoice/spaceorders/handlers/app"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 func corsHeaders(h http.Header) []string {
@@ -43,7 +44,7 @@ func TestCORSForConfiguredOrigins(t *testing.T) {
 	}
 
 	// The request itself: readable, with ETag and Location exposed.
-	r = e.do("GET", "/v1/orders/"+orderID, e.token(httpapi.RoleCustomer, "cust-1"), nil, "Origin", "http://LOCALHOST:5173")
+	r = e.do("GET", "/v1/orders/"+orderID, e.token(tokens.RoleCustomer, "cust-1"), nil, "Origin", "http://LOCALHOST:5173")
 	must(t, r, 200)
 	if r.header.Get("Access-Control-Allow-Origin") != "http://LOCALHOST:5173" {
 		t.Fatalf("answer headers %v", r.header)

@@ -12,6 +12,7 @@ import (
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 // The help page's flow, over HTTP, from each channel: open, request, toggle, checkout,
@@ -20,12 +21,12 @@ import (
 func TestSeedFlowFromEachChannel(t *testing.T) {
 	core, logs := observer.New(zapcore.InfoLevel)
 	e := start(t, zap.New(core))
-	op := e.token(httpapi.RoleOperator, "op-1")
-	pay := e.token(httpapi.RolePayments, "gateway")
+	op := e.token(tokens.RoleOperator, "op-1")
+	pay := e.token(tokens.RolePayments, "gateway")
 	for _, channel := range []string{"panel", "customer-area", "app"} {
 		t.Run(channel, func(t *testing.T) {
 			owner := "cust-" + channel
-			cu := e.token(httpapi.RoleCustomer, owner)
+			cu := e.token(tokens.RoleCustomer, owner)
 			r := must(t, e.do("POST", "/v1/subscriptions", op, subscriptionBody(owner)), http.StatusCreated)
 			subID := r.str(t, "subscriptionId")
 			if r.header.Get("Location") != "/v1/subscriptions/"+subID {

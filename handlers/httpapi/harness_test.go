@@ -18,6 +18,7 @@ import (
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/handlers/app"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 // env is the whole product, in process, on a real listener and a real embedded JetStream
@@ -56,7 +57,7 @@ func startWith(t *testing.T, log *zap.Logger, tune func(*app.Config)) *env {
 			t.Error(err)
 		}
 	})
-	key, err := httpapi.LoadPrivateKey(a.DevKeyFile)
+	key, err := tokens.LoadPrivateKey(a.DevKeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,8 +67,8 @@ func startWith(t *testing.T, log *zap.Logger, tune func(*app.Config)) *env {
 	return &env{t: t, a: a, url: a.URL(), key: key, hc: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
 }
 
-func (e *env) token(role httpapi.Role, sub string) string {
-	tok, err := httpapi.Mint(e.key, role, sub, time.Hour)
+func (e *env) token(role tokens.Role, sub string) string {
+	tok, err := tokens.Mint(e.key, role, sub, time.Hour)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -191,7 +192,7 @@ func subscriptionBody(owner string) map[string]any {
 // openSubscription opens a subscription for owner as an operator and returns its id.
 func (e *env) openSubscription(owner string) string {
 	e.t.Helper()
-	r := must(e.t, e.do("POST", "/v1/subscriptions", e.token(httpapi.RoleOperator, "op-1"), subscriptionBody(owner)), http.StatusCreated)
+	r := must(e.t, e.do("POST", "/v1/subscriptions", e.token(tokens.RoleOperator, "op-1"), subscriptionBody(owner)), http.StatusCreated)
 	return r.str(e.t, "subscriptionId")
 }
 
@@ -199,7 +200,7 @@ func (e *env) openSubscription(owner string) string {
 func (e *env) newOrder(owner, channel string) (subID, orderID string) {
 	e.t.Helper()
 	subID = e.openSubscription(owner)
-	r := must(e.t, e.do("POST", "/v1/orders", e.token(httpapi.RoleCustomer, owner),
+	r := must(e.t, e.do("POST", "/v1/orders", e.token(tokens.RoleCustomer, owner),
 		map[string]any{"subscriptionId": subID, "gb": 1, "channel": channel}), http.StatusCreated)
 	return subID, r.str(e.t, "orderId")
 }
@@ -208,7 +209,7 @@ func (e *env) newOrder(owner, channel string) (subID, orderID string) {
 func (e *env) confirmedOrder(owner string) (subID, orderID string, total int64) {
 	e.t.Helper()
 	subID, orderID = e.newOrder(owner, "panel")
-	cu := e.token(httpapi.RoleCustomer, owner)
+	cu := e.token(tokens.RoleCustomer, owner)
 	must(e.t, e.do("POST", "/v1/orders/"+orderID+"/checkout", cu, nil), 200)
 	must(e.t, e.do("POST", "/v1/orders/"+orderID+"/payment-method", cu, map[string]any{"method": "card"}), 200)
 	r := must(e.t, e.do("POST", "/v1/orders/"+orderID+"/confirm", cu, confirmBody()), 200)

@@ -13,6 +13,7 @@ import (
 	"github.com/einvoice/spaceorders/handlers/app"
 	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 // startIn starts the product on the data folder dir; stop shuts it down (the folder holds
@@ -37,7 +38,7 @@ func startIn(t *testing.T, dir string) (e *env, stop func()) {
 		}
 	}
 	t.Cleanup(stop)
-	key, err := httpapi.LoadPrivateKey(a.DevKeyFile)
+	key, err := tokens.LoadPrivateKey(a.DevKeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,8 +63,8 @@ func dropBucket(t *testing.T, e *env) {
 func TestRetryAfterRestartIsAnsweredFromTheLog(t *testing.T) {
 	dir := t.TempDir()
 	e1, stop := startIn(t, dir)
-	op := e1.token(httpapi.RoleOperator, "op-1")
-	cu := e1.token(httpapi.RoleCustomer, "cust-log")
+	op := e1.token(tokens.RoleOperator, "op-1")
+	cu := e1.token(tokens.RoleCustomer, "cust-log")
 	first := must(t, e1.do("POST", "/v1/subscriptions", op, subscriptionBody("cust-log"), "Idempotency-Key", "open-1"), http.StatusCreated)
 	subID := first.str(t, "subscriptionId")
 	order := must(t, e1.do("POST", "/v1/orders", cu, map[string]any{"subscriptionId": subID, "channel": "app"}, "Idempotency-Key", "order-1"), http.StatusCreated)
@@ -103,9 +104,9 @@ func TestRetryAfterRestartIsAnsweredFromTheLog(t *testing.T) {
 func TestRetryCompletesAnOrderWhoseAttemptDiedAfterTheSlot(t *testing.T) {
 	e := start(t, nil)
 	subID := e.openSubscription("cust-half")
-	cu := e.token(httpapi.RoleCustomer, "cust-half")
+	cu := e.token(tokens.RoleCustomer, "cust-half")
 	// What the dead attempt wrote: the slot, under the ids its key derives.
-	key := command.IdempotencyKey(string(httpapi.RoleCustomer), "cust-half", "POST /v1/orders", "half-1")
+	key := command.IdempotencyKey(string(tokens.RoleCustomer), "cust-half", "POST /v1/orders", "half-1")
 	orderID := command.DerivedID(key, "order")
 	if _, _, err := e.a.Commands.ExecuteSubscription(context.Background(), uuid.MustParse(subID),
 		domain.ReserveOrderSlot{OrderID: orderID}, command.Meta{Key: key, Actor: "cust-half"}, nil); err != nil {
@@ -134,7 +135,7 @@ func TestRetryIsNotRefusedByWhatCameAfterItsSuccess(t *testing.T) {
 	dir := t.TempDir()
 	e1, stop := startIn(t, dir)
 	subID := e1.openSubscription("cust-moved")
-	cu := e1.token(httpapi.RoleCustomer, "cust-moved")
+	cu := e1.token(tokens.RoleCustomer, "cust-moved")
 	body := map[string]any{"subscriptionId": subID, "channel": "app"}
 	first := must(t, e1.do("POST", "/v1/orders", cu, body, "Idempotency-Key", "moved-1"), http.StatusCreated)
 	orderID := first.str(t, "orderId")
@@ -158,7 +159,7 @@ func TestRetryIsNotRefusedByWhatCameAfterItsSuccess(t *testing.T) {
 func TestOrderInProgressIsNotKeptUnderTheKey(t *testing.T) {
 	e := start(t, nil)
 	subID := e.openSubscription("cust-busy")
-	cu := e.token(httpapi.RoleCustomer, "cust-busy")
+	cu := e.token(tokens.RoleCustomer, "cust-busy")
 	body := map[string]any{"subscriptionId": subID, "channel": "app"}
 	busy := must(t, e.do("POST", "/v1/orders", cu, body), http.StatusCreated)
 	wantProblem(t, e.do("POST", "/v1/orders", cu, body, "Idempotency-Key", "busy-1"), http.StatusConflict, "order-in-progress")

@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/einvoice/spaceorders/domain"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 	"github.com/einvoice/spaceorders/projections"
 )
 
@@ -52,8 +53,8 @@ var OrderStatuses = []domain.OrderStatus{domain.StatusCart, domain.StatusCheckou
 
 func (s *Server) listRoutes() {
 	var (
-		subReaders   = []Role{RoleCustomer, RoleOperator, RoleFinance, RoleAuditor}
-		orderReaders = []Role{RoleCustomer, RoleOperator, RolePayments, RoleFinance, RoleAuditor}
+		subReaders   = []tokens.Role{tokens.RoleCustomer, tokens.RoleOperator, tokens.RoleFinance, tokens.RoleAuditor}
+		orderReaders = []tokens.Role{tokens.RoleCustomer, tokens.RoleOperator, tokens.RolePayments, tokens.RoleFinance, tokens.RoleAuditor}
 	)
 	s.read(Route{"GET", "/v1/subscriptions", subReaders, "ListSubscriptions"}, []string{projections.ListsName}, s.listSubscriptions)
 	s.read(Route{"GET", "/v1/orders", orderReaders, "ListOrders"}, []string{projections.ListsName}, s.listOrders)
@@ -116,10 +117,10 @@ func (s *Server) listSubscriptions(c *call) (answer, error) {
 	owner := q.Get("ownerId")
 	page := projections.SubscriptionsPage{Subscriptions: []projections.SubscriptionSummary{}}
 	switch {
-	case c.p.Role == RoleCustomer && owner != "" && owner != c.p.Subject:
+	case c.p.Role == tokens.RoleCustomer && owner != "" && owner != c.p.Subject:
 		// A customer sees its own subscriptions only: another owner's list is empty to it.
 	default:
-		if c.p.Role == RoleCustomer {
+		if c.p.Role == tokens.RoleCustomer {
 			owner = c.p.Subject
 		}
 		page, err = s.proj.Subscriptions(projections.SubscriptionsQuery{OwnerID: owner, Cursor: q.Get("cursor"), Limit: limit})
@@ -154,7 +155,7 @@ func (s *Server) listOrders(c *call) (answer, error) {
 			return answer{}, malformed("status=%q: want one of %s", v, statusList())
 		}
 	}
-	if c.p.Role == RoleCustomer {
+	if c.p.Role == tokens.RoleCustomer {
 		oq.OwnerID = c.p.Subject
 	}
 	page, err := s.proj.Orders(oq)

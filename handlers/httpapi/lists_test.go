@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 // ids collects field of every item of the list named list in a JSON answer.
@@ -47,8 +48,8 @@ func TestListsOfSubscriptionsAndOrders(t *testing.T) {
 	subA3 := e.openSubscription("cust-a")
 	subB, cartB := e.newOrder("cust-b", "panel")
 	after := fmt.Sprintf("after=%d", e.head())
-	custA, custB := e.token(httpapi.RoleCustomer, "cust-a"), e.token(httpapi.RoleCustomer, "cust-b")
-	op, fin := e.token(httpapi.RoleOperator, "op"), e.token(httpapi.RoleFinance, "fin")
+	custA, custB := e.token(tokens.RoleCustomer, "cust-a"), e.token(tokens.RoleCustomer, "cust-b")
+	op, fin := e.token(tokens.RoleOperator, "op"), e.token(tokens.RoleFinance, "fin")
 
 	// A customer sees its own subscriptions, in the order they were opened, and nobody else's.
 	r := must(t, e.do("GET", "/v1/subscriptions?"+after, custA, nil), 200)
@@ -118,7 +119,7 @@ func TestExpiriesArePaged(t *testing.T) {
 	for i := range 4 {
 		e.openSubscription(fmt.Sprintf("cust-%d", i))
 	}
-	op := e.token(httpapi.RoleOperator, "op")
+	op := e.token(tokens.RoleOperator, "op")
 	// Each subscription has three services; a year-wide window holds them all.
 	whole := must(t, e.do("GET", fmt.Sprintf("/v1/expiries?within=730d&limit=1000&after=%d", e.head()), op, nil), 200)
 	want := ids(t, whole, "expiries", "expiresOn")

@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/einvoice/spaceorders/domain"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 // OrderView is an order as the API shows it.
@@ -80,7 +81,7 @@ func (s *Server) visibleOrder(c *call) (uuid.UUID, domain.Order, uint64, error) 
 	if err != nil {
 		return id, o, ver, err
 	}
-	if !ok || (c.p.Role == RoleCustomer && o.OwnerID != c.p.Subject) {
+	if !ok || (c.p.Role == tokens.RoleCustomer && o.OwnerID != c.p.Subject) {
 		return id, o, ver, domain.ErrUnknownOrder
 	}
 	return id, o, ver, nil
@@ -145,7 +146,7 @@ func (s *Server) orderCommand(c *call, build func(o domain.Order) (domain.OrderC
 	}
 	// The order's events carry the channel it was placed from; another role's command
 	// (a payment, an operator's cancellation) carries none.
-	if c.p.Role == RoleCustomer {
+	if c.p.Role == tokens.RoleCustomer {
 		c.meta.Channel = o.Channel
 	}
 	res, after, err := s.cmds.ExecuteOrder(c.ctx(), id, cmd, c.meta, c.ifMatch)
@@ -238,7 +239,7 @@ func (s *Server) cancelOrder(c *call) (int, any, error) {
 			reason = "cancelled by " + string(c.p.Role)
 		}
 		// Only an operator may cancel a partly paid order (what was paid becomes a credit due).
-		return domain.CancelOrder{Reason: reason, ByOperator: c.p.Role == RoleOperator}, nil
+		return domain.CancelOrder{Reason: reason, ByOperator: c.p.Role == tokens.RoleOperator}, nil
 	})
 }
 

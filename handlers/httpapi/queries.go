@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/einvoice/spaceorders/domain"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 	"github.com/einvoice/spaceorders/projections"
 )
 
@@ -54,9 +55,9 @@ type readFunc func(c *call) (answer, error)
 // queryRoutes mounts the read-model queries; each waits for ?after= first (read-your-writes).
 func (s *Server) queryRoutes() {
 	var (
-		subReaders = []Role{RoleCustomer, RoleOperator, RoleFinance, RoleAuditor}
-		staff      = []Role{RoleOperator, RoleFinance, RoleAuditor}
-		finance    = []Role{RoleFinance, RoleAuditor}
+		subReaders = []tokens.Role{tokens.RoleCustomer, tokens.RoleOperator, tokens.RoleFinance, tokens.RoleAuditor}
+		staff      = []tokens.Role{tokens.RoleOperator, tokens.RoleFinance, tokens.RoleAuditor}
+		finance    = []tokens.Role{tokens.RoleFinance, tokens.RoleAuditor}
 	)
 	s.read(Route{"GET", "/v1/subscriptions/{id}/quota", subReaders, "GetQuota"}, []string{projections.QuotaName}, s.getQuota)
 	s.read(Route{"GET", "/v1/subscriptions/{id}/expiries", subReaders, "GetSubscriptionExpiries"}, []string{projections.ExpiryName}, s.getSubscriptionExpiries)
@@ -67,7 +68,7 @@ func (s *Server) queryRoutes() {
 	s.read(Route{"GET", "/v1/projections", staff, "GetProjections"}, nil, func(c *call) (answer, error) {
 		return answer{json: ProjectionsAnswer{Models: s.proj.Status(c.ctx())}}, nil
 	})
-	s.Mount(Route{"POST", "/v1/projections/{name}/rebuild", []Role{RoleOperator}, "RebuildProjection"}, http.HandlerFunc(s.rebuild))
+	s.Mount(Route{"POST", "/v1/projections/{name}/rebuild", []tokens.Role{tokens.RoleOperator}, "RebuildProjection"}, http.HandlerFunc(s.rebuild))
 }
 
 // read mounts a query on the named models (nil: all of them).
@@ -168,7 +169,7 @@ func (s *Server) visibleProjected(c *call) (uuid.UUID, error) {
 		return id, err
 	}
 	owner, ok := s.proj.Owner(id)
-	if !ok || (c.p.Role == RoleCustomer && owner != c.p.Subject) {
+	if !ok || (c.p.Role == tokens.RoleCustomer && owner != c.p.Subject) {
 		return id, domain.ErrUnknownSubscription
 	}
 	return id, nil

@@ -13,6 +13,7 @@ import (
 
 	"github.com/einvoice/spaceorders/handlers/app"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 	"github.com/einvoice/spaceorders/projections"
 )
 
@@ -21,7 +22,7 @@ import (
 func (e *env) confirm(owner, method string) (subID, orderID string, total int64, pos uint64) {
 	e.t.Helper()
 	subID, orderID = e.newOrder(owner, "app")
-	cu := e.token(httpapi.RoleCustomer, owner)
+	cu := e.token(tokens.RoleCustomer, owner)
 	must(e.t, e.do("POST", "/v1/orders/"+orderID+"/checkout", cu, nil), 200)
 	must(e.t, e.do("POST", "/v1/orders/"+orderID+"/payment-method", cu, map[string]any{"method": method}), 200)
 	r := must(e.t, e.do("POST", "/v1/orders/"+orderID+"/confirm", cu, confirmBody()), 200)
@@ -82,7 +83,7 @@ func cents(t *testing.T, row map[string]string, name string) int64 {
 // HTTP, right after the commands (?after=), in JSON and in CSV, and the totals add up.
 func TestReadModelQueriesAfterTheCommands(t *testing.T) {
 	e := start(t, nil)
-	fin := e.token(httpapi.RoleFinance, "fin")
+	fin := e.token(tokens.RoleFinance, "fin")
 	subA, orderA, totalA, _ := e.confirm("cust-a", "card")
 	subB, orderB, totalB, posB := e.confirm("cust-b", "bank-transfer")
 	after := fmt.Sprintf("?after=%d", posB)
@@ -158,12 +159,12 @@ func TestReadModelQueriesAfterTheCommands(t *testing.T) {
 	}
 
 	// Quota: the customer reads its own; another customer's is unknown; staff read all.
-	q := decode[projections.QuotaView](t, must(t, e.do("GET", "/v1/subscriptions/"+subA+"/quota"+after, e.token(httpapi.RoleCustomer, "cust-a"), nil), 200))
+	q := decode[projections.QuotaView](t, must(t, e.do("GET", "/v1/subscriptions/"+subA+"/quota"+after, e.token(tokens.RoleCustomer, "cust-a"), nil), 200))
 	if q.SubscriptionID.String() != subA || q.BaseGB != 1 || q.PendingGB != 1 || q.PurchasedGB != 0 {
 		t.Fatalf("quota before payment: %+v", q)
 	}
-	wantProblem(t, e.do("GET", "/v1/subscriptions/"+subA+"/quota", e.token(httpapi.RoleCustomer, "cust-b"), nil), 404, "unknown-subscription")
-	wantProblem(t, e.do("GET", "/v1/subscriptions/"+subA+"/expiries", e.token(httpapi.RoleCustomer, "cust-b"), nil), 404, "unknown-subscription")
+	wantProblem(t, e.do("GET", "/v1/subscriptions/"+subA+"/quota", e.token(tokens.RoleCustomer, "cust-b"), nil), 404, "unknown-subscription")
+	wantProblem(t, e.do("GET", "/v1/subscriptions/"+subA+"/expiries", e.token(tokens.RoleCustomer, "cust-b"), nil), 404, "unknown-subscription")
 	wantProblem(t, e.do("GET", "/v1/subscriptions/00000000-0000-0000-0000-000000000001/quota", fin, nil), 404, "unknown-subscription")
 	qrows := readCSV(t, e.do("GET", "/v1/subscriptions/"+subB+"/quota", fin, nil, "Accept", "text/csv"))
 	if len(qrows) != 1 || qrows[0]["subscription_id"] != subB || qrows[0]["pending_gb"] != "1" {
@@ -171,11 +172,11 @@ func TestReadModelQueriesAfterTheCommands(t *testing.T) {
 	}
 
 	// Expiries: the subscription's three services; across subscriptions within a window.
-	ex := decode[httpapi.SubscriptionExpiries](t, must(t, e.do("GET", "/v1/subscriptions/"+subA+"/expiries", e.token(httpapi.RoleCustomer, "cust-a"), nil), 200))
+	ex := decode[httpapi.SubscriptionExpiries](t, must(t, e.do("GET", "/v1/subscriptions/"+subA+"/expiries", e.token(tokens.RoleCustomer, "cust-a"), nil), 200))
 	if len(ex.Expiries) != 3 {
 		t.Fatalf("expiries: %+v", ex)
 	}
-	op := e.token(httpapi.RoleOperator, "op")
+	op := e.token(tokens.RoleOperator, "op")
 	for _, w := range []string{"800d", "800"} {
 		all := decode[httpapi.ExpiriesWithin](t, must(t, e.do("GET", "/v1/expiries?within="+w, op, nil), 200))
 		if all.WithinDays != 800 || len(all.Expiries) != 6 {
@@ -191,7 +192,7 @@ func TestReadModelQueriesAfterTheCommands(t *testing.T) {
 
 	// Read your writes: right after the payment, the quota has the space and the order has
 	// left the pending list.
-	r := must(t, e.do("POST", "/v1/orders/"+orderA+"/payments", e.token(httpapi.RolePayments, "gw"),
+	r := must(t, e.do("POST", "/v1/orders/"+orderA+"/payments", e.token(tokens.RolePayments, "gw"),
 		map[string]any{"amountCents": totalA, "method": "card", "reference": "TRN-A"}), 200)
 	paid := fmt.Sprintf("?after=%d", uint64(r.json(t)["position"].(float64)))
 	page = decode[projections.PendingPage](t, must(t, e.do("GET", "/v1/pending-payments"+paid, fin, nil), 200))
@@ -227,7 +228,7 @@ func TestReadModelQueriesAfterTheCommands(t *testing.T) {
 // waitQuota: the quota read model shows gb purchased (the grant may follow the payment).
 func (e *env) waitQuota(subID string, gb int) {
 	e.t.Helper()
-	fin := e.token(httpapi.RoleFinance, "fin")
+	fin := e.token(tokens.RoleFinance, "fin")
 	eventually(e.t, "quota shows the purchased space", func() bool {
 		var q projections.QuotaView
 		_ = json.Unmarshal(e.do("GET", "/v1/subscriptions/"+subID+"/quota", fin, nil).body, &q)
@@ -238,7 +239,7 @@ func (e *env) waitQuota(subID string, gb int) {
 // A position the models cannot reach within the wait answers 503 with Retry-After.
 func TestReadYourWritesGivesUpWithRetryAfter(t *testing.T) {
 	e := startWith(t, nil, func(c *app.Config) { c.ReadWait = 150 * time.Millisecond })
-	fin := e.token(httpapi.RoleFinance, "fin")
+	fin := e.token(tokens.RoleFinance, "fin")
 	_, _, _, pos := e.confirm("cust-wait", "card")
 	must(t, e.do("GET", fmt.Sprintf("/v1/pending-payments/summary?after=%d", pos), fin, nil), 200)
 	start := time.Now()

@@ -15,38 +15,39 @@ import (
 
 	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 // Every refusal path answers its status and a stable problem type.
 func TestRefusals(t *testing.T) {
 	e := start(t, nil)
-	op := e.token(httpapi.RoleOperator, "op-1")
-	pay := e.token(httpapi.RolePayments, "gateway")
+	op := e.token(tokens.RoleOperator, "op-1")
+	pay := e.token(tokens.RolePayments, "gateway")
 	owner := "cust-r"
-	cu := e.token(httpapi.RoleCustomer, owner)
+	cu := e.token(tokens.RoleCustomer, owner)
 	subID, cart := e.newOrder(owner, "app") // an order in the cart
 	_, confirmed, _ := e.confirmedOrder("cust-c")
-	cc := e.token(httpapi.RoleCustomer, "cust-c")
+	cc := e.token(tokens.RoleCustomer, "cust-c")
 	_, paid, paidTotal := e.confirmedOrder("cust-p")
 	must(t, e.do("POST", "/v1/orders/"+paid+"/payments", pay, map[string]any{"amountCents": paidTotal, "method": "card", "reference": "P-1"}), 200)
-	cp := e.token(httpapi.RoleCustomer, "cust-p")
+	cp := e.token(tokens.RoleCustomer, "cust-p")
 	_, cancelled := e.newOrder("cust-x", "panel")
-	cx := e.token(httpapi.RoleCustomer, "cust-x")
+	cx := e.token(tokens.RoleCustomer, "cust-x")
 	must(t, e.do("POST", "/v1/orders/"+cancelled+"/cancel", cx, nil), 200)
 
 	otherKey := func() string {
 		_, k, _ := ed25519.GenerateKey(rand.Reader)
-		tok, _ := httpapi.Mint(k, httpapi.RoleOperator, "op-1", time.Hour)
+		tok, _ := tokens.Mint(k, tokens.RoleOperator, "op-1", time.Hour)
 		return tok
 	}()
 	expired := func() string {
-		c := httpapi.Claims{Role: "operator", RegisteredClaims: jwt.RegisteredClaims{Subject: "op-1", Audience: jwt.ClaimStrings{httpapi.Audience},
+		c := tokens.Claims{Role: "operator", RegisteredClaims: jwt.RegisteredClaims{Subject: "op-1", Audience: jwt.ClaimStrings{tokens.Audience},
 			ExpiresAt: jwt.NewNumericDate(time.Now().Add(-time.Hour))}}
 		tok, _ := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c).SignedString(e.key)
 		return tok
 	}()
 	hs256 := func() string {
-		c := httpapi.Claims{Role: "operator", RegisteredClaims: jwt.RegisteredClaims{Subject: "op-1", Audience: jwt.ClaimStrings{httpapi.Audience},
+		c := tokens.Claims{Role: "operator", RegisteredClaims: jwt.RegisteredClaims{Subject: "op-1", Audience: jwt.ClaimStrings{tokens.Audience},
 			ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}}
 		tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString([]byte(e.key.Public().(ed25519.PublicKey)))
 		return tok
@@ -80,7 +81,7 @@ func TestRefusals(t *testing.T) {
 		{"unknown role", "GET", o, e.tokenUnchecked("root", "x"), nil, nil, 403, httpapi.CodeForbidden},
 		{"unknown order", "GET", "/v1/orders/" + uuid.NewString(), op, nil, nil, 404, "unknown-order"},
 		{"malformed order id", "POST", "/v1/orders/nope/checkout", cu, nil, nil, 404, "unknown-order"},
-		{"unknown subscription", "POST", "/v1/orders", e.token(httpapi.RoleCustomer, "nobody"), map[string]any{"subscriptionId": uuid.NewString(), "channel": "app"}, nil, 404, "unknown-subscription"},
+		{"unknown subscription", "POST", "/v1/orders", e.token(tokens.RoleCustomer, "nobody"), map[string]any{"subscriptionId": uuid.NewString(), "channel": "app"}, nil, 404, "unknown-subscription"},
 		{"unknown route", "GET", "/v1/nothing", op, nil, nil, 404, httpapi.CodeNotFound},
 		{"method not allowed", "DELETE", o, op, nil, nil, 405, httpapi.CodeMethodNotAllowed},
 		{"second order in progress", "POST", "/v1/orders", cu, map[string]any{"subscriptionId": subID, "channel": "app"}, nil, 409, "order-in-progress"},
@@ -121,7 +122,7 @@ func TestRefusals(t *testing.T) {
 		{"termsVersion", "terms-version-missing"},
 	} {
 		_, id := e.newOrder("cust-a-"+acceptance.field, "app")
-		tok := e.token(httpapi.RoleCustomer, "cust-a-"+acceptance.field)
+		tok := e.token(tokens.RoleCustomer, "cust-a-"+acceptance.field)
 		must(t, e.do("POST", "/v1/orders/"+id+"/checkout", tok, nil), 200)
 		if acceptance.field == "acceptGeneralConditions" { // first: the method is missing
 			wantProblem(t, e.do("POST", "/v1/orders/"+id+"/confirm", tok, confirmBody()), 422, "payment-method-missing")
@@ -161,7 +162,7 @@ func withID(body map[string]any, id string) map[string]any {
 
 // tokenUnchecked signs any role, even one the API does not know.
 func (e *env) tokenUnchecked(role, sub string) string {
-	c := httpapi.Claims{Role: role, RegisteredClaims: jwt.RegisteredClaims{Subject: sub, Audience: jwt.ClaimStrings{httpapi.Audience},
+	c := tokens.Claims{Role: role, RegisteredClaims: jwt.RegisteredClaims{Subject: sub, Audience: jwt.ClaimStrings{tokens.Audience},
 		ExpiresAt: jwt.NewNumericDate(time.Now().Add(time.Hour))}}
 	tok, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c).SignedString(e.key)
 	if err != nil {
@@ -174,7 +175,7 @@ func (e *env) tokenUnchecked(role, sub string) string {
 func TestOneOrderUnder200ConcurrentRequests(t *testing.T) {
 	e := start(t, nil)
 	subID := e.openSubscription("cust-race")
-	cu := e.token(httpapi.RoleCustomer, "cust-race")
+	cu := e.token(tokens.RoleCustomer, "cust-race")
 	const n = 200
 	statuses := make([]int, n)
 	types := make([]string, n)
@@ -224,7 +225,7 @@ func TestOneOrderUnder200ConcurrentRequests(t *testing.T) {
 func TestIdempotencyKeys(t *testing.T) {
 	e := start(t, nil)
 	subID := e.openSubscription("cust-idem")
-	cu := e.token(httpapi.RoleCustomer, "cust-idem")
+	cu := e.token(tokens.RoleCustomer, "cust-idem")
 	body := map[string]any{"subscriptionId": subID, "channel": "panel"}
 	first := must(t, e.do("POST", "/v1/orders", cu, body, "Idempotency-Key", "k-1"), http.StatusCreated)
 	head := e.head()
@@ -254,12 +255,12 @@ func TestIdempotencyKeys(t *testing.T) {
 		t.Fatal("checkout replay was not a replay")
 	}
 	// Keys belong to their caller: another customer's same key is its own.
-	other := e.token(httpapi.RoleCustomer, "cust-other")
+	other := e.token(tokens.RoleCustomer, "cust-other")
 	wantProblem(t, e.do("POST", "/v1/orders/"+orderID+"/checkout", other, nil, "Idempotency-Key", "k-3"), 404, "unknown-order")
 
 	// Concurrent retries of one key: one execution, every answer the same.
 	subID2 := e.openSubscription("cust-idem2")
-	cu2 := e.token(httpapi.RoleCustomer, "cust-idem2")
+	cu2 := e.token(tokens.RoleCustomer, "cust-idem2")
 	var wg sync.WaitGroup
 	answers := make([]resp, 20)
 	for i := range answers {
@@ -280,7 +281,7 @@ func TestIdempotencyKeys(t *testing.T) {
 func TestIfMatch(t *testing.T) {
 	e := start(t, nil)
 	_, orderID := e.newOrder("cust-im", "app")
-	cu := e.token(httpapi.RoleCustomer, "cust-im")
+	cu := e.token(tokens.RoleCustomer, "cust-im")
 	path := "/v1/orders/" + orderID
 	r := must(t, e.do("GET", path, cu, nil), 200)
 	tag := r.header.Get("ETag")

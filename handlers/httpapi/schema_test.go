@@ -23,6 +23,7 @@ import (
 
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 const docURL = "https://spaceorders.example/openapi.json"
@@ -281,8 +282,8 @@ func commandsRun(t *testing.T, e *env) map[string]float64 {
 func TestWalkthroughBodiesMatchTheSchemas(t *testing.T) {
 	e := start(t, nil)
 	c := loadContract(t, true)
-	op, cu, pay, fin, aud := e.token(httpapi.RoleOperator, "ops-1"), e.token(httpapi.RoleCustomer, "cust-42"),
-		e.token(httpapi.RolePayments, "gateway"), e.token(httpapi.RoleFinance, "clerk-7"), e.token(httpapi.RoleAuditor, "aud-1")
+	op, cu, pay, fin, aud := e.token(tokens.RoleOperator, "ops-1"), e.token(tokens.RoleCustomer, "cust-42"),
+		e.token(tokens.RolePayments, "gateway"), e.token(tokens.RoleFinance, "clerk-7"), e.token(tokens.RoleAuditor, "aud-1")
 	expires := domain.DateOf(time.Now()).AddMonths(4).String()
 
 	// 1. An operator opens the subscription.

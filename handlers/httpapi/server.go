@@ -19,6 +19,7 @@ import (
 
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/handlers/command"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 	"github.com/einvoice/spaceorders/projections"
 )
 
@@ -31,7 +32,7 @@ const (
 // Options configure a Server.
 type Options struct {
 	// Auth verifies bearer tokens. Required.
-	Auth *Authenticator
+	Auth *tokens.Verifier
 	// Logger receives one line per request. Default: none.
 	Logger *zap.Logger
 	// Registerer receives the HTTP metrics and Gatherer serves /metrics. When both are nil
@@ -70,7 +71,7 @@ type Options struct {
 // Server is the HTTP API. Mount adds routes of other parts (projection queries, audit).
 type Server struct {
 	cmds    *command.Handler
-	auth    *Authenticator
+	auth    *tokens.Verifier
 	log     *zap.Logger
 	ready   func(context.Context) []Check
 	idem    *idempotency
@@ -89,7 +90,7 @@ type Server struct {
 type Route struct {
 	Method string
 	Path   string // net/http pattern syntax: "/v1/orders/{id}"
-	Roles  []Role
+	Roles  []tokens.Role
 	// Name is the operation: the command's or query's name (OpenAPI operationId).
 	Name string
 }
@@ -155,10 +156,10 @@ func (s *Server) MountPages(pattern string, h http.Handler) { s.mux.Handle(patte
 
 func (s *Server) routesOfTheContract(gatherer prometheus.Gatherer) {
 	var (
-		reads    = []Role{RoleCustomer, RoleOperator, RoleFinance, RoleAuditor}
-		orderRds = []Role{RoleCustomer, RoleOperator, RolePayments, RoleFinance, RoleAuditor}
-		customer = []Role{RoleCustomer}
-		operator = []Role{RoleOperator}
+		reads    = []tokens.Role{tokens.RoleCustomer, tokens.RoleOperator, tokens.RoleFinance, tokens.RoleAuditor}
+		orderRds = []tokens.Role{tokens.RoleCustomer, tokens.RoleOperator, tokens.RolePayments, tokens.RoleFinance, tokens.RoleAuditor}
+		customer = []tokens.Role{tokens.RoleCustomer}
+		operator = []tokens.Role{tokens.RoleOperator}
 	)
 	s.Mount(Route{"GET", "/healthz", nil, "health"}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -181,8 +182,8 @@ func (s *Server) routesOfTheContract(gatherer prometheus.Gatherer) {
 	s.command(Route{"POST", "/v1/orders/{id}/payment-method", customer, domain.SelectPaymentMethod{}.CommandName()}, s.selectPaymentMethod)
 	s.command(Route{"POST", "/v1/orders/{id}/modify", customer, domain.ModifyOrder{}.CommandName()}, s.modifyOrder)
 	s.command(Route{"POST", "/v1/orders/{id}/confirm", customer, domain.ConfirmOrder{}.CommandName()}, s.confirmOrder)
-	s.command(Route{"POST", "/v1/orders/{id}/cancel", []Role{RoleCustomer, RoleOperator}, domain.CancelOrder{}.CommandName()}, s.cancelOrder)
-	s.command(Route{"POST", "/v1/orders/{id}/payments", []Role{RolePayments}, domain.RegisterPayment{}.CommandName()}, s.registerPayment)
+	s.command(Route{"POST", "/v1/orders/{id}/cancel", []tokens.Role{tokens.RoleCustomer, tokens.RoleOperator}, domain.CancelOrder{}.CommandName()}, s.cancelOrder)
+	s.command(Route{"POST", "/v1/orders/{id}/payments", []tokens.Role{tokens.RolePayments}, domain.RegisterPayment{}.CommandName()}, s.registerPayment)
 }
 
 // Check is one component's part of the answer of /readyz.
@@ -262,16 +263,16 @@ func (s *Server) authorize(rt Route, h http.Handler) http.Handler {
 	})
 }
 
-func (s *Server) authenticate(r *http.Request) (Principal, error) {
+func (s *Server) authenticate(r *http.Request) (tokens.Principal, error) {
 	h := r.Header.Get("Authorization")
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
-		return Principal{}, errorf(http.StatusUnauthorized, CodeUnauthorized, "A bearer token is required.",
+		return tokens.Principal{}, errorf(http.StatusUnauthorized, CodeUnauthorized, "A bearer token is required.",
 			"send Authorization: Bearer <token>")
 	}
 	p, err := s.auth.Verify(strings.TrimSpace(token))
 	if err != nil {
-		return Principal{}, errorf(http.StatusUnauthorized, CodeUnauthorized, "The bearer token is not valid.", err.Error())
+		return tokens.Principal{}, errorf(http.StatusUnauthorized, CodeUnauthorized, "The bearer token is not valid.", err.Error())
 	}
 	return p, nil
 }
@@ -280,7 +281,7 @@ func (s *Server) authenticate(r *http.Request) (Principal, error) {
 type call struct {
 	r       *http.Request
 	w       http.ResponseWriter
-	p       Principal
+	p       tokens.Principal
 	body    []byte
 	ifMatch *uint64
 	meta    command.Meta
@@ -384,4 +385,12 @@ func pathID(r *http.Request, notFound error) (uuid.UUID, error) {
 		return uuid.Nil, notFound
 	}
 	return id, nil
+}
+
+type principalKey struct{}
+
+// PrincipalFrom returns the caller of a request that went through the Server's auth.
+func PrincipalFrom(ctx context.Context) (tokens.Principal, bool) {
+	p, ok := ctx.Value(principalKey{}).(tokens.Principal)
+	return p, ok
 }

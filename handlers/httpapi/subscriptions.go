@@ -8,6 +8,7 @@ import (
 
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/handlers/command"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 // SubscriptionView is a subscription as the API shows it.
@@ -65,7 +66,7 @@ func (s *Server) visibleSubscription(c *call, id uuid.UUID) (domain.Subscription
 	if err != nil {
 		return sub, ver, err
 	}
-	if !ok || (c.p.Role == RoleCustomer && sub.OwnerID != c.p.Subject) {
+	if !ok || (c.p.Role == tokens.RoleCustomer && sub.OwnerID != c.p.Subject) {
 		return sub, ver, domain.ErrUnknownSubscription
 	}
 	return sub, ver, nil

@@ -1,4 +1,4 @@
-package httpapi_test
+package tokens_test
 
 import (
 	"crypto/ed25519"
@@ -9,7 +9,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/einvoice/spaceorders/handlers/httpapi"
+	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
 // A token lives at most MaxTokenTTL: Mint refuses longer or negative lifetimes, and
@@ -19,16 +19,16 @@ func TestTokensHaveABoundedLifetime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, ttl := range []time.Duration{-time.Hour, 0, httpapi.MaxTokenTTL + time.Minute} {
-		if _, err := httpapi.Mint(priv, httpapi.RoleFinance, "clerk", ttl); err == nil {
+	for _, ttl := range []time.Duration{-time.Hour, 0, tokens.MaxTokenTTL + time.Minute} {
+		if _, err := tokens.Mint(priv, tokens.RoleFinance, "clerk", ttl); err == nil {
 			t.Errorf("Mint with ttl %s succeeded", ttl)
 		}
 	}
-	auth, err := httpapi.NewAuthenticator(pub)
+	auth, err := tokens.NewVerifier(pub)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok, err := httpapi.Mint(priv, httpapi.RoleFinance, "clerk", httpapi.MaxTokenTTL)
+	ok, err := tokens.Mint(priv, tokens.RoleFinance, "clerk", tokens.MaxTokenTTL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,8 +37,8 @@ func TestTokensHaveABoundedLifetime(t *testing.T) {
 	}
 	now := time.Now()
 	sign := func(iat *jwt.NumericDate, exp time.Time) string {
-		c := httpapi.Claims{Role: "finance", RegisteredClaims: jwt.RegisteredClaims{
-			Subject: "clerk", Audience: jwt.ClaimStrings{httpapi.Audience},
+		c := tokens.Claims{Role: "finance", RegisteredClaims: jwt.RegisteredClaims{
+			Subject: "clerk", Audience: jwt.ClaimStrings{tokens.Audience},
 			IssuedAt: iat, ExpiresAt: jwt.NewNumericDate(exp),
 		}}
 		s, err := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c).SignedString(priv)

@@ -1,7 +1,9 @@
-package httpapi
+// Package tokens is who may call the API: Ed25519-signed JWTs carrying a role, the keys
+// that sign and verify them (files in PEM), and a verifier that remembers the tokens it has
+// checked. The HTTP transport (handlers/httpapi) asks it; orderctl mints with it.
+package tokens
 
 import (
-	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -44,14 +46,6 @@ type Principal struct {
 	Role    Role
 }
 
-type principalKey struct{}
-
-// PrincipalFrom returns the caller of a request that went through the Server's auth.
-func PrincipalFrom(ctx context.Context) (Principal, bool) {
-	p, ok := ctx.Value(principalKey{}).(Principal)
-	return p, ok
-}
-
 // Claims are the token's claims.
 type Claims struct {
 	Role string `json:"role"`
@@ -61,7 +55,7 @@ type Claims struct {
 // Tokens are Ed25519-signed JWTs (EdDSA): the API holds only public keys, so a stolen
 // configuration cannot mint tokens; the issuer alone keeps the private key. Accepting a
 // single algorithm also rules out algorithm-confusion attacks.
-type Authenticator struct {
+type Verifier struct {
 	keys   jwt.VerificationKeySet
 	parser *jwt.Parser
 	now    func() time.Time
@@ -81,16 +75,16 @@ type verifiedToken struct {
 // tokenCacheSize bounds the tokens remembered as verified.
 const tokenCacheSize = 4096
 
-// NewAuthenticator verifies tokens signed by any of keys (several allow key rotation).
-func NewAuthenticator(keys ...ed25519.PublicKey) (*Authenticator, error) {
+// NewVerifier verifies tokens signed by any of keys (several allow key rotation).
+func NewVerifier(keys ...ed25519.PublicKey) (*Verifier, error) {
 	if len(keys) == 0 {
-		return nil, errors.New("auth: no public key")
+		return nil, errors.New("tokens: no public key")
 	}
 	set := jwt.VerificationKeySet{}
 	for _, k := range keys {
 		set.Keys = append(set.Keys, k)
 	}
-	a := &Authenticator{keys: set, now: time.Now, verified: map[[sha256.Size]byte]verifiedToken{}}
+	a := &Verifier{keys: set, now: time.Now, verified: map[[sha256.Size]byte]verifiedToken{}}
 	a.parser = jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodEdDSA.Alg()}),
 		jwt.WithExpirationRequired(),
@@ -108,7 +102,7 @@ const MaxTokenTTL = 90 * 24 * time.Hour
 // Verify checks a bearer token and returns its principal. A token verified before is
 // answered from memory until its expiry; after it, the whole check runs again (and refuses
 // the token once the leeway has passed).
-func (a *Authenticator) Verify(token string) (Principal, error) {
+func (a *Verifier) Verify(token string) (Principal, error) {
 	key := sha256.Sum256([]byte(token))
 	now := a.now()
 	a.mu.Lock()
@@ -130,7 +124,7 @@ func (a *Authenticator) Verify(token string) (Principal, error) {
 
 // remember keeps a verified token, making room when the cache is full: the expired tokens
 // go, and when they are too few, all of them (a new start costs one check per token).
-func (a *Authenticator) remember(key [sha256.Size]byte, v verifiedToken, now time.Time) {
+func (a *Verifier) remember(key [sha256.Size]byte, v verifiedToken, now time.Time) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if len(a.verified) >= tokenCacheSize {
@@ -148,7 +142,7 @@ func (a *Authenticator) remember(key [sha256.Size]byte, v verifiedToken, now tim
 
 // verify runs every check of a token: signature, algorithm, audience, expiry, subject,
 // lifetime. It returns the token's principal and expiry.
-func (a *Authenticator) verify(token string) (Principal, time.Time, error) {
+func (a *Verifier) verify(token string) (Principal, time.Time, error) {
 	var c Claims
 	if _, err := a.parser.ParseWithClaims(token, &c, func(*jwt.Token) (any, error) { return a.keys, nil }); err != nil {
 		if errors.Is(err, jwt.ErrTokenSignatureInvalid) {

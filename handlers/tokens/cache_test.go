@@ -1,4 +1,4 @@
-package httpapi
+package tokens
 
 import (
 	"crypto/ed25519"
@@ -36,7 +36,7 @@ func signed(t *testing.T, priv ed25519.PrivateKey, aud string, exp time.Time) st
 // expiry (and the leeway) it is refused as it was before the cache.
 func TestVerifiedTokensAreRememberedUntilTheyExpire(t *testing.T) {
 	pub, priv := cacheKeys(t)
-	a, err := NewAuthenticator(pub)
+	a, err := NewVerifier(pub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestVerifiedTokensAreRememberedUntilTheyExpire(t *testing.T) {
 func TestRefusedTokensAreNeverRemembered(t *testing.T) {
 	pub, priv := cacheKeys(t)
 	_, other := cacheKeys(t)
-	a, err := NewAuthenticator(pub)
+	a, err := NewVerifier(pub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,12 +97,12 @@ func TestRefusedTokensAreNeverRemembered(t *testing.T) {
 	if len(a.verified) != 0 {
 		t.Fatalf("%d refused tokens remembered", len(a.verified))
 	}
-	// A token that passed elsewhere is not trusted here: caches are per Authenticator.
+	// A token that passed elsewhere is not trusted here: caches are per Verifier.
 	if _, err := a.Verify(good); err != nil {
 		t.Fatal(err)
 	}
 	pub2, _ := cacheKeys(t)
-	b, _ := NewAuthenticator(pub2)
+	b, _ := NewVerifier(pub2)
 	if _, err := b.Verify(good); err == nil {
 		t.Fatal("a token verified by another authenticator's keys was accepted")
 	}
@@ -111,7 +111,7 @@ func TestRefusedTokensAreNeverRemembered(t *testing.T) {
 // The cache is bounded: many different tokens never grow it past tokenCacheSize.
 func TestTokenCacheIsBounded(t *testing.T) {
 	pub, priv := cacheKeys(t)
-	a, err := NewAuthenticator(pub)
+	a, err := NewVerifier(pub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func BenchmarkVerify(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	a, _ := NewAuthenticator(pub)
+	a, _ := NewVerifier(pub)
 	b.Run("remembered", func(b *testing.B) {
 		for b.Loop() {
 			if _, err := a.Verify(tok); err != nil {

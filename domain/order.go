@@ -204,55 +204,15 @@ func DecideOrder(cat *Catalogue, o Order, cmd OrderCommand, now time.Time) ([]Ev
 	if o.Status == StatusNone {
 		return nil, ErrUnknownOrder
 	}
-	today := DateOf(now)
 	switch c := cmd.(type) {
 	case ToggleCoTermination:
-		if err := o.mustBe(StatusCart); err != nil {
-			return nil, err
-		}
-		pre, o, err := reprice(cat, o, now)
-		if err != nil || c.Enabled == o.Quote.CoTermination {
-			return pre, err
-		}
-		q, err := cat.QuoteFor(o.Services, o.Space, o.Quote.GB, c.Enabled, today)
-		if err != nil {
-			return nil, err
-		}
-		return append(pre, CoTerminationToggled{Enabled: c.Enabled, Quote: q}), nil
+		return toggleCoTermination(cat, o, c, now)
 	case ProceedToCheckout:
-		if err := o.mustBe(StatusCart); err != nil {
-			return nil, err
-		}
-		pre, _, err := reprice(cat, o, now)
-		if err != nil {
-			return nil, err
-		}
-		return append(pre, CheckoutStarted{}), nil
+		return proceedToCheckout(cat, o, now)
 	case SelectPaymentMethod:
-		if err := o.mustBe(StatusCheckout); err != nil {
-			return nil, err
-		}
-		if _, ok := cat.Method(c.Method); !ok {
-			return nil, fmt.Errorf("%w: %q (accepted: %s)", ErrUnknownPaymentMethod, c.Method, strings.Join(cat.MethodCodes(), ", "))
-		}
-		pre, _, err := reprice(cat, o, now)
-		if err != nil {
-			return nil, err
-		}
-		return append(pre, PaymentMethodSelected{Method: c.Method}), nil
+		return selectPaymentMethod(cat, o, c, now)
 	case ModifyOrder:
-		if err := o.mustBe(StatusCart, StatusCheckout); err != nil {
-			return nil, err
-		}
-		q, err := cat.QuoteFor(o.Services, o.Space, c.GB, c.CoTermination, today)
-		if err != nil {
-			return nil, err
-		}
-		pre, _, err := reprice(cat, o, now)
-		if err != nil {
-			return nil, err
-		}
-		return append(pre, OrderModified{GB: c.GB, CoTermination: c.CoTermination, Quote: q}), nil
+		return modifyOrder(cat, o, c, now)
 	case RepriceOrder:
 		if err := o.mustBe(StatusCart, StatusCheckout); err != nil {
 			return nil, err
@@ -264,55 +224,128 @@ func DecideOrder(cat *Catalogue, o Order, cmd OrderCommand, now time.Time) ([]Ev
 	case RegisterPayment:
 		return registerPayment(cat, o, c, now)
 	case CancelOrder:
-		if err := o.mustBe(StatusCart, StatusCheckout, StatusConfirmed, StatusOverdue); err != nil {
-			return nil, err
-		}
-		if o.PaidCents > 0 && !c.ByOperator {
-			return nil, ErrOrderPartiallyPaid
-		}
-		events := []Event{OrderCancelled{Reason: clip(c.Reason, maxNameLen), CancelledAt: now}}
-		if o.PaidCents > 0 {
-			// What was paid is not kept for nothing: it is owed back.
-			events = append(events, o.credit(o.PaidCents, CreditCancelledPartlyPaid, "", now))
-		}
-		return events, nil
+		return cancelOrder(o, c, now)
 	case RecordEmailSent:
 		return recordEmailSent(o, c)
 	case RecordEmailGivenUp:
 		return recordEmailGivenUp(o, c)
 	case ExpireOrder:
-		if err := o.mustBe(StatusConfirmed); err != nil {
-			return nil, err
-		}
-		if !today.After(o.PayBy) {
-			return nil, fmt.Errorf("%w: payable until %s", ErrPaymentTermNotReached, o.PayBy)
-		}
-		if o.PaidCents > 0 {
-			// Money was received: expiring would keep it and grant nothing. The order is
-			// overdue instead (SweepOrder), and an operator may cancel it.
-			return nil, ErrOrderPartiallyPaid
-		}
-		return []Event{OrderExpired{ExpiredAt: now}}, nil
+		return expireOrder(o, now)
 	case AbandonOrder:
-		if err := o.mustBe(StatusCart, StatusCheckout); err != nil {
-			return nil, err
-		}
-		if today.Before(o.AbandonsOn(cat)) {
-			return nil, fmt.Errorf("%w: last touched on %s, abandoned from %s", ErrCartNotAbandoned, o.Quote.OrderDate, o.AbandonsOn(cat))
-		}
-		return []Event{OrderAbandoned{LastActiveOn: o.Quote.OrderDate, AbandonedAt: now}}, nil
+		return abandonOrder(cat, o, now)
 	case SweepOrder:
-		switch {
-		case (o.Status == StatusCart || o.Status == StatusCheckout) && !today.Before(o.AbandonsOn(cat)):
-			return []Event{OrderAbandoned{LastActiveOn: o.Quote.OrderDate, AbandonedAt: now}}, nil
-		case o.Status == StatusConfirmed && today.After(o.PayBy) && o.PaidCents == 0:
-			return []Event{OrderExpired{ExpiredAt: now}}, nil
-		case o.Status == StatusConfirmed && today.After(o.PayBy):
-			return []Event{OrderOverdue{PayBy: o.PayBy, PaidCents: o.PaidCents, DueCents: o.DueCents(), OverdueAt: now}}, nil
-		}
-		return nil, fmt.Errorf("%w: %s", ErrNothingToSweep, o.Status)
+		return sweepOrder(cat, o, now)
 	}
 	return nil, fmt.Errorf("domain: unknown order command %T", cmd)
+}
+
+func toggleCoTermination(cat *Catalogue, o Order, c ToggleCoTermination, now time.Time) ([]Event, error) {
+	if err := o.mustBe(StatusCart); err != nil {
+		return nil, err
+	}
+	pre, o, err := reprice(cat, o, now)
+	if err != nil || c.Enabled == o.Quote.CoTermination {
+		return pre, err
+	}
+	q, err := cat.QuoteFor(o.Services, o.Space, o.Quote.GB, c.Enabled, DateOf(now))
+	if err != nil {
+		return nil, err
+	}
+	return append(pre, CoTerminationToggled{Enabled: c.Enabled, Quote: q}), nil
+}
+
+func proceedToCheckout(cat *Catalogue, o Order, now time.Time) ([]Event, error) {
+	if err := o.mustBe(StatusCart); err != nil {
+		return nil, err
+	}
+	pre, _, err := reprice(cat, o, now)
+	if err != nil {
+		return nil, err
+	}
+	return append(pre, CheckoutStarted{}), nil
+}
+
+func selectPaymentMethod(cat *Catalogue, o Order, c SelectPaymentMethod, now time.Time) ([]Event, error) {
+	if err := o.mustBe(StatusCheckout); err != nil {
+		return nil, err
+	}
+	if _, ok := cat.Method(c.Method); !ok {
+		return nil, fmt.Errorf("%w: %q (accepted: %s)", ErrUnknownPaymentMethod, c.Method, strings.Join(cat.MethodCodes(), ", "))
+	}
+	pre, _, err := reprice(cat, o, now)
+	if err != nil {
+		return nil, err
+	}
+	return append(pre, PaymentMethodSelected{Method: c.Method}), nil
+}
+
+func modifyOrder(cat *Catalogue, o Order, c ModifyOrder, now time.Time) ([]Event, error) {
+	if err := o.mustBe(StatusCart, StatusCheckout); err != nil {
+		return nil, err
+	}
+	q, err := cat.QuoteFor(o.Services, o.Space, c.GB, c.CoTermination, DateOf(now))
+	if err != nil {
+		return nil, err
+	}
+	pre, _, err := reprice(cat, o, now)
+	if err != nil {
+		return nil, err
+	}
+	return append(pre, OrderModified{GB: c.GB, CoTermination: c.CoTermination, Quote: q}), nil
+}
+
+func cancelOrder(o Order, c CancelOrder, now time.Time) ([]Event, error) {
+	if err := o.mustBe(StatusCart, StatusCheckout, StatusConfirmed, StatusOverdue); err != nil {
+		return nil, err
+	}
+	if o.PaidCents > 0 && !c.ByOperator {
+		return nil, ErrOrderPartiallyPaid
+	}
+	events := []Event{OrderCancelled{Reason: clip(c.Reason, maxNameLen), CancelledAt: now}}
+	if o.PaidCents > 0 {
+		// What was paid is not kept for nothing: it is owed back.
+		events = append(events, o.credit(o.PaidCents, CreditCancelledPartlyPaid, "", now))
+	}
+	return events, nil
+}
+
+func expireOrder(o Order, now time.Time) ([]Event, error) {
+	if err := o.mustBe(StatusConfirmed); err != nil {
+		return nil, err
+	}
+	if !DateOf(now).After(o.PayBy) {
+		return nil, fmt.Errorf("%w: payable until %s", ErrPaymentTermNotReached, o.PayBy)
+	}
+	if o.PaidCents > 0 {
+		// Money was received: expiring would keep it and grant nothing. The order is
+		// overdue instead (SweepOrder), and an operator may cancel it.
+		return nil, ErrOrderPartiallyPaid
+	}
+	return []Event{OrderExpired{ExpiredAt: now}}, nil
+}
+
+func abandonOrder(cat *Catalogue, o Order, now time.Time) ([]Event, error) {
+	if err := o.mustBe(StatusCart, StatusCheckout); err != nil {
+		return nil, err
+	}
+	if DateOf(now).Before(o.AbandonsOn(cat)) {
+		return nil, fmt.Errorf("%w: last touched on %s, abandoned from %s", ErrCartNotAbandoned, o.Quote.OrderDate, o.AbandonsOn(cat))
+	}
+	return []Event{OrderAbandoned{LastActiveOn: o.Quote.OrderDate, AbandonedAt: now}}, nil
+}
+
+// sweepOrder is the sweeper's one command: whichever ending the calendar has brought.
+func sweepOrder(cat *Catalogue, o Order, now time.Time) ([]Event, error) {
+	today := DateOf(now)
+	switch {
+	case (o.Status == StatusCart || o.Status == StatusCheckout) && !today.Before(o.AbandonsOn(cat)):
+		return []Event{OrderAbandoned{LastActiveOn: o.Quote.OrderDate, AbandonedAt: now}}, nil
+	case o.Status == StatusConfirmed && today.After(o.PayBy) && o.PaidCents == 0:
+		return []Event{OrderExpired{ExpiredAt: now}}, nil
+	case o.Status == StatusConfirmed && today.After(o.PayBy):
+		return []Event{OrderOverdue{PayBy: o.PayBy, PaidCents: o.PaidCents, DueCents: o.DueCents(), OverdueAt: now}}, nil
+	}
+	return nil, fmt.Errorf("%w: %s", ErrNothingToSweep, o.Status)
 }
 
 // reprice prices a cart or order form again when its quote is of a day before now's: the

@@ -120,6 +120,63 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	if cfg.Dir == "" {
 		return nil, errors.New("jetstream: embedded server needs a directory")
 	}
+	cfg.defaults()
+	log := cfg.Logger
+	lock, err := lockDir(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			lock.Close()
+		}
+	}()
+	opts, err := cfg.serverOptions()
+	if err != nil {
+		return nil, err
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: new embedded server: %w", err)
+	}
+	e := &Embedded{lock: lock, Server: ns, cfg: cfg, log: log, quit: make(chan struct{})}
+	e.faulted, e.raiseFault = context.WithCancelCause(context.Background())
+	defer func() {
+		if !started {
+			e.stopRecovery()
+		}
+	}()
+	// Warnings and errors only: the server's notices are its start-up banner.
+	ns.SetLogger(&serverLog{log: log.Named("nats-server"), noSpace: e.noSpace}, false, false)
+	go ns.Start()
+	if !ns.ReadyForConnections(cfg.StartTimeout) {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return nil, fmt.Errorf("jetstream: embedded server in %s not ready within %s", cfg.Dir, cfg.StartTimeout)
+	}
+	nc, err := nats.Connect("", append([]nats.Option{nats.InProcessServer(gatedServer{e}), nats.Name(cfg.ServerName + "-inprocess"),
+		// The server lives as long as this connection, but drops it on purpose once
+		// JetStream is restarted after a full disk (see recoverWrites): reconnect at once.
+		nats.MaxReconnects(-1), nats.ReconnectWait(20 * time.Millisecond)}, cfg.ConnectOptions...)...)
+	if err != nil {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+		return nil, fmt.Errorf("jetstream: connect in-process: %w", err)
+	}
+	e.Conn = nc
+	e.groupCommit = !cfg.RelaxedSync
+	registerEmbedded(e)
+	started = true
+	log.Info("embedded NATS JetStream started",
+		zap.String("dir", cfg.Dir),
+		zap.Bool("fsync_appends", e.Durable()),
+		zap.String("client_url", e.ClientURL()))
+	return e, nil
+}
+
+// defaults fills what the configuration left zero.
+func (cfg *EmbeddedConfig) defaults() {
 	if cfg.MaxPayload == 0 {
 		cfg.MaxPayload = DefaultMaxPayload
 	}
@@ -135,20 +192,14 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	if cfg.MinFreeBytes == 0 {
 		cfg.MinFreeBytes = 1 << 20
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = zap.NewNop()
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
 	}
-	lock, err := lockDir(cfg.Dir)
-	if err != nil {
-		return nil, err
-	}
-	started := false
-	defer func() {
-		if !started {
-			lock.Close()
-		}
-	}()
+}
+
+// serverOptions are the server's: one process, one server, JetStream in Dir, and the
+// listener and users cfg asks for.
+func (cfg *EmbeddedConfig) serverOptions() (*server.Options, error) {
 	opts := &server.Options{
 		ServerName: cfg.ServerName,
 		JetStream:  true,
@@ -189,43 +240,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*Embedded, error) {
 	for _, k := range cfg.NKeys {
 		opts.Nkeys = append(opts.Nkeys, &server.NkeyUser{Nkey: k})
 	}
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: new embedded server: %w", err)
-	}
-	e := &Embedded{lock: lock, Server: ns, cfg: cfg, log: log, quit: make(chan struct{})}
-	e.faulted, e.raiseFault = context.WithCancelCause(context.Background())
-	defer func() {
-		if !started {
-			e.stopRecovery()
-		}
-	}()
-	// Warnings and errors only: the server's notices are its start-up banner.
-	ns.SetLogger(&serverLog{log: log.Named("nats-server"), noSpace: e.noSpace}, false, false)
-	go ns.Start()
-	if !ns.ReadyForConnections(cfg.StartTimeout) {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-		return nil, fmt.Errorf("jetstream: embedded server in %s not ready within %s", cfg.Dir, cfg.StartTimeout)
-	}
-	nc, err := nats.Connect("", append([]nats.Option{nats.InProcessServer(gatedServer{e}), nats.Name(cfg.ServerName + "-inprocess"),
-		// The server lives as long as this connection, but drops it on purpose once
-		// JetStream is restarted after a full disk (see recoverWrites): reconnect at once.
-		nats.MaxReconnects(-1), nats.ReconnectWait(20 * time.Millisecond)}, cfg.ConnectOptions...)...)
-	if err != nil {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-		return nil, fmt.Errorf("jetstream: connect in-process: %w", err)
-	}
-	e.Conn = nc
-	e.groupCommit = !cfg.RelaxedSync
-	registerEmbedded(e)
-	started = true
-	log.Info("embedded NATS JetStream started",
-		zap.String("dir", cfg.Dir),
-		zap.Bool("fsync_appends", e.Durable()),
-		zap.String("client_url", e.ClientURL()))
-	return e, nil
+	return opts, nil
 }
 
 // ClientURL is the URL other processes connect to, or "" when the server does not listen.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/einvoice/spaceorders/domain"
 	esjs "github.com/einvoice/spaceorders/eventstore/jetstream"
+	"github.com/einvoice/spaceorders/handlers/app"
 	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/mailer"
 
@@ -215,8 +216,7 @@ func runChildMailer(t *testing.T) {
 	}
 	cat := domain.DefaultCatalogue()
 	m, err := mailer.New(js, mailer.Config{
-		Catalogue:   cat,
-		Commands:    command.New(store, command.Options{Catalogue: cat}),
+		Ledger:      app.MailerLedger(command.New(store, command.Options{Catalogue: cat})),
 		Sender:      sender,
 		From:        "noreply@fe.example.com",
 		AckWait:     2 * time.Second,

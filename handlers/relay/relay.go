@@ -1,6 +1,7 @@
-// Package relay publishes the event log to a JetStream stream of integration messages, from
-// the log and after the append: a crash anywhere loses nothing, the relay resumes after the
-// last message the stream holds, and a re-publish is dropped by the server by event id.
+// Package relay publishes the event log to a JetStream stream of integration messages (the
+// notifications contract), from the log and after the append: a crash anywhere loses
+// nothing, the relay resumes after the last message the stream holds, and a re-publish is
+// dropped by the server by event id.
 package relay
 
 import (
@@ -43,9 +44,10 @@ const (
 )
 
 // DefaultTypes are the events published by default, each as its message of the
-// notifications contract: what the outside world acts on (the mailer, payments, provisioning). Cart editing (CoTerminationToggled, CheckoutStarted,
-// PaymentMethodSelected, OrderModified, SpaceIncreaseRequested) and the order slot bookkeeping
-// are internal steps: publishing them would make their shape a public contract for nothing.
+// notifications contract: what the outside world acts on (the mailer, payments,
+// provisioning). Cart editing (CoTerminationToggled, CheckoutStarted, PaymentMethodSelected,
+// OrderModified, SpaceIncreaseRequested) and the order slot bookkeeping are internal steps:
+// publishing them would make their shape a public contract for nothing.
 func DefaultTypes() []string {
 	return []string{
 		"SubscriptionOpened", "SpaceAdded", "ServicesExtended",

@@ -27,7 +27,8 @@ type Ledger interface {
 // retry would be refused again.
 var ErrRefused = errors.New("mailer: the order refused the record")
 
-// Order statuses the mailer acts on.
+// StatusConfirmed is the status of an order awaiting payment: the only one whose payment
+// instructions go out.
 const StatusConfirmed = "confirmed"
 
 // OrderView is what the mailer needs of an order: where it stands, its last day to pay, and

@@ -188,3 +188,30 @@ func TestRelayResumesAfterALegacyMessage(t *testing.T) {
 		t.Fatalf("last message %+v, %v; want event %s", h, err, want[2])
 	}
 }
+
+// BenchmarkEncodeOrderConfirmed: the cost of building one message, decode and mapping
+// included (go test -run X -bench EncodeOrderConfirmed ./handlers/relay).
+func BenchmarkEncodeOrderConfirmed(b *testing.B) {
+	day := domain.Date{Year: 2026, Month: time.March, Day: 10}
+	q, err := cat.Quote([]domain.Service{
+		{Kind: domain.KindBase, Quantity: 1, ExpiresOn: domain.Date{Year: 2026, Month: time.June, Day: 30}},
+		{Kind: domain.KindUsers, Quantity: 2, ExpiresOn: domain.Date{Year: 2026, Month: time.September, Day: 30}},
+	}, 1, true, day)
+	if err != nil {
+		b.Fatal(err)
+	}
+	order := uuid.New()
+	d, err := codec.Encode(uuid.New(), domain.OrderConfirmed{OrderID: order, SubscriptionID: uuid.New(), Quote: q, PaymentMethod: domain.MethodBankTransfer,
+		Recipient: domain.Recipient{Name: "Mario", Email: "m@example.it", Language: "it"}, PayBy: day.AddDays(30)}, eventstore.Metadata{CorrelationID: "c"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	env := eventstore.Envelope{ID: d.ID, Type: d.Type, SchemaVersion: d.SchemaVersion, Payload: d.Payload, Metadata: d.Metadata,
+		Stream: eventstore.StreamName("order", order), StreamVersion: 3, Position: 7, RecordedAt: time.Now()}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := relay.Encode(relay.DefaultSubjectPrefix, cat, env); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

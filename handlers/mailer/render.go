@@ -28,8 +28,8 @@ type Content struct {
 	HTML    string
 }
 
-// Languages the emails are written in: a template of each kind for each.
-var Languages = []string{"it", "en"}
+// languages the emails are written in: a template of each kind for each.
+var languages = []string{"it", "en"}
 
 // Renderer turns notifications into emails with the embedded templates: text parts with
 // text/template, HTML parts with html/template, so that holder names and other data are
@@ -43,7 +43,7 @@ type Renderer struct {
 func NewRenderer() (*Renderer, error) {
 	r := &Renderer{text: map[string]*texttemplate.Template{}, html: map[string]*htmltemplate.Template{}}
 	for _, kind := range []string{KindInstructions, KindReceipt} {
-		for _, lang := range Languages {
+		for _, lang := range languages {
 			key := kind + "." + lang
 			t, err := texttemplate.New(key+".txt").Option("missingkey=error").ParseFS(templateFS, "templates/"+key+".txt")
 			if err != nil {

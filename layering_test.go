@@ -26,14 +26,21 @@ var layers = []rule{
 	{from: "eventstore", never: []string{"handlers"}, why: "eventstore never imports handlers"},
 	{from: "", never: []string{"cmd"}, why: "nothing imports cmd"},
 	{from: "handlers/tokens", never: []string{"handlers", "domain", "eventstore", "projections"}, why: "tokens stand alone: the HTTP transport and orderctl use them, never the reverse"},
+	// DESIGN.md: "the mailer reads a small, versioned notifications contract, not the
+	// domain's internal events". Its tests may write domain events to a real log.
+	{from: "handlers/notifications", never: []string{""}, why: "the notifications contract depends on no package of this module"},
+	{from: "handlers/mailer", never: []string{"domain", "eventstore", "handlers/command", "handlers/relay"},
+		why: "the mailer reads the notifications contract, not the domain", codeOnly: true},
 }
 
 // rule: no package under from (relative to the module; "" is the whole module) depends
-// on a package under any of never ("" is any package of the module but from's own).
+// on a package under any of never ("" is any package of the module but from's own). With
+// codeOnly, the imports of from's tests are not judged.
 type rule struct {
-	from  string
-	never []string
-	why   string
+	from     string
+	never    []string
+	why      string
+	codeOnly bool
 }
 
 func TestLayering(t *testing.T) {
@@ -51,22 +58,28 @@ func TestLayeringCatchesEveryKindOfViolation(t *testing.T) {
 	p := func(rel string) string { return module + "/" + rel }
 	fake := packageGraph{
 		imports: map[string][]string{
-			p("domain"):               {"fmt", p("projections/clock")},
-			p("projections/clock"):    nil,
-			p("eventstore"):           {p("domain"), p("eventstore/codec")},
-			p("eventstore/codec"):     {p("handlers/relay")}, // so eventstore reaches handlers indirectly
-			p("eventstore/storetest"): {p("domain")},
-			p("projections"):          {p("cmd/orderd")},
-			p("projections/quota"):    {p("eventstore"), p("domain")},
-			p("handlers/relay"):       {p("domain")},
-			p("handlers/httpapi"):     {p("projections"), p("eventstore"), p("handlers/relay")},
-			p("cmd/orderd"):           {p("handlers/relay")},
-			p("cmd/orderctl"):         {p("cmd/orderd")},
-			p("domainextra"):          {p("handlers/relay")}, // not under domain/
+			p("domain"):                       {"fmt", p("projections/clock")},
+			p("projections/clock"):            nil,
+			p("eventstore"):                   {p("domain"), p("eventstore/codec")},
+			p("eventstore/codec"):             {p("handlers/relay")}, // so eventstore reaches handlers indirectly
+			p("eventstore/storetest"):         {p("domain")},
+			p("projections"):                  {p("cmd/orderd")},
+			p("projections/quota"):            {p("eventstore"), p("domain")},
+			p("handlers/relay"):               {p("domain")},
+			p("handlers/httpapi"):             {p("projections"), p("eventstore"), p("handlers/relay")},
+			p("cmd/orderd"):                   {p("handlers/relay")},
+			p("cmd/orderctl"):                 {p("cmd/orderd")},
+			p("domainextra"):                  {p("handlers/relay")}, // not under domain/
+			p("handlers/mailer"):              {p("handlers/notifications"), p("handlers/mailer/render")},
+			p("handlers/mailer/render"):       {p("handlers/relay")}, // so the mailer reaches domain indirectly
+			p("handlers/notifications"):       {"encoding/json", p("handlers/notifications/dates")},
+			p("handlers/notifications/dates"): {p("eventstore")},
 		},
 		testImports: map[string][]string{
 			p("domain"):           {p("handlers/httpapi")},
 			p("handlers/httpapi"): {p("cmd/orderd")},
+			// The mailer's tests run the real log: not the mailer's dependency.
+			p("handlers/mailer"): {p("handlers/command"), p("eventstore")},
 		},
 	}
 	got := strings.Join(violations(fake, layers), "\n")
@@ -80,6 +93,11 @@ func TestLayeringCatchesEveryKindOfViolation(t *testing.T) {
 		"nothing imports cmd: " + p("projections") + " depends on " + p("cmd/orderd"),
 		"nothing imports cmd: " + p("cmd/orderctl") + " depends on " + p("cmd/orderd"),
 		"nothing imports cmd: " + p("handlers/httpapi") + " depends on " + p("cmd/orderd"),
+		"the mailer reads the notifications contract, not the domain: " + p("handlers/mailer") + " depends on " + p("handlers/relay"),
+		"the mailer reads the notifications contract, not the domain: " + p("handlers/mailer") + " depends on " + p("domain"),
+		"the mailer reads the notifications contract, not the domain: " + p("handlers/mailer/render") + " depends on " + p("domain"),
+		"the notifications contract depends on no package of this module: " + p("handlers/notifications") + " depends on " + p("eventstore"),
+		"the notifications contract depends on no package of this module: " + p("handlers/notifications/dates") + " depends on " + p("domain"),
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missed %q in:\n%s", want, got)
@@ -90,6 +108,10 @@ func TestLayeringCatchesEveryKindOfViolation(t *testing.T) {
 		if strings.Contains(got, p(innocent)+" depends") {
 			t.Errorf("%s blamed wrongly:\n%s", innocent, got)
 		}
+	}
+	// A rule on code alone does not judge the tests' imports.
+	if strings.Contains(got, p("handlers/mailer")+" depends on "+p("handlers/command")) {
+		t.Errorf("the mailer blamed for its tests' imports:\n%s", got)
 	}
 }
 
@@ -112,7 +134,7 @@ func violations(graph packageGraph, rules []rule) []string {
 			if !under(pkg, r.from) {
 				continue
 			}
-			for _, dep := range closure(graph, pkg) {
+			for _, dep := range closure(graph, pkg, !r.codeOnly) {
 				if !under(dep, "") || under(dep, r.from) && r.from != "" {
 					continue
 				}
@@ -136,11 +158,15 @@ func under(pkg, rel string) bool {
 	return pkg == root || strings.HasPrefix(pkg, root+"/")
 }
 
-// closure is every package pkg or its tests depend on, directly or not, sorted. The
-// imports of the tests of those dependencies are not followed: they are not built in.
-func closure(graph packageGraph, pkg string) []string {
+// closure is every package pkg (and its tests, with tests) depends on, directly or not,
+// sorted. The imports of the tests of those dependencies are not followed: they are not
+// built in.
+func closure(graph packageGraph, pkg string, tests bool) []string {
 	seen := map[string]bool{}
-	stack := slices.Concat(graph.imports[pkg], graph.testImports[pkg])
+	stack := slices.Clone(graph.imports[pkg])
+	if tests {
+		stack = append(stack, graph.testImports[pkg]...)
+	}
 	for len(stack) > 0 {
 		dep := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]

@@ -34,6 +34,7 @@ import (
 	"github.com/einvoice/spaceorders/eventstore/open"
 	"github.com/einvoice/spaceorders/handlers/cli"
 	"github.com/einvoice/spaceorders/handlers/command"
+	"github.com/einvoice/spaceorders/handlers/emaillog"
 	"github.com/einvoice/spaceorders/handlers/mailer"
 )
 
@@ -80,7 +81,7 @@ func settings(c *config) *cli.Settings {
 	s.Secret(&c.smtp.Password, "MAILER_SMTP_PASSWORD", "password of --smtp-user")
 	s.String(&c.from, "mail-from", "Fatturazione Elettronica <noreply@localhost>", "sender address of the emails")
 	s.String(&c.outbox, "outbox", "data/outbox", "folder of .eml files when no SMTP host is set")
-	s.String(&c.catalogue, "catalogue", "", "catalogue JSON file, the same as orderd's (default: the embedded one)")
+	s.String(&c.catalogue, "catalogue", "", "catalogue JSON file, the same as orderd's, for the order rules the email records are decided by; the emails' labels and payment details come from orderd's, in the notifications (default: the embedded one)")
 	s.String(&c.metrics, "metrics", "", "address to serve /metrics on, e.g. 127.0.0.1:9102")
 	s.Int(&c.concurrency, "concurrency", 16, "emails sent at once")
 	s.Int(&c.attempts, "attempts", mailer.DefaultAttempts, "attempts before an email goes to the dead letters")
@@ -145,10 +146,6 @@ func run(args []string) error {
 			return fmt.Errorf("--catalogue (MAILER_CATALOGUE): %w", err)
 		}
 	}
-	if ex := cat.ShippedPaymentDetails(); len(ex) > 0 {
-		log.Warn("the catalogue's payment details are the shipped examples: emails would send them to customers; give --catalogue (MAILER_CATALOGUE) the file orderd uses",
-			zap.Strings("examples", ex))
-	}
 	var sender mailer.Sender
 	if c.smtp.Host != "" {
 		if sender, err = mailer.NewSMTPSender(c.smtp); err != nil {
@@ -185,8 +182,7 @@ func run(args []string) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m, err := mailer.New(js, mailer.Config{
-		Catalogue:   cat,
-		Commands:    command.New(store.Store, command.Options{Catalogue: cat, Logger: log.Named("command"), Shared: true}),
+		Ledger:      emaillog.New(command.New(store.Store, command.Options{Catalogue: cat, Logger: log.Named("command"), Shared: true})),
 		Sender:      sender,
 		Replicas:    c.replicas,
 		From:        c.from,
@@ -334,10 +330,10 @@ func PrintDeadLetters(w interface{ Write([]byte) (int, error) }, dls []mailer.De
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SEQ\tFAILED AT\tTYPE\tEVENT\tSTREAM\tATTEMPTS\tERROR")
+	fmt.Fprintln(tw, "SEQ\tFAILED AT\tTYPE\tEVENT\tORDER\tATTEMPTS\tERROR")
 	for _, d := range dls {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", d.Seq, d.FailedAt.Format(time.RFC3339), d.Type,
-			d.EventID, d.Stream, d.Attempts, d.Error)
+			d.EventID, d.OrderID, d.Attempts, d.Error)
 	}
 	fmt.Fprintf(tw, "%d dead letter(s)\n", len(dls))
 	return tw.Flush()

@@ -33,6 +33,7 @@ import (
 	"github.com/einvoice/spaceorders/handlers/cli"
 	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/console"
+	"github.com/einvoice/spaceorders/handlers/emaillog"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
 	"github.com/einvoice/spaceorders/handlers/lease"
 	"github.com/einvoice/spaceorders/handlers/mailer"
@@ -205,7 +206,7 @@ func (a *App) build(ctx context.Context, auth *tokens.Verifier) error {
 	// subscription, and decided on the stream's state (expected versions).
 	a.Go("purchases", a.Purchases.Run)
 	a.Go("projections", a.Projections.Run)
-	a.Relay = relay.New(a.Store, js, relay.Options{Logger: log.Named("relay"), Replicas: cfg.NATSReplicas})
+	a.Relay = relay.New(a.Store, js, relay.Options{Logger: log.Named("relay"), Replicas: cfg.NATSReplicas, Catalogue: a.Catalogue})
 	// Once per deployment: two relays would publish every event twice, once de-duplicated
 	// within the server's window and once not, past it.
 	a.GoLeased("relay", a.Relay.Run)
@@ -298,7 +299,7 @@ func (a *App) mailer(js natsjs.JetStream) (*mailer.Mailer, error) {
 		}
 		sender = o
 	}
-	m, err := mailer.New(js, mailer.Config{Catalogue: a.Catalogue, Commands: a.Commands, Sender: sender, From: cfg.MailFrom, Replicas: cfg.NATSReplicas,
+	m, err := mailer.New(js, mailer.Config{Ledger: emaillog.New(a.Commands), Sender: sender, From: cfg.MailFrom, Replicas: cfg.NATSReplicas,
 		Logger: a.Log.Named("mailer"), Registerer: a.Registry, Now: cfg.Clock})
 	if err != nil {
 		return nil, fmt.Errorf("--mail-from (ORDERD_MAIL_FROM): %w", err)

@@ -6,12 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/einvoice/spaceorders/handlers/relay"
 )
+
+// deadLetterDuplicates is the dead-letter stream's de-duplication window: a dead letter is
+// published with "mail-<eventId>" as its id, and written again only when the acknowledgement
+// of the first was lost, within seconds.
+const deadLetterDuplicates = 10 * time.Minute
 
 // Headers of a dead letter; its body is the original integration message.
 const (
@@ -30,7 +34,7 @@ func EnsureDeadLetterStream(ctx context.Context, js jetstream.JetStream, name, s
 		Subjects:    []string{subject},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
-		Duplicates:  relay.DefaultDuplicates,
+		Duplicates:  deadLetterDuplicates,
 		Replicas:    max(replicas, 1),
 	})
 	if err != nil {
@@ -44,7 +48,7 @@ type DeadLetter struct {
 	Seq      uint64    `json:"seq"`
 	EventID  string    `json:"eventId"`
 	Type     string    `json:"type"`
-	Stream   string    `json:"stream"`
+	OrderID  string    `json:"orderId"`
 	Subject  string    `json:"subject"`
 	Error    string    `json:"error"`
 	Attempts int       `json:"attempts"`
@@ -90,9 +94,17 @@ func ListDeadLetters(ctx context.Context, js jetstream.JetStream, stream string)
 		}
 		d.Attempts, _ = strconv.Atoi(m.Header.Get(HeaderDLAttempts))
 		d.FailedAt, _ = time.Parse(time.RFC3339Nano, m.Header.Get(HeaderDLFailedAt))
-		var n relay.Message
+		var n struct {
+			EventID string `json:"eventId"`
+			Type    string `json:"type"`
+			OrderID string `json:"orderId"`
+			Stream  string `json:"stream"` // a message from a relay before the notifications contract
+		}
 		if json.Unmarshal(m.Data, &n) == nil {
-			d.EventID, d.Type, d.Stream = n.EventID, n.Type, n.Stream
+			d.EventID, d.Type, d.OrderID = n.EventID, n.Type, n.OrderID
+			if id, ok := strings.CutPrefix(n.Stream, "order-"); ok && d.OrderID == "" {
+				d.OrderID = id
+			}
 		}
 		if !json.Valid(m.Data) {
 			d.Message = nil

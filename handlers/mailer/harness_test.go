@@ -19,6 +19,7 @@ import (
 	esjs "github.com/einvoice/spaceorders/eventstore/jetstream"
 	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
 	"github.com/einvoice/spaceorders/handlers/command"
+	"github.com/einvoice/spaceorders/handlers/emaillog"
 	"github.com/einvoice/spaceorders/handlers/mailer"
 	"github.com/einvoice/spaceorders/handlers/relay"
 )
@@ -78,8 +79,7 @@ func (h *harness) conn() *nats.Conn {
 
 func (h *harness) config(sender mailer.Sender) mailer.Config {
 	return mailer.Config{
-		Catalogue:   h.cat,
-		Commands:    h.cmds,
+		Ledger:      emaillog.New(h.cmds),
 		Sender:      sender,
 		From:        "Fatturazione Elettronica <noreply@fe.example.com>",
 		Backoff:     []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond},

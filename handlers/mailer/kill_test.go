@@ -17,6 +17,7 @@ import (
 	"github.com/einvoice/spaceorders/domain"
 	esjs "github.com/einvoice/spaceorders/eventstore/jetstream"
 	"github.com/einvoice/spaceorders/handlers/command"
+	"github.com/einvoice/spaceorders/handlers/emaillog"
 	"github.com/einvoice/spaceorders/handlers/mailer"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -215,8 +216,7 @@ func runChildMailer(t *testing.T) {
 	}
 	cat := domain.DefaultCatalogue()
 	m, err := mailer.New(js, mailer.Config{
-		Catalogue:   cat,
-		Commands:    command.New(store, command.Options{Catalogue: cat}),
+		Ledger:      emaillog.New(command.New(store, command.Options{Catalogue: cat})),
 		Sender:      sender,
 		From:        "noreply@fe.example.com",
 		AckWait:     2 * time.Second,

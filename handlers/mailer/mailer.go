@@ -1,11 +1,11 @@
 // Package mailer sends the payment instructions of confirmed orders and the receipts of paid
 // ones, once each, from a durable JetStream consumer of the relay's notifications; each email
-// sent is recorded in the order's history (EmailSent), which is checked before sending.
+// sent is recorded in the order's history (EmailSent), which is checked before sending. It
+// reads the notifications contract only, and reaches the order's history through a Ledger.
 package mailer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,10 +20,7 @@ import (
 	gomail "github.com/wneessen/go-mail"
 	"go.uber.org/zap"
 
-	"github.com/einvoice/spaceorders/domain"
-	"github.com/einvoice/spaceorders/eventstore"
-	"github.com/einvoice/spaceorders/handlers/command"
-	"github.com/einvoice/spaceorders/handlers/relay"
+	"github.com/einvoice/spaceorders/handlers/notifications"
 )
 
 // ErrPermanent marks a failure that no retry can fix (an unknown payment method, a bad
@@ -45,20 +42,20 @@ func DefaultBackoff() []time.Duration {
 		time.Minute, 3 * time.Minute, 5 * time.Minute, 10 * time.Minute}
 }
 
-// Config configures a Mailer. Catalogue, Commands, Sender and From are required.
+// Config configures a Mailer. Ledger, Sender and From are required.
 type Config struct {
-	Catalogue *domain.Catalogue
-	// Commands reach the event log: the order's history says whether an email was sent
+	// Ledger reaches the event log: the order's history says whether an email was sent
 	// already, and records each one sent. The log, not NATS, is what backups, imports and
 	// replicas carry, so they never send an email twice.
-	Commands *command.Handler
-	Sender   Sender
+	Ledger Ledger
+	Sender Sender
 	// From is the sender address, e.g. "Fatturazione Elettronica <noreply@example.com>".
 	From string
 	// MessageIDDomain is the right side of Message-IDs "<eventId@domain>". Default: From's domain.
 	MessageIDDomain string
 
-	// Stream and SubjectPrefix are the relay's (relay.Options). Defaults as there.
+	// Stream and SubjectPrefix are where the relay publishes. Defaults
+	// notifications.DefaultStream and DefaultSubjectPrefix.
 	Stream        string
 	SubjectPrefix string
 	// Durable is the consumer's name. Default "mailer".
@@ -93,9 +90,7 @@ type Config struct {
 
 func (c *Config) defaults() error {
 	switch {
-	case c.Catalogue == nil:
-		return errors.New("mailer: no catalogue")
-	case c.Commands == nil:
+	case c.Ledger == nil:
 		return errors.New("mailer: no access to the event log (it checks and records every email there)")
 	case c.Sender == nil:
 		return errors.New("mailer: no sender (SMTP or outbox)")
@@ -109,10 +104,10 @@ func (c *Config) defaults() error {
 		c.MessageIDDomain = domainOf(c.From)
 	}
 	if c.Stream == "" {
-		c.Stream = relay.DefaultStream
+		c.Stream = notifications.DefaultStream
 	}
 	if c.SubjectPrefix == "" {
-		c.SubjectPrefix = relay.DefaultSubjectPrefix
+		c.SubjectPrefix = notifications.DefaultSubjectPrefix
 	}
 	if c.Durable == "" {
 		c.Durable = DefaultDurable
@@ -164,7 +159,6 @@ type Mailer struct {
 	js      jetstream.JetStream
 	cfg     Config
 	render  *Renderer
-	codec   *eventstore.Codec
 	metrics *Metrics
 	log     *zap.Logger
 
@@ -176,7 +170,7 @@ func New(js jetstream.JetStream, cfg Config) (*Mailer, error) {
 	if err := cfg.defaults(); err != nil {
 		return nil, err
 	}
-	r, err := NewRenderer(cfg.Catalogue)
+	r, err := NewRenderer()
 	if err != nil {
 		return nil, err
 	}
@@ -184,7 +178,7 @@ func New(js jetstream.JetStream, cfg Config) (*Mailer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Mailer{js: js, cfg: cfg, render: r, codec: eventstore.DomainCodec(), metrics: met, log: cfg.Logger}, nil
+	return &Mailer{js: js, cfg: cfg, render: r, metrics: met, log: cfg.Logger}, nil
 }
 
 // Metrics returns the mailer's counters.
@@ -223,8 +217,8 @@ func (m *Mailer) Setup(ctx context.Context) (jetstream.Consumer, error) {
 		MaxAckPending: max(64, 4*m.cfg.Concurrency),
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		FilterSubjects: []string{
-			relay.Subject(m.cfg.SubjectPrefix, "OrderConfirmed", "*"),
-			relay.Subject(m.cfg.SubjectPrefix, "OrderPaid", "*"),
+			notifications.Subject(m.cfg.SubjectPrefix, notifications.TypeOrderConfirmed, "*"),
+			notifications.Subject(m.cfg.SubjectPrefix, notifications.TypeOrderPaid, "*"),
 		},
 	})
 	if err != nil {
@@ -310,13 +304,13 @@ func (m *Mailer) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	attempt := int(meta.NumDelivered)
-	var n relay.Message
-	if err := json.Unmarshal(msg.Data(), &n); err != nil {
+	n, err := notifications.Parse(msg.Data())
+	if err != nil {
 		m.deadLetter(ctx, msg, n, attempt, fmt.Errorf("%w: message body: %v", ErrPermanent, err))
 		return
 	}
-	log := m.log.With(zap.String("event_id", n.EventID), zap.String("type", n.Type),
-		zap.String("correlation_id", n.Metadata.CorrelationID), zap.Int("attempt", attempt))
+	log := m.log.With(zap.Stringer("event_id", n.EventID), zap.String("type", n.Type),
+		zap.Int("version", n.Version), zap.String("correlation_id", n.CorrelationID), zap.Int("attempt", attempt))
 	err = m.process(ctx, msg, n, log)
 	switch {
 	case err == nil:
@@ -337,32 +331,34 @@ func (m *Mailer) handle(ctx context.Context, msg jetstream.Msg) {
 
 // process sends the email for n unless the order's history shows it sent or none is due,
 // then records it there.
-func (m *Mailer) process(ctx context.Context, msg jetstream.Msg, n relay.Message, log *zap.Logger) error {
-	if _, err := uuid.Parse(n.EventID); err != nil {
-		return fmt.Errorf("%w: event id %q", ErrPermanent, n.EventID)
-	}
-	ev, err := m.codec.Decode(n.Type, n.SchemaVersion, n.Payload)
+func (m *Mailer) process(ctx context.Context, msg jetstream.Msg, n notifications.Envelope, log *zap.Logger) error {
+	p, err := n.Payload()
 	if err != nil {
+		// A version this mailer does not read is as permanent as a malformed message: a
+		// redelivery brings the same bytes. The dead letters keep it for a newer mailer.
 		return fmt.Errorf("%w: %v", ErrPermanent, err)
 	}
 	var (
 		kind      string
-		recipient domain.Recipient
-		orderID   uuid.UUID
+		recipient notifications.Recipient
 	)
-	switch ev := ev.(type) {
-	case domain.OrderConfirmed:
-		kind, recipient, orderID = KindInstructions, ev.Recipient, ev.OrderID
-	case domain.OrderPaid:
-		kind, recipient, orderID = KindReceipt, ev.Recipient, ev.OrderID
+	switch p := p.(type) {
+	case notifications.OrderConfirmedV1:
+		kind, recipient = KindInstructions, p.Recipient
+	case notifications.OrderPaidV1:
+		kind, recipient = KindReceipt, p.Recipient
 	default:
 		m.metrics.Skipped.WithLabelValues("no_email").Inc()
 		return nil
 	}
+	orderID := n.OrderID
+	if orderID == uuid.Nil {
+		return fmt.Errorf("%w: %s names no order", ErrPermanent, n.Type)
+	}
 	log = log.With(zap.String("order_id", orderID.String()), zap.String("kind", kind))
 	// The order as the log has it now, whoever wrote last (another replica's mailer, a
 	// payment): the history says whether the email went out, the state whether it is due.
-	o, _, ok, err := m.cfg.Commands.OrderNow(ctx, orderID)
+	o, ok, err := m.cfg.Ledger.Order(ctx, orderID)
 	if err != nil {
 		return err
 	}
@@ -375,24 +371,24 @@ func (m *Mailer) process(ctx context.Context, msg jetstream.Msg, n relay.Message
 		return nil
 	}
 	var c Content
-	switch ev := ev.(type) {
-	case domain.OrderConfirmed:
+	switch p := p.(type) {
+	case notifications.OrderConfirmedV1:
 		// Instructions only to an order still awaiting payment, and never once its last day
 		// to pay has gone: a restored log, or a mailer that was down, must not ask for money
 		// that can no longer be paid.
-		if o.Status != domain.StatusConfirmed {
-			m.metrics.Skipped.WithLabelValues("order_" + string(o.Status)).Inc()
-			log.Info("no payment instructions: the order is " + string(o.Status))
+		if o.Status != StatusConfirmed {
+			m.metrics.Skipped.WithLabelValues("order_" + o.Status).Inc()
+			log.Info("no payment instructions: the order is " + o.Status)
 			return nil
 		}
-		if today := domain.DateOf(m.cfg.Now()); today.After(o.PayBy) {
+		if today := notifications.DateOf(m.cfg.Now()); today.After(o.PayBy) {
 			m.metrics.Skipped.WithLabelValues("past_pay_by").Inc()
 			log.Info("no payment instructions: the last day to pay has gone", zap.Stringer("pay_by", o.PayBy))
 			return nil
 		}
-		c, err = m.render.Instructions(ev)
-	case domain.OrderPaid:
-		c, err = m.render.Receipt(ev)
+		c, err = m.render.Instructions(orderID.String(), p)
+	case notifications.OrderPaidV1:
+		c, err = m.render.Receipt(orderID.String(), p)
 	}
 	if err != nil {
 		return err
@@ -400,10 +396,11 @@ func (m *Mailer) process(ctx context.Context, msg jetstream.Msg, n relay.Message
 	if recipient.Email == "" {
 		return fmt.Errorf("%w: order %s has no recipient address", ErrPermanent, orderID)
 	}
+	eventID := n.EventID.String()
 	e := Email{
-		ID:        n.EventID,
+		ID:        eventID,
 		Name:      orderID.String() + "-" + kind,
-		MessageID: n.EventID + "@" + m.cfg.MessageIDDomain,
+		MessageID: eventID + "@" + m.cfg.MessageIDDomain,
 		From:      m.cfg.From,
 		ToName:    recipient.Name,
 		To:        recipient.Email,
@@ -413,7 +410,7 @@ func (m *Mailer) process(ctx context.Context, msg jetstream.Msg, n relay.Message
 		Date:      m.cfg.Now(),
 		Headers: map[string]string{
 			"X-Order-Id":   orderID.String(),
-			"X-Event-Id":   n.EventID,
+			"X-Event-Id":   eventID,
 			"X-Email-Kind": kind,
 		},
 	}
@@ -425,10 +422,10 @@ func (m *Mailer) process(ctx context.Context, msg jetstream.Msg, n relay.Message
 	m.metrics.Sent.WithLabelValues(kind).Inc()
 	// A crash between the server's acceptance and the record sends the email again, with
 	// the same Message-ID: the README gives how often.
-	if err := m.record(ctx, msg, n, orderID, domain.RecordEmailSent{
+	if err := m.record(ctx, msg, n, orderID, EmailSent{
 		Kind: kind, MessageID: e.MessageID, To: recipient.Email, SentAt: m.cfg.Now().UTC(),
 	}); err != nil {
-		if _, refused := domain.AsError(err); refused {
+		if errors.Is(err, ErrRefused) {
 			// A refusal will not change on a redelivery, which would only send it again.
 			log.Error("email sent; its record was refused", zap.Error(err))
 			return nil
@@ -444,25 +441,19 @@ func (m *Mailer) process(ctx context.Context, msg jetstream.Msg, n relay.Message
 // back (and the email, unrecorded, may be sent again).
 const recordAttempts = 6
 
-// record appends EmailSent to the order's stream, retrying while the store does not answer.
-// The command's key is the notification's event id: a second record of the same email, by
-// this mailer or another, is recognised and writes nothing.
 // record appends an email's fact (sent, or given up) to the order's history, retrying while
-// the store does not answer; the key derived from the notification makes a second record
-// write nothing.
-func (m *Mailer) record(ctx context.Context, msg jetstream.Msg, n relay.Message, orderID uuid.UUID, cmd domain.OrderCommand) error {
-	meta := command.Meta{
-		CorrelationID: n.Metadata.CorrelationID, CausationID: n.EventID, Actor: "process:mailer",
-		Key: command.IdempotencyKey("mailer", n.EventID),
-	}
+// the store does not answer. The notification is the cause: a second record of the same
+// email, by this mailer or another, is recognised and writes nothing.
+func (m *Mailer) record(ctx context.Context, msg jetstream.Msg, n notifications.Envelope, orderID uuid.UUID, rec EmailRecord) error {
+	cause := Cause{EventID: n.EventID, CorrelationID: n.CorrelationID}
 	delay := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		_, _, err := m.cfg.Commands.ExecuteOrder(ctx, orderID, cmd, meta, nil)
+		err := m.cfg.Ledger.Record(ctx, orderID, rec, cause)
 		if err == nil {
 			return nil
 		}
-		if _, refused := domain.AsError(err); refused || attempt >= recordAttempts {
-			return fmt.Errorf("%s of order %s: %w", cmd.CommandName(), orderID, err)
+		if errors.Is(err, ErrRefused) || attempt >= recordAttempts {
+			return fmt.Errorf("%T of order %s: %w", rec, orderID, err)
 		}
 		_ = msg.InProgress() // keep the message ours while the store recovers
 		select {
@@ -477,17 +468,17 @@ func (m *Mailer) record(ctx context.Context, msg jetstream.Msg, n relay.Message,
 // deadLetter keeps the message in the dead-letter stream and terminates it on the consumer.
 // If the dead letter cannot be written, the message is handed back for a later attempt:
 // never dropped.
-func (m *Mailer) deadLetter(ctx context.Context, msg jetstream.Msg, n relay.Message, attempt int, cause error) {
+func (m *Mailer) deadLetter(ctx context.Context, msg jetstream.Msg, n notifications.Envelope, attempt int, cause error) {
 	// The give-up goes in the order's history first, durable like every event: on the
 	// embedded server the dead-letter stream is flushed only every two minutes, and a power
 	// cut after the original is terminated would otherwise leave the email nowhere.
-	if category, orderID, err := eventstore.ParseStream(n.Stream); err == nil && category == command.OrderCategory {
+	if n.OrderID != uuid.Nil && n.EventID != uuid.Nil {
 		if kind := emailKind(n.Type); kind != "" {
-			if err := m.record(ctx, msg, n, orderID, domain.RecordEmailGivenUp{
+			if err := m.record(ctx, msg, n, n.OrderID, EmailGivenUp{
 				Kind: kind, Attempts: attempt, Reason: cause.Error(), At: m.cfg.Now().UTC(),
 			}); err != nil {
-				if _, refused := domain.AsError(err); !refused {
-					m.log.Error("give-up not recorded, retrying later", zap.String("event_id", n.EventID), zap.Error(err))
+				if !errors.Is(err, ErrRefused) {
+					m.log.Error("give-up not recorded, retrying later", zap.Stringer("event_id", n.EventID), zap.Error(err))
 					_ = msg.NakWithDelay(m.cfg.Backoff[0])
 					return
 				}
@@ -501,28 +492,28 @@ func (m *Mailer) deadLetter(ctx context.Context, msg jetstream.Msg, n relay.Mess
 	dl.Header.Set(HeaderDLAttempts, strconv.Itoa(attempt))
 	dl.Header.Set(HeaderDLFailedAt, m.cfg.Now().UTC().Format(time.RFC3339Nano))
 	var opts []jetstream.PublishOpt
-	if n.EventID != "" {
-		opts = append(opts, jetstream.WithMsgID("mail-"+n.EventID))
+	if n.EventID != uuid.Nil {
+		opts = append(opts, jetstream.WithMsgID("mail-"+n.EventID.String()))
 	}
 	if _, err := m.js.PublishMsg(ctx, dl, opts...); err != nil {
-		m.log.Error("dead letter not written, retrying later", zap.String("event_id", n.EventID), zap.Error(err))
+		m.log.Error("dead letter not written, retrying later", zap.Stringer("event_id", n.EventID), zap.Error(err))
 		_ = msg.NakWithDelay(m.cfg.Backoff[0])
 		return
 	}
 	m.metrics.DeadLettered.Inc()
-	m.log.Error("email given up, kept in the dead letters", zap.String("event_id", n.EventID),
+	m.log.Error("email given up, kept in the dead letters", zap.Stringer("event_id", n.EventID),
 		zap.String("type", n.Type), zap.Int("attempts", attempt), zap.Error(cause))
 	if err := msg.Term(); err != nil {
-		m.log.Warn("term failed", zap.String("event_id", n.EventID), zap.Error(err))
+		m.log.Warn("term failed", zap.Stringer("event_id", n.EventID), zap.Error(err))
 	}
 }
 
 // emailKind is the kind of email a notification of type typ asks for, "" for none.
 func emailKind(typ string) string {
 	switch typ {
-	case "OrderConfirmed":
+	case notifications.TypeOrderConfirmed:
 		return KindInstructions
-	case "OrderPaid":
+	case notifications.TypeOrderPaid:
 		return KindReceipt
 	}
 	return ""

@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/einvoice/spaceorders/domain"
+	"github.com/einvoice/spaceorders/handlers/notifications"
 )
 
 // FormatMoney writes cents as euros with two decimals the way a reader of lang expects:
@@ -49,7 +49,7 @@ var monthsEN = [...]string{"", "January", "February", "March", "April", "May", "
 	"August", "September", "October", "November", "December"}
 
 // FormatDate writes a civil date as "31/03/2027" in Italian and "31 March 2027" in English.
-func FormatDate(d domain.Date, lang string) string {
+func FormatDate(d notifications.Date, lang string) string {
 	if d.IsZero() {
 		return ""
 	}

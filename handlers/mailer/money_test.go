@@ -7,6 +7,7 @@ import (
 
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/handlers/mailer"
+	"github.com/einvoice/spaceorders/handlers/notifications"
 )
 
 func TestFormatMoney(t *testing.T) {
@@ -31,7 +32,7 @@ func TestFormatMoney(t *testing.T) {
 }
 
 func TestFormatDate(t *testing.T) {
-	d := domain.Date{Year: 2027, Month: time.March, Day: 9}
+	d := notifications.Date{Year: 2027, Month: time.March, Day: 9}
 	if got := mailer.FormatDate(d, "it"); got != "09/03/2027" {
 		t.Errorf("it: %q", got)
 	}
@@ -41,12 +42,12 @@ func TestFormatDate(t *testing.T) {
 }
 
 func TestRenderEscapesHolderNameInHTML(t *testing.T) {
-	r, err := mailer.NewRenderer(domain.DefaultCatalogue())
+	r, err := mailer.NewRenderer()
 	if err != nil {
 		t.Fatal(err)
 	}
 	ev := confirmed(t, domain.DefaultCatalogue(), `<script>alert("x")</script> & Co`, "a@example.com", "it", "card")
-	c, err := r.Instructions(ev)
+	c, err := r.Instructions(ev.OrderID.String(), contract[notifications.OrderConfirmedV1](t, ev))
 	if err != nil {
 		t.Fatal(err)
 	}

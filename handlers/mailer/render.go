@@ -5,12 +5,11 @@ import (
 	"embed"
 	"fmt"
 	htmltemplate "html/template"
-	"net/url"
 	"strconv"
 	"strings"
 	texttemplate "text/template"
 
-	"github.com/einvoice/spaceorders/domain"
+	"github.com/einvoice/spaceorders/handlers/notifications"
 )
 
 //go:embed templates/*.txt templates/*.html
@@ -29,20 +28,22 @@ type Content struct {
 	HTML    string
 }
 
-// Renderer turns events into emails with the embedded templates: text parts with
+// languages the emails are written in: a template of each kind for each.
+var languages = []string{"it", "en"}
+
+// Renderer turns notifications into emails with the embedded templates: text parts with
 // text/template, HTML parts with html/template, so that holder names and other data are
-// escaped in the HTML.
+// escaped in the HTML. The labels and payment details come in the notifications.
 type Renderer struct {
-	cat  *domain.Catalogue
 	text map[string]*texttemplate.Template
 	html map[string]*htmltemplate.Template
 }
 
 // NewRenderer parses the embedded templates.
-func NewRenderer(cat *domain.Catalogue) (*Renderer, error) {
-	r := &Renderer{cat: cat, text: map[string]*texttemplate.Template{}, html: map[string]*htmltemplate.Template{}}
+func NewRenderer() (*Renderer, error) {
+	r := &Renderer{text: map[string]*texttemplate.Template{}, html: map[string]*htmltemplate.Template{}}
 	for _, kind := range []string{KindInstructions, KindReceipt} {
-		for _, lang := range domain.Languages {
+		for _, lang := range languages {
 			key := kind + "." + lang
 			t, err := texttemplate.New(key+".txt").Option("missingkey=error").ParseFS(templateFS, "templates/"+key+".txt")
 			if err != nil {
@@ -107,17 +108,16 @@ type receiptView struct {
 }
 
 // Instructions renders the payment instructions of a confirmed order.
-func (r *Renderer) Instructions(ev domain.OrderConfirmed) (Content, error) {
+func (r *Renderer) Instructions(order string, ev notifications.OrderConfirmedV1) (Content, error) {
 	lang := Language(ev.Recipient.Language)
-	m, ok := r.cat.Method(ev.PaymentMethod)
-	if !ok {
-		return Content{}, fmt.Errorf("%w: payment method %q is not in the catalogue", ErrPermanent, ev.PaymentMethod)
+	m := ev.PaymentMethod
+	if len(m.Label) == 0 {
+		return Content{}, fmt.Errorf("%w: payment method %q is not in the catalogue", ErrPermanent, m.Code)
 	}
-	order := ev.OrderID.String()
 	v := instructionsView{
 		Name:         ev.Recipient.Name,
 		OrderID:      order,
-		Lines:        r.lines(ev.Quote, lang),
+		Lines:        r.lines(ev.Quote.Lines, lang),
 		Net:          FormatMoney(ev.Quote.NetCents, lang),
 		VAT:          FormatMoney(ev.Quote.VATCents, lang),
 		Total:        FormatMoney(ev.Quote.TotalCents, lang),
@@ -125,14 +125,12 @@ func (r *Renderer) Instructions(ev domain.OrderConfirmed) (Content, error) {
 		PayBy:        FormatDate(ev.PayBy, lang),
 		MethodLabel:  m.Label[lang],
 		Instructions: m.Instructions[lang],
+		Link:         m.PaymentLink,
 		Beneficiary:  m.Beneficiary,
 		IBAN:         m.IBAN,
-		ExpectedOn:   FormatDate(ev.ExpectedRegistration(), lang),
+		ExpectedOn:   FormatDate(ev.ExpectedRegistrationOn, lang),
 		WorkingDays:  Count(ev.ExpectedRegistrationDays, lang, "giorno lavorativo", "giorni lavorativi", "working day", "working days"),
-		SpaceMonths:  Months(ev.Quote.SpaceMonths(), lang),
-	}
-	if m.PaymentLink != "" {
-		v.Link = strings.ReplaceAll(m.PaymentLink, "{order}", url.PathEscape(order))
+		SpaceMonths:  Months(ev.Quote.SpaceMonths, lang),
 	}
 	if m.IBAN != "" {
 		v.Reason = PaymentReason(order, lang)
@@ -151,17 +149,26 @@ func PaymentReason(orderID, lang string) string {
 
 // Receipt renders what a paid order granted: the space and the services it aligned run to
 // the same day, a year (the quote's months) from the day the payment completed.
-func (r *Renderer) Receipt(ev domain.OrderPaid) (Content, error) {
+func (r *Renderer) Receipt(order string, ev notifications.OrderPaidV1) (Content, error) {
 	lang := Language(ev.Recipient.Language)
-	granted := ev.Quote.GrantedExpiry(domain.DateOf(ev.PaidAt))
+	var services, earlier []notifications.QuoteLine
+	for _, l := range ev.Quote.Lines {
+		switch l.Kind {
+		case notifications.KindSpace:
+		case notifications.KindEarlierSpace:
+			earlier = append(earlier, l)
+		default:
+			services = append(services, l)
+		}
+	}
 	v := receiptView{
 		Name:         ev.Recipient.Name,
-		OrderID:      ev.OrderID.String(),
+		OrderID:      order,
 		Paid:         FormatMoney(ev.PaidCents+ev.ExcessCents, lang),
 		GB:           ev.Quote.GB,
-		NewExpiry:    FormatDate(granted, lang),
-		Services:     r.lines(domain.Quote{Lines: ev.Quote.ExtendedServices()}, lang),
-		EarlierSpace: r.lines(domain.Quote{Lines: ev.Quote.EarlierSpace()}, lang),
+		NewExpiry:    FormatDate(ev.GrantedUntil, lang),
+		Services:     r.lines(services, lang),
+		EarlierSpace: r.lines(earlier, lang),
 	}
 	for _, l := range [][]lineView{v.Services, v.EarlierSpace} {
 		for i := range l {
@@ -174,11 +181,11 @@ func (r *Renderer) Receipt(ev domain.OrderPaid) (Content, error) {
 	return r.render(KindReceipt, lang, v)
 }
 
-func (r *Renderer) lines(q domain.Quote, lang string) []lineView {
-	out := make([]lineView, 0, len(q.Lines))
-	for _, l := range q.Lines {
+func (r *Renderer) lines(ls []notifications.QuoteLine, lang string) []lineView {
+	out := make([]lineView, 0, len(ls))
+	for _, l := range ls {
 		out = append(out, lineView{
-			Label:      r.label(l, lang),
+			Label:      label(l, lang),
 			Months:     l.Months,
 			MonthsText: Months(l.Months, lang),
 			NewExpiry:  FormatDate(l.NewExpiry, lang),
@@ -189,22 +196,22 @@ func (r *Renderer) lines(q domain.Quote, lang string) []lineView {
 	return out
 }
 
-func (r *Renderer) label(l domain.QuoteLine, lang string) string {
-	if l.Kind == domain.KindSpace {
+func label(l notifications.QuoteLine, lang string) string {
+	if l.Kind == notifications.KindSpace {
 		if lang == "en" {
 			return "Extra space " + strconv.Itoa(l.Quantity) + " GB"
 		}
 		return "Spazio aggiuntivo " + strconv.Itoa(l.Quantity) + " GB"
 	}
-	if l.Kind == domain.KindEarlierSpace {
+	if l.Kind == notifications.KindEarlierSpace {
 		if lang == "en" {
 			return "Extra space bought earlier " + strconv.Itoa(l.Quantity) + " GB"
 		}
 		return "Spazio aggiuntivo già acquistato " + strconv.Itoa(l.Quantity) + " GB"
 	}
 	label := l.Kind
-	if s, ok := r.cat.Services[l.Kind]; ok && s.Label[lang] != "" {
-		label = s.Label[lang]
+	if t := l.Label[lang]; t != "" {
+		label = t
 	}
 	if l.Quantity > 1 {
 		label += " × " + strconv.Itoa(l.Quantity)

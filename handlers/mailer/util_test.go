@@ -8,6 +8,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/einvoice/spaceorders/domain"
+	"github.com/einvoice/spaceorders/handlers/notifications"
+	"github.com/einvoice/spaceorders/handlers/relay"
 )
 
 func readFile(p string) ([]byte, error) { return os.ReadFile(p) }
@@ -41,4 +45,23 @@ func value(c prometheus.Metric) float64 {
 		panic(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+// contract is the notification the relay publishes for a domain event, with the default
+// catalogue's labels: what the renderer is given in production.
+func contract[P notifications.Payload](t interface {
+	Helper()
+	Fatalf(string, ...any)
+}, ev domain.Event) P {
+	t.Helper()
+	p, _ := relay.Contract(ev, domain.DefaultCatalogue())
+	out, ok := p.(P)
+	if !ok {
+		t.Fatalf("%T maps to %T", ev, p)
+	}
+	return out
+}
+
+func date(d domain.Date) notifications.Date {
+	return notifications.Date{Year: d.Year, Month: d.Month, Day: d.Day}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/handlers/mailer"
+	"github.com/einvoice/spaceorders/handlers/notifications"
 )
 
 // Rule 10: words agree with numbers, in Italian and English; rule 7: the email names the
@@ -20,7 +21,7 @@ var wrongAgreement = regexp.MustCompile(`(^|[^0-9])1 (mesi|months|giorni|working
 
 func TestPropertyWordsAgreeWithNumbers(t *testing.T) {
 	cat := domain.DefaultCatalogue()
-	r, err := mailer.NewRenderer(cat)
+	r, err := mailer.NewRenderer()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,13 +46,13 @@ func TestPropertyWordsAgreeWithNumbers(t *testing.T) {
 			PayBy: orderDay.AddDays(30), ExpectedRegistrationDays: m.RegistrationDays,
 			ExpectedRegistrationOn: orderDay.AddWorkingDays(m.RegistrationDays),
 		}
-		c, err := r.Instructions(ev)
+		c, err := r.Instructions(ev.OrderID.String(), contract[notifications.OrderConfirmedV1](t, ev))
 		if err != nil {
 			t.Fatal(err)
 		}
 		paid := domain.OrderPaid{OrderID: ev.OrderID, SubscriptionID: ev.SubscriptionID, Quote: q, Recipient: ev.Recipient,
 			PaidCents: q.TotalCents, PaidAt: confirmedAt.Add(time.Duration(rapid.IntRange(0, 30*24).Draw(t, "hours to pay")) * time.Hour)}
-		receipt, err := r.Receipt(paid)
+		receipt, err := r.Receipt(paid.OrderID.String(), contract[notifications.OrderPaidV1](t, paid))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,11 +68,11 @@ func TestPropertyWordsAgreeWithNumbers(t *testing.T) {
 			}
 		}
 		// Rule 7: the expected registration is the working day the read models show.
-		if want := mailer.FormatDate(ev.ExpectedRegistration(), lang); !strings.Contains(c.Text, want) {
+		if want := mailer.FormatDate(date(ev.ExpectedRegistration()), lang); !strings.Contains(c.Text, want) {
 			t.Fatalf("expected registration %s missing in:\n%s", want, c.Text)
 		}
 		// Rule 4: the receipt's expiry is a year from the payment day.
-		if want := mailer.FormatDate(domain.DateOf(paid.PaidAt).AddMonths(12), lang); !strings.Contains(receipt.Text, want) {
+		if want := mailer.FormatDate(date(domain.DateOf(paid.PaidAt).AddMonths(12)), lang); !strings.Contains(receipt.Text, want) {
 			t.Fatalf("granted expiry %s missing in:\n%s", want, receipt.Text)
 		}
 	})

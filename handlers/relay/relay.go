@@ -1,6 +1,7 @@
-// Package relay publishes the event log to a JetStream stream of integration messages, from
-// the log and after the append: a crash anywhere loses nothing, the relay resumes after the
-// last message the stream holds, and a re-publish is dropped by the server by event id.
+// Package relay publishes the event log to a JetStream stream of integration messages (the
+// notifications contract), from the log and after the append: a crash anywhere loses
+// nothing, the relay resumes after the last message the stream holds, and a re-publish is
+// dropped by the server by event id.
 package relay
 
 import (
@@ -12,25 +13,29 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 
+	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
+	"github.com/einvoice/spaceorders/handlers/notifications"
 )
 
 // Headers every published message carries besides Nats-Msg-Id (the event id). Position and
-// Index are the relay's checkpoint: the stream's last message says where to resume.
+// Index, Stream and StreamVersion are the relay's checkpoint: the stream's last message says
+// where to resume. They are the relay's business, not the contract's: consumers read the body.
 const (
-	HeaderPosition = "Orders-Position"
-	HeaderIndex    = "Orders-Index"
-	HeaderType     = "Orders-Event-Type"
+	HeaderPosition      = "Orders-Position"
+	HeaderIndex         = "Orders-Index"
+	HeaderType          = "Orders-Event-Type"
+	HeaderStream        = "Orders-Stream"
+	HeaderStreamVersion = "Orders-Stream-Version"
 )
 
 // Defaults of Options.
 const (
-	DefaultStream        = "NOTIFICATIONS"
-	DefaultSubjectPrefix = "orders.notifications"
+	DefaultStream        = notifications.DefaultStream
+	DefaultSubjectPrefix = notifications.DefaultSubjectPrefix
 	// DefaultDuplicates is the server's de-duplication window by Nats-Msg-Id. The relay
 	// resumes after the stream's last message, so a duplicate can only come from a publish
 	// retried after a lost acknowledgement, which happens within seconds; ten minutes also
@@ -38,10 +43,11 @@ const (
 	DefaultDuplicates = 10 * time.Minute
 )
 
-// DefaultTypes are the events published by default: what the outside world acts on (the
-// mailer, payments, provisioning). Cart editing (CoTerminationToggled, CheckoutStarted,
-// PaymentMethodSelected, OrderModified, SpaceIncreaseRequested) and the order slot bookkeeping
-// are internal steps: publishing them would make their shape a public contract for nothing.
+// DefaultTypes are the events published by default, each as its message of the
+// notifications contract: what the outside world acts on (the mailer, payments,
+// provisioning). Cart editing (CoTerminationToggled, CheckoutStarted, PaymentMethodSelected,
+// OrderModified, SpaceIncreaseRequested) and the order slot bookkeeping are internal steps:
+// publishing them would make their shape a public contract for nothing.
 func DefaultTypes() []string {
 	return []string{
 		"SubscriptionOpened", "SpaceAdded", "ServicesExtended",
@@ -60,9 +66,15 @@ type Options struct {
 	// Default "orders.notifications".
 	SubjectPrefix string
 	// Types are the event types published. Default DefaultTypes(); AllTypes publishes all.
+	// An event the notifications contract has no type for goes out as a message outside the
+	// contract (version 0, the stored payload as data), for tools that follow the whole log;
+	// its shape is the domain's and may change at any time.
 	Types []string
 	// AllTypes publishes every event of the log, ignoring Types.
 	AllTypes bool
+	// Catalogue resolves the labels and payment details the messages carry (the emails show
+	// them). Default domain.DefaultCatalogue(); give orderd's.
+	Catalogue *domain.Catalogue
 	// Duplicates is the stream's de-duplication window. Default DefaultDuplicates.
 	Duplicates time.Duration
 	// MaxAge of the stream's messages; 0 keeps them forever. The mailer asks the stream
@@ -89,6 +101,9 @@ func (o *Options) defaults() {
 	if o.Types == nil {
 		o.Types = DefaultTypes()
 	}
+	if o.Catalogue == nil {
+		o.Catalogue = domain.DefaultCatalogue()
+	}
 	if o.Duplicates == 0 {
 		o.Duplicates = DefaultDuplicates
 	}
@@ -106,23 +121,9 @@ func (o *Options) defaults() {
 	}
 }
 
-// Message is the body of an integration message: the stored event, as JSON.
-type Message struct {
-	EventID       string              `json:"eventId"`
-	Type          string              `json:"type"`
-	SchemaVersion int                 `json:"schemaVersion"`
-	Stream        string              `json:"stream"`
-	StreamVersion uint64              `json:"streamVersion"`
-	Position      uint64              `json:"position"`
-	Index         int                 `json:"index"`
-	RecordedAt    time.Time           `json:"recordedAt"`
-	Payload       json.RawMessage     `json:"payload"`
-	Metadata      eventstore.Metadata `json:"metadata"`
-}
-
 // Subject is where an event of type typ about aggregate id is published.
 func Subject(prefix, typ, aggregateID string) string {
-	return prefix + "." + typ + "." + aggregateID
+	return notifications.Subject(prefix, typ, aggregateID)
 }
 
 // StreamConfig is the notifications stream's configuration for opts.
@@ -204,12 +205,26 @@ func LastPublished(ctx context.Context, s jetstream.Stream) (Checkpoint, error) 
 	}
 	pos, err1 := strconv.ParseUint(m.Header.Get(HeaderPosition), 10, 64)
 	idx, err2 := strconv.Atoi(m.Header.Get(HeaderIndex))
-	var body Message
-	err3 := json.Unmarshal(m.Data, &body)
+	stream, ver, err3 := streamOf(m)
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return Checkpoint{}, fmt.Errorf("relay: last message %d has no checkpoint: %w", info.State.LastSeq, err)
 	}
-	return Checkpoint{Position: pos, Index: idx, Stream: body.Stream, StreamVersion: body.StreamVersion, Seq: info.State.LastSeq}, nil
+	return Checkpoint{Position: pos, Index: idx, Stream: stream, StreamVersion: ver, Seq: info.State.LastSeq}, nil
+}
+
+// streamOf reads the stream and version of the event a message was published from: its
+// headers, or, in a message of a relay from before the notifications contract, its body.
+func streamOf(m *jetstream.RawStreamMsg) (string, uint64, error) {
+	if s := m.Header.Get(HeaderStream); s != "" {
+		v, err := strconv.ParseUint(m.Header.Get(HeaderStreamVersion), 10, 64)
+		return s, v, err
+	}
+	var legacy struct {
+		Stream        string `json:"stream"`
+		StreamVersion uint64 `json:"streamVersion"`
+	}
+	err := json.Unmarshal(m.Data, &legacy)
+	return legacy.Stream, legacy.StreamVersion, err
 }
 
 // Run publishes until ctx ends, resuming after the stream's last message. Errors from the
@@ -347,7 +362,7 @@ func (r *Relay) startPipeline(quit <-chan struct{}, stop context.CancelCauseFunc
 // publish sends one event with its id as Nats-Msg-Id (a copy that had already landed, from
 // another relay, is dropped by the server) and its place in the stream as expectation.
 func (p *pipeline) publish(ctx context.Context, env eventstore.Envelope) error {
-	msg, err := Encode(p.r.opts.SubjectPrefix, env)
+	msg, err := Encode(p.r.opts.SubjectPrefix, p.r.opts.Catalogue, env)
 	if err != nil {
 		return err
 	}
@@ -411,33 +426,4 @@ func (p *pipeline) close() error {
 	close(p.pending)
 	<-p.done
 	return p.err
-}
-
-// Encode builds the integration message of an event (without its Nats-Msg-Id).
-func Encode(prefix string, env eventstore.Envelope) (*nats.Msg, error) {
-	_, id, err := eventstore.ParseStream(env.Stream)
-	if err != nil {
-		return nil, fmt.Errorf("relay: event %s: %w", env.ID, err)
-	}
-	body, err := json.Marshal(Message{
-		EventID:       env.ID.String(),
-		Type:          env.Type,
-		SchemaVersion: env.SchemaVersion,
-		Stream:        env.Stream,
-		StreamVersion: env.StreamVersion,
-		Position:      env.Position,
-		Index:         env.Index,
-		RecordedAt:    env.RecordedAt,
-		Payload:       env.Payload,
-		Metadata:      env.Metadata,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("relay: encode event %s: %w", env.ID, err)
-	}
-	m := nats.NewMsg(Subject(prefix, env.Type, id.String()))
-	m.Data = body
-	m.Header.Set(HeaderPosition, strconv.FormatUint(env.Position, 10))
-	m.Header.Set(HeaderIndex, strconv.Itoa(env.Index))
-	m.Header.Set(HeaderType, env.Type)
-	return m, nil
 }

@@ -2,8 +2,8 @@ package relay_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +17,7 @@ import (
 	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
 	"github.com/einvoice/spaceorders/eventstore/kurrentdb"
 	"github.com/einvoice/spaceorders/eventstore/kurrentdb/standin"
+	"github.com/einvoice/spaceorders/handlers/notifications"
 	"github.com/einvoice/spaceorders/handlers/relay"
 )
 
@@ -35,7 +36,10 @@ func start(t *testing.T) env {
 	return env{store, js}
 }
 
-var codec = eventstore.DomainCodec()
+var (
+	codec = eventstore.DomainCodec()
+	cat   = domain.DefaultCatalogue()
+)
 
 func encode(t *testing.T, evs ...domain.Event) []eventstore.EventData {
 	t.Helper()
@@ -75,8 +79,16 @@ func appendOrder(t *testing.T, s eventstore.Store) (ids []uuid.UUID) {
 	return ids
 }
 
+// message is a published message: its body and the relay's checkpoint in its headers.
+type message struct {
+	notifications.Envelope
+	Position uint64
+	Index    int
+	Header   nats.Header
+}
+
 // published reads the whole notifications stream in order.
-func published(t *testing.T, js jetstream.JetStream) []relay.Message {
+func published(t *testing.T, js jetstream.JetStream) []message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -88,20 +100,27 @@ func published(t *testing.T, js jetstream.JetStream) []relay.Message {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []relay.Message
+	var out []message
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
 		m, err := s.GetMsg(ctx, seq)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var msg relay.Message
-		if err := json.Unmarshal(m.Data, &msg); err != nil {
+		env, err := notifications.Parse(m.Data)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Header.Get("Nats-Msg-Id") != msg.EventID {
+		msg := message{Envelope: env, Header: m.Header}
+		if msg.Position, err = strconv.ParseUint(m.Header.Get(relay.HeaderPosition), 10, 64); err != nil {
+			t.Fatal(err)
+		}
+		if msg.Index, err = strconv.Atoi(m.Header.Get(relay.HeaderIndex)); err != nil {
+			t.Fatal(err)
+		}
+		if m.Header.Get("Nats-Msg-Id") != msg.EventID.String() {
 			t.Fatalf("message %d: Nats-Msg-Id %q, event %s", seq, m.Header.Get("Nats-Msg-Id"), msg.EventID)
 		}
-		_, agg, err := eventstore.ParseStream(msg.Stream)
+		_, agg, err := eventstore.ParseStream(m.Header.Get(relay.HeaderStream))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -151,13 +170,13 @@ func runRelayWith(t *testing.T, e env, opts relay.Options) (stop func()) {
 	}
 }
 
-func assertExactly(t *testing.T, got []relay.Message, want []uuid.UUID) {
+func assertExactly(t *testing.T, got []message, want []uuid.UUID) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("published %d messages, want %d", len(got), len(want))
 	}
 	for i := range want {
-		if got[i].EventID != want[i].String() {
+		if got[i].EventID != want[i] {
 			t.Fatalf("message %d is event %s (%s), want %s", i, got[i].EventID, got[i].Type, want[i])
 		}
 		if i > 0 && (got[i].Position < got[i-1].Position ||
@@ -184,9 +203,9 @@ func TestRelayPublishesTheLogOnceInOrder(t *testing.T) {
 	if got[0].Type != "OrderConfirmed" || got[2].Type != "OrderPaid" || got[1].Index != 0 || got[2].Index != 1 {
 		t.Fatalf("unexpected first messages: %+v", got[:3])
 	}
-	var paid domain.OrderPaid
-	if err := json.Unmarshal(got[2].Payload, &paid); err != nil || paid.PaidCents != 100 {
-		t.Fatalf("payload: %s (%v)", got[2].Payload, err)
+	p, err := got[2].Payload()
+	if paid, ok := p.(notifications.OrderPaidV1); err != nil || !ok || paid.PaidCents != 100 {
+		t.Fatalf("payload: %s (%v)", got[2].Data, err)
 	}
 }
 
@@ -251,7 +270,7 @@ func resumesWithinACommit(t *testing.T, e env) {
 		if env.Type == "CheckoutStarted" {
 			continue
 		}
-		m, err := relay.Encode(relay.DefaultSubjectPrefix, env)
+		m, err := relay.Encode(relay.DefaultSubjectPrefix, cat, env)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -280,7 +299,7 @@ func TestRepublishIsDroppedByTheServer(t *testing.T) {
 	stop()
 	all, _ := e.store.ReadAll(ctx, 0, 100)
 	for _, env := range all[1:] {
-		m, _ := relay.Encode(relay.DefaultSubjectPrefix, env)
+		m, _ := relay.Encode(relay.DefaultSubjectPrefix, cat, env)
 		ack, err := e.js.PublishMsg(ctx, m, jetstream.WithMsgID(env.ID.String()))
 		if err != nil || !ack.Duplicate {
 			t.Fatalf("re-publish of %s: ack %+v, %v", env.Type, ack, err)
@@ -318,13 +337,13 @@ func (r *refuseOnce) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) 
 
 // fault returns the option that makes the server refuse the chosen event's first publish.
 func (r *refuseOnce) fault(m *nats.Msg) []jetstream.PublishOpt {
-	var body relay.Message
-	if json.Unmarshal(m.Data, &body) != nil {
+	body, err := notifications.Parse(m.Data)
+	if err != nil {
 		return nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.done || body.EventID != r.eventID {
+	if r.done || body.EventID.String() != r.eventID {
 		return nil
 	}
 	r.done = true

@@ -30,7 +30,7 @@ type Options struct {
 	// SnapshotInterval saves a model with unsaved events after that long. Default 60 s.
 	SnapshotInterval time.Duration
 	// RetryDelay is the first pause before subscribing again after the store failed; it
-	// doubles (jittered) with each failure in a row, up to 30 s. Default 1 s.
+	// doubles (jittered) with each failure in a row, up to 30 s. Default 200 ms.
 	RetryDelay time.Duration
 
 	// noFinalSave makes Run return without saving: the tests' stand-in for a crash.

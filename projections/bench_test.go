@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.uber.org/zap"
 
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
@@ -124,11 +123,12 @@ func BenchmarkRebuild(b *testing.B) {
 					m, _ := newModel(name)
 					models = []Model{m}
 				}
-				_, err := foldStore(ctx, store, codec, zap.NewNop(), 0, nil, func(c []decoded) {
+				_, err := eventstore.ReadCommits(ctx, store, 0, eventstore.DecodeOptions{}, func(c eventstore.Commit) error {
 					for _, m := range models {
 						applyCommit(m, c)
 					}
-					events += len(c)
+					events += len(c.Events)
+					return nil
 				})
 				if err != nil {
 					b.Fatal(err)

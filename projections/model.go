@@ -78,9 +78,3 @@ func streamID(stream string) (uuid.UUID, bool) {
 	id, err := uuid.Parse(stream[i+1:])
 	return id, err == nil
 }
-
-// decoded is one envelope with its domain event (nil when it cannot be read).
-type decoded struct {
-	env eventstore.Envelope
-	ev  domain.Event
-}

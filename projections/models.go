@@ -3,12 +3,9 @@ package projections
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
@@ -132,13 +129,14 @@ func exportCSV(w io.Writer, m Model, now time.Time) error {
 func AsOf(ctx context.Context, store eventstore.Store, t time.Time) (*Models, error) {
 	ms := NewModels()
 	all := []Model{ms.Quota, ms.Expiry, ms.Pending, ms.Lists}
-	codec := eventstore.DomainCodec()
-	pos, err := foldStore(ctx, store, codec, zap.NewNop(), 0, func(commit []decoded) bool {
-		return !commit[0].env.RecordedAt.After(t)
-	}, func(commit []decoded) {
-		for _, m := range all {
-			applyCommit(m, commit)
+	pos, err := eventstore.ReadCommits(ctx, store, 0, eventstore.DecodeOptions{}, func(c eventstore.Commit) error {
+		if c.Events[0].RecordedAt.After(t) {
+			return eventstore.StopFollowing
 		}
+		for _, m := range all {
+			applyCommit(m, c)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("projections as of %s: %w", t.Format(time.RFC3339Nano), err)
@@ -147,71 +145,10 @@ func AsOf(ctx context.Context, store eventstore.Store, t time.Time) (*Models, er
 	return ms, nil
 }
 
-func applyCommit(m Model, commit []decoded) {
-	for _, d := range commit {
-		if d.ev != nil {
-			m.Apply(d.env, d.ev)
+func applyCommit(m Model, c eventstore.Commit) {
+	for _, d := range c.Events {
+		if d.Event != nil {
+			m.Apply(d.Envelope, d.Event)
 		}
 	}
-}
-
-// foldStore reads the log's commits after position after, up to the head it finds at the
-// start, and hands each whole commit to apply while keep accepts it. It returns the position
-// of the last commit applied. It reads through Subscribe: an ordered consumer streams the
-// log about twice as fast as ReadAll's batched gets.
-func foldStore(ctx context.Context, store eventstore.Store, codec *eventstore.Codec, log *zap.Logger,
-	after uint64, keep func([]decoded) bool, apply func([]decoded)) (uint64, error) {
-	head, err := store.Head(ctx)
-	if err != nil || head <= after {
-		return after, err
-	}
-	pos := after
-	var commit []decoded
-	err = store.Subscribe(ctx, after, func(env eventstore.Envelope) error {
-		d, err := decode(codec, log, env)
-		if err != nil {
-			return err
-		}
-		commit = append(commit, d)
-		if !env.LastInCommit() {
-			return nil
-		}
-		if keep != nil && !keep(commit) {
-			return errFoldDone
-		}
-		apply(commit)
-		pos = env.Position
-		commit = commit[:0]
-		if pos >= head {
-			return errFoldDone
-		}
-		return nil
-	})
-	if errors.Is(err, errFoldDone) {
-		return pos, nil
-	}
-	return pos, err
-}
-
-// errFoldDone ends foldStore's subscription once it has what it needs.
-var errFoldDone = errors.New("projections: fold done")
-
-// decode reads an envelope's domain event. An event of a type this build does not know is
-// skipped (and logged): the other events still count, and a newer build can rebuild. Any
-// other failure (a payload that does not decode, an upcast that fails) is an error: folding
-// past it would leave the totals silently wrong, so the fold stops there, visibly behind.
-func decode(codec *eventstore.Codec, log *zap.Logger, env eventstore.Envelope) (decoded, error) {
-	if env.Type == eventstore.LogCheckpointType {
-		return decoded{env: env}, nil // the log's own signed head: no read model folds it
-	}
-	ev, err := codec.DecodeDomain(env)
-	if errors.Is(err, eventstore.ErrUnknownEventType) {
-		log.Warn("projections: event of an unknown type skipped", zap.String("type", env.Type),
-			zap.Uint64("position", env.Position), zap.Stringer("event_id", env.ID), zap.Error(err))
-		return decoded{env: env}, nil
-	}
-	if err != nil {
-		return decoded{}, fmt.Errorf("projections: event %s (%s) at position %d: %w", env.ID, env.Type, env.Position, err)
-	}
-	return decoded{env: env, ev: ev}, nil
 }

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/einvoice/spaceorders/eventstore"
+	"github.com/einvoice/spaceorders/internal/backoff"
 )
 
 // Options configures a Runner.
@@ -28,7 +29,8 @@ type Options struct {
 	SnapshotEvery int
 	// SnapshotInterval saves a model with unsaved events after that long. Default 60 s.
 	SnapshotInterval time.Duration
-	// RetryDelay is the pause before subscribing again after the store failed. Default 1 s.
+	// RetryDelay is the first pause before subscribing again after the store failed; it
+	// doubles (jittered) with each failure in a row, up to 30 s. Default 200 ms.
 	RetryDelay time.Duration
 
 	// noFinalSave makes Run return without saving: the tests' stand-in for a crash.
@@ -81,9 +83,6 @@ func NewRunner(store eventstore.Store, opts Options) (*Runner, error) {
 	if opts.SnapshotInterval <= 0 {
 		opts.SnapshotInterval = time.Minute
 	}
-	if opts.RetryDelay <= 0 {
-		opts.RetryDelay = time.Second
-	}
 	if opts.Dir != "" {
 		if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 			return nil, fmt.Errorf("projections: %w", err)
@@ -127,9 +126,12 @@ func (r *Runner) load(s *slot) {
 	r.log.Info("projections: resumed from snapshot", zap.String("model", s.name), zap.Uint64("position", snap.Position))
 }
 
-// Run catches up from the lowest checkpoint, then follows the log live, until ctx ends;
-// then it saves every model's snapshot. A failing subscription is retried.
+// Run catches up from the lowest checkpoint, then follows the log live (eventstore.Follow,
+// which subscribes again with backoff when the store fails), until ctx ends; then it saves
+// every model's snapshot.
 func (r *Runner) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	tick := time.NewTicker(r.opts.SnapshotInterval)
 	defer tick.Stop()
 	var wg sync.WaitGroup
@@ -143,36 +145,28 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 	})
-	for ctx.Err() == nil {
-		var commit []decoded
-		err := r.store.Subscribe(ctx, r.minPosition(), func(env eventstore.Envelope) error {
-			d, err := decode(r.codec, r.log, env)
-			if err != nil {
-				return err
-			}
-			commit = append(commit, d)
-			if !env.LastInCommit() {
-				return nil
-			}
-			r.fold(commit)
-			commit = commit[:0]
-			r.saveDue(true)
-			return nil
-		})
-		if ctx.Err() != nil {
-			break
-		}
-		r.log.Error("projections: subscription ended, subscribing again", zap.Error(err), zap.Duration("after", r.opts.RetryDelay))
-		select {
-		case <-ctx.Done():
-		case <-time.After(r.opts.RetryDelay):
-		}
+	err := eventstore.Follow(ctx, r.store, r.minPosition(), eventstore.FollowOptions{
+		DecodeOptions: r.decoding(), Name: "projections", Backoff: backoff.From(r.opts.RetryDelay),
+	}, func(_ context.Context, c eventstore.Commit) error {
+		r.fold(c)
+		r.saveDue(true)
+		return nil
+	})
+	if ctx.Err() != nil {
+		err = nil
 	}
+	cancel()
 	wg.Wait()
 	if r.opts.noFinalSave {
-		return nil
+		return err
 	}
-	return r.SaveAll()
+	return errors.Join(err, r.SaveAll())
+}
+
+// decoding is how the models read the log: every domain event, unknown types skipped, any
+// other undecodable event a stop (eventstore.DecodeOptions' default).
+func (r *Runner) decoding() eventstore.DecodeOptions {
+	return eventstore.DecodeOptions{Codec: r.codec, Logger: r.log.Named("projections")}
 }
 
 // Positions is where each model has folded to, by name: what Status says without the
@@ -202,10 +196,10 @@ func (s *slot) position() uint64 {
 }
 
 // fold applies one whole commit to every model that does not have it yet.
-func (r *Runner) fold(commit []decoded) {
-	// The commit's position, carried by each of its events (the store's rule), and what the
-	// append answered: the checkpoint and read-your-writes need exactly that value.
-	pos := commit[len(commit)-1].env.Position
+func (r *Runner) fold(commit eventstore.Commit) {
+	// The commit's position is what the append answered: the checkpoint and read-your-writes
+	// need exactly that value.
+	pos := commit.Position
 	moved := false
 	r.foldMu.Lock()
 	for _, s := range r.slots {
@@ -213,7 +207,7 @@ func (r *Runner) fold(commit []decoded) {
 		if pos > s.pos {
 			applyCommit(s.model, commit)
 			s.pos = pos
-			s.unsaved += len(commit)
+			s.unsaved += len(commit.Events)
 			moved = true
 		}
 		s.mu.Unlock()
@@ -367,12 +361,13 @@ func (r *Runner) Rebuild(ctx context.Context, name string) error {
 	}
 	m, _ := newModel(name)
 	n := 0
-	apply := func(commit []decoded) {
-		applyCommit(m, commit)
-		n += len(commit)
+	apply := func(c eventstore.Commit) error {
+		applyCommit(m, c)
+		n += len(c.Events)
+		return nil
 	}
 	// Catch up without blocking the live fold...
-	pos, err := foldStore(ctx, r.store, r.codec, r.log, 0, nil, apply)
+	pos, err := eventstore.ReadCommits(ctx, r.store, 0, r.decoding(), apply)
 	if err != nil {
 		return fmt.Errorf("rebuild %s: %w", name, err)
 	}
@@ -380,9 +375,12 @@ func (r *Runner) Rebuild(ctx context.Context, name string) error {
 	r.foldMu.Lock()
 	live := s.position()
 	if pos < live {
-		pos, err = foldStore(ctx, r.store, r.codec, r.log, pos, func(c []decoded) bool {
-			return c[0].env.Position <= live
-		}, apply)
+		pos, err = eventstore.ReadCommits(ctx, r.store, pos, r.decoding(), func(c eventstore.Commit) error {
+			if c.Position > live {
+				return eventstore.StopFollowing
+			}
+			return apply(c)
+		})
 		if err == nil && pos < live {
 			err = fmt.Errorf("the log ends at %d, before the live position %d", pos, live)
 		}

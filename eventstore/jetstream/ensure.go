@@ -8,6 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/einvoice/spaceorders/internal/backoff"
 )
 
 // DefaultEnsureWait bounds how long Ensure keeps trying when its context has no deadline:
@@ -16,8 +18,8 @@ import (
 const DefaultEnsureWait = 60 * time.Second
 
 // Ensure runs create, a CreateOrUpdate of a stream or key-value bucket with the given
-// number of replicas, until it succeeds, retrying with backoff (100 ms doubling to 2 s;
-// each attempt bounded to 1 s, then 2 s, up to 5 s) for as long as ctx lasts, or
+// number of replicas, until it succeeds, retrying with backoff (100 ms doubling to 2 s,
+// jittered; each attempt bounded to 1 s, then 2 s, up to 5 s) for as long as ctx lasts, or
 // DefaultEnsureWait. Several replicas starting together create the same streams at the
 // same moment, and a cluster just started may have no JetStream leader yet: both answer
 // errors that pass. A server that cannot hold that many replicas (a single server, not a
@@ -28,7 +30,7 @@ func Ensure(ctx context.Context, what string, replicas int, create func(context.
 		ctx, cancel = context.WithTimeout(ctx, DefaultEnsureWait)
 		defer cancel()
 	}
-	delay := 100 * time.Millisecond
+	bo := backoff.New(backoff.Policy{Min: 100 * time.Millisecond, Max: 2 * time.Second})
 	for attempt := 1; ; attempt++ {
 		// A request made before the cluster has a leader goes unanswered: a short first
 		// attempt finds the leader sooner, a longer one later lets a loaded server answer.
@@ -41,12 +43,9 @@ func Ensure(ctx context.Context, what string, replicas int, create func(context.
 		if permanent(err) {
 			return explain(what, replicas, err)
 		}
-		select {
-		case <-ctx.Done():
+		if backoff.Sleep(ctx, bo.Next()) != nil {
 			return fmt.Errorf("%s with %d replicas: still failing after %d attempts: %w", what, replicas, attempt, explain(what, replicas, err))
-		case <-time.After(delay):
 		}
-		delay = min(2*delay, 2*time.Second)
 	}
 }
 

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/einvoice/spaceorders/eventstore"
+	"github.com/einvoice/spaceorders/internal/backoff"
 )
 
 // appendAttempts bounds the tries of one Append that the server left unanswered (the
@@ -36,7 +36,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		return eventstore.AppendResult{}, fmt.Errorf("%w: %d events of about %d bytes, over the server's append size of %d",
 			eventstore.ErrInvalidAppend, len(events), total, s.opts.MaxAppendSize)
 	}
-	wait := s.opts.MinBackoff
+	bo := backoff.New(backoff.Policy{Min: s.opts.MinBackoff, Max: s.opts.MaxBackoff})
 	for attempt := 1; ; attempt++ {
 		res, err := s.appendOnce(ctx, stream, expected, events, data)
 		if err == nil || !retryable(err) || attempt == appendAttempts || ctx.Err() != nil {
@@ -44,12 +44,9 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		}
 		// The append may have landed: the next try is recognised by its event ids (with Any
 		// or StreamExists, by sameAsLastCommit), so trying again writes nothing twice.
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return eventstore.AppendResult{}, ctx.Err()
+		if err := backoff.Sleep(ctx, bo.Next()); err != nil {
+			return eventstore.AppendResult{}, err
 		}
-		wait = min(2*wait, s.opts.MaxBackoff)
 	}
 }
 

@@ -36,7 +36,7 @@ type Options struct {
 	// default prints to the standard logger, even for a subscription that we resume anyway.
 	ClientLog esdb.LoggingFunc
 	// MinBackoff and MaxBackoff bound the wait before resubscribing after a subscription
-	// drops (defaults 50ms and 5s); the wait doubles on each failure in a row.
+	// drops (defaults 50ms and 5s); the wait doubles (jittered) on each failure in a row.
 	MinBackoff, MaxBackoff time.Duration
 	// StreamPrefix is put before every stream name in the database (for example
 	// "spaceorders."), so that the product's streams are told apart from other

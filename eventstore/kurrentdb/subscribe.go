@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 
 	"github.com/einvoice/spaceorders/eventstore"
+	"github.com/einvoice/spaceorders/internal/backoff"
 )
 
 // Subscribe follows $all from after with a catch-up subscription and calls fn for each of
@@ -18,7 +18,7 @@ import (
 // starts again after the last commit handed to fn, so every event reaches fn once, in order.
 func (s *Store) Subscribe(ctx context.Context, after uint64, fn func(eventstore.Envelope) error) error {
 	last := after
-	wait := s.opts.MinBackoff
+	bo := backoff.New(backoff.Policy{Min: s.opts.MinBackoff, Max: s.opts.MaxBackoff})
 	for {
 		progressed, err := s.subscribeOnce(ctx, &last, fn)
 		var f fatal
@@ -32,14 +32,11 @@ func (s *Store) Subscribe(ctx context.Context, after uint64, fn func(eventstore.
 			return err
 		}
 		if progressed {
-			wait = s.opts.MinBackoff
+			bo.Reset()
 		}
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := backoff.Sleep(ctx, bo.Next()); err != nil {
+			return err
 		}
-		wait = min(2*wait, s.opts.MaxBackoff)
 	}
 }
 

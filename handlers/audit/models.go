@@ -127,41 +127,37 @@ func VerifyModels(ctx context.Context, log eventstore.Store, reported []projecti
 		}
 		return nil
 	}
-	codec := eventstore.DomainCodec()
-	var commit []eventstore.Envelope
+	// Events this build cannot decode are counted and skipped, as the projections skip them.
+	dec := eventstore.NewDecoder(eventstore.DecodeOptions{Undecodable: func(eventstore.Envelope, error) error {
+		rep.Skipped++
+		return nil
+	}})
 	errStop := errors.New("stop")
 	err := readAll(ctx, log, 0, progress, func(env eventstore.Envelope) error {
 		if env.Position > upTo {
 			return errStop
 		}
-		commit = append(commit, env)
-		if !env.LastInCommit() {
-			return nil
-		}
-		if err := take(env.Position, false); err != nil {
+		c, whole, err := dec.Add(env)
+		if err != nil || !whole {
 			return err
 		}
-		for _, e := range commit {
-			rep.Events++
-			if IsCheckpoint(e) {
-				continue // the log's signed head: no read model folds it
-			}
-			ev, err := codec.DecodeDomain(e)
-			if err != nil {
-				rep.Skipped++
-				continue
-			}
-			ms.Apply(e, ev)
+		if err := take(c.Position, false); err != nil {
+			return err
 		}
-		ms.Position = env.Position
-		commit = commit[:0]
+		for _, d := range c.Events {
+			rep.Events++
+			if d.Event != nil {
+				ms.Apply(d.Envelope, d.Event)
+			}
+		}
+		ms.Position = c.Position
 		return nil
 	})
 	if err != nil && err != errStop {
 		return rep, fmt.Errorf("rebuild the read models: %w", err)
 	}
-	if len(commit) > 0 {
-		return rep, fmt.Errorf("rebuild the read models: commit %d read without its last event", commit[0].Position)
+	if pos, open := dec.Open(); open {
+		return rep, fmt.Errorf("rebuild the read models: commit %d read without its last event: %w", pos, eventstore.ErrBrokenCommit)
 	}
 	for _, c := range pending {
 		if err != errStop && c.Position > ms.Position && c.Problem == "" {

@@ -106,11 +106,17 @@ func (s *Signer) Run(ctx context.Context) error {
 			}
 		}
 	}()
-	err = s.store.Subscribe(ctx, from, func(env eventstore.Envelope) error {
+	err = eventstore.Follow(ctx, s.store, from, eventstore.FollowOptions{
+		// The digest covers the stored bytes: nothing to decode.
+		DecodeOptions: eventstore.DecodeOptions{Decode: func(string) bool { return false }, Logger: s.log},
+		Name:          "checkpoints",
+	}, func(ctx context.Context, c eventstore.Commit) error {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		s.fold(env)
-		if s.dirty >= s.opts.Every && env.LastInCommit() {
+		for _, d := range c.Events {
+			s.fold(d.Envelope)
+		}
+		if s.dirty >= s.opts.Every {
 			s.signLocked(ctx, "events")
 		}
 		return nil

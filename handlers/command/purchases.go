@@ -11,6 +11,7 @@ import (
 
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
+	"github.com/einvoice/spaceorders/internal/backoff"
 )
 
 // Purchases is the process manager between the two aggregates: it follows the log and,
@@ -33,7 +34,8 @@ func NewPurchases(h *Handler, checkpointPath string) *Purchases {
 	return &Purchases{h: h, checkpoint: FileCheckpoint(checkpointPath), log: h.log.Named("purchases")}
 }
 
-// Run follows the log until ctx ends. A failing step is retried, never skipped.
+// Run follows the log until ctx ends. A failing step is retried (the commit is delivered
+// again after a backoff), never skipped.
 func (p *Purchases) Run(ctx context.Context) error {
 	after, err := p.checkpoint.Load()
 	if err != nil {
@@ -55,49 +57,50 @@ func (p *Purchases) Run(ctx context.Context) error {
 		saved, lastSave = after, time.Now()
 	}
 	defer save()
-	for {
-		err := p.h.store.Subscribe(ctx, after, func(env eventstore.Envelope) error {
-			if err := p.handle(ctx, env); err != nil {
+	err = eventstore.Follow(ctx, p.h.store, after, eventstore.FollowOptions{
+		DecodeOptions: eventstore.DecodeOptions{Codec: p.h.codec, Decode: acted, Logger: p.log,
+			// Never skipped: a paid order left unapplied is worse than a process manager
+			// visibly stuck until a build that reads the event is deployed.
+			Undecodable: func(_ eventstore.Envelope, err error) error { return err }},
+		Name:    "purchases",
+		Backoff: backoff.From(time.Second),
+	}, func(ctx context.Context, c eventstore.Commit) error {
+		for _, d := range c.Events {
+			if err := p.handle(ctx, d); err != nil {
 				return err
 			}
-			if env.LastInCommit() {
-				after = env.Position
-				p.position.Store(after)
-				if time.Since(lastSave) >= checkpointEvery {
-					save()
-				}
-			}
-			return nil
-		})
-		if ctx.Err() != nil {
-			return nil
 		}
-		p.log.Error("process manager stopped; resuming", zap.Uint64("after", after), zap.Error(err))
-		select {
-		case <-time.After(time.Second):
-		case <-ctx.Done():
-			return nil
+		after = c.Position
+		p.position.Store(after)
+		if time.Since(lastSave) >= checkpointEvery {
+			save()
 		}
+		return nil
+	})
+	if ctx.Err() != nil {
+		return nil
 	}
+	return err
+}
+
+// acted are the order events the process manager acts on: the only ones it decodes.
+func acted(typ string) bool {
+	switch typ {
+	case "OrderPaid", "OrderCancelled", "OrderExpired", "OrderAbandoned":
+		return true
+	}
+	return false
 }
 
 // checkpointEvery bounds how often the process manager writes its checkpoint.
 const checkpointEvery = time.Second
 
-func (p *Purchases) handle(ctx context.Context, env eventstore.Envelope) error {
-	category, orderID, err := eventstore.ParseStream(env.Stream)
-	if err != nil || category != OrderCategory {
+func (p *Purchases) handle(ctx context.Context, d eventstore.Decoded) error {
+	category, orderID, err := eventstore.ParseStream(d.Stream)
+	if err != nil || category != OrderCategory || d.Event == nil {
 		return nil
 	}
-	switch env.Type {
-	case "OrderPaid", "OrderCancelled", "OrderExpired", "OrderAbandoned":
-	default:
-		return nil
-	}
-	ev, err := p.h.codec.DecodeDomain(env)
-	if err != nil {
-		return fmt.Errorf("purchases: %s %s: %w", env.Stream, env.Type, err)
-	}
+	env, ev := d.Envelope, d.Event
 	var (
 		cmd   domain.SubscriptionCommand
 		subID uuid.UUID

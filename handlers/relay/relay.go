@@ -19,6 +19,7 @@ import (
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/handlers/notifications"
+	"github.com/einvoice/spaceorders/internal/backoff"
 )
 
 // Headers every published message carries besides Nats-Msg-Id (the event id). Position and
@@ -85,7 +86,8 @@ type Options struct {
 	// PublishTimeout bounds one publish; it is retried, with the same message id, until it
 	// is acknowledged or Run's context ends. Default 5 s.
 	PublishTimeout time.Duration
-	// RetryDelay is the pause before following the log again after an error. Default 1 s.
+	// RetryDelay is the first pause before following the log again after an error; it
+	// doubles (jittered) with each failure in a row, up to 30 s. Default 200 ms.
 	RetryDelay time.Duration
 	// Logger. Default: no logging.
 	Logger *zap.Logger
@@ -112,9 +114,6 @@ func (o *Options) defaults() {
 	}
 	if o.PublishTimeout == 0 {
 		o.PublishTimeout = 5 * time.Second
-	}
-	if o.RetryDelay == 0 {
-		o.RetryDelay = time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
@@ -227,72 +226,79 @@ func streamOf(m *jetstream.RawStreamMsg) (string, uint64, error) {
 	return legacy.Stream, legacy.StreamVersion, err
 }
 
-// Run publishes until ctx ends, resuming after the stream's last message. Errors from the
-// log or the server are logged and followed by a new attempt from the stream's checkpoint;
-// Run returns only ctx's error, or an error in the stream's setup.
+// Run publishes until ctx ends, resuming after the stream's last message. It follows the
+// log with eventstore.Follow: after an error of the log or the server it starts again, with
+// backoff, from the stream's checkpoint. Run returns only ctx's error.
 func (r *Relay) Run(ctx context.Context) error {
-	for {
-		err := r.runOnce(ctx)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		r.log.Warn("relay interrupted, resuming from the stream's checkpoint", zap.Error(err),
-			zap.Duration("after", r.opts.RetryDelay))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(r.opts.RetryDelay):
+	var p *pipeline
+	// settle waits for the acknowledgements in flight of the last attempt (unless Run is
+	// stopping): what the stream holds is settled before a new attempt reads its checkpoint.
+	settle := func() {
+		if p != nil {
+			_ = p.close() // its failure ended the attempt, and Follow has logged it
+			p.stop(nil)
+			p = nil
 		}
 	}
+	defer settle()
+	return eventstore.Follow(ctx, r.store, 0, eventstore.FollowOptions{
+		// The relay forwards the stored payloads: it decodes nothing.
+		DecodeOptions: eventstore.DecodeOptions{Decode: func(string) bool { return false }, Logger: r.log},
+		Name:          "relay",
+		Backoff:       backoff.From(r.opts.RetryDelay),
+		Resume: func(ctx context.Context) (context.Context, uint64, error) {
+			settle()
+			var (
+				actx context.Context
+				cp   Checkpoint
+				err  error
+			)
+			actx, cp, p, err = r.resume(ctx)
+			return actx, cp.Position, err
+		},
+	}, func(ctx context.Context, c eventstore.Commit) error {
+		for _, d := range c.Events {
+			if r.opts.AllTypes || r.types[d.Type] {
+				if err := p.publish(ctx, d.Envelope); err != nil {
+					return err
+				}
+			}
+		}
+		return p.commitEnd(ctx, c.Position)
+	})
 }
 
-func (r *Relay) runOnce(parent context.Context) error {
+// resume starts an attempt: it reads the checkpoint from the stream, starts a pipeline
+// whose failure cancels the attempt's context, and publishes the rest of the commit the
+// last attempt stopped in. The log is then followed after the checkpoint's commit.
+func (r *Relay) resume(parent context.Context) (context.Context, Checkpoint, *pipeline, error) {
 	setup, cancel := context.WithTimeout(parent, r.opts.PublishTimeout)
 	defer cancel()
 	stream, err := EnsureStream(setup, r.js, r.opts)
 	if err != nil {
-		return err
+		return nil, Checkpoint{}, nil, err
 	}
 	cp, err := LastPublished(setup, stream)
 	if err != nil {
-		return err
+		return nil, Checkpoint{}, nil, err
 	}
 	r.log.Info("relay following the log", zap.String("stream", r.opts.Stream),
 		zap.Uint64("position", cp.Position), zap.Int("index", cp.Index))
 	r.position.Store(cp.Position)
 	ctx, stop := context.WithCancelCause(parent)
-	defer stop(nil)
 	p := r.startPipeline(parent.Done(), stop, cp.Seq)
-	err = func() error {
-		// Positions are opaque (no "the one before"): the rest of a commit the relay
-		// stopped in is read from its stream, after the last version published, then the
-		// log is followed after that commit.
-		if cp.Position > 0 {
-			if err := r.finishCommit(ctx, p, cp); err != nil {
-				return err
-			}
-			if err := p.commitEnd(ctx, cp.Position); err != nil {
-				return err
-			}
+	// Positions are opaque (no "the one before"): the rest of a commit the relay stopped in
+	// is read from its stream, after the last version published, then the log is followed
+	// after that commit.
+	if cp.Position > 0 {
+		if err := r.finishCommit(ctx, p, cp); err != nil {
+			return ctx, cp, p, err
 		}
-		return r.store.Subscribe(ctx, cp.Position, func(env eventstore.Envelope) error {
-			if r.opts.AllTypes || r.types[env.Type] {
-				if err := p.publish(ctx, env); err != nil {
-					return err
-				}
-			}
-			if env.LastInCommit() {
-				return p.commitEnd(ctx, env.Position)
-			}
-			return nil
-		})
-	}()
-	// The acknowledgements in flight are awaited (unless Run is stopping): what the stream
-	// holds is settled before a new attempt reads its checkpoint.
-	if perr := p.close(); perr != nil {
-		return perr
+		if err := p.commitEnd(ctx, cp.Position); err != nil {
+			return ctx, cp, p, err
+		}
 	}
-	return err
+	return ctx, cp, p, nil
 }
 
 // finishCommit publishes what follows the checkpoint in its commit: the stream's events

@@ -6,20 +6,22 @@ package supervise
 import (
 	"context"
 	"errors"
-	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
+
+	"github.com/einvoice/spaceorders/internal/backoff"
 )
 
 // Backoff bounds the wait before a restart: it doubles from Min after each failure in a
-// row, up to Max, and starts again from Min once a run has lasted Max.
-type Backoff struct{ Min, Max time.Duration }
+// row, up to Max, and starts again from Min once a run has lasted Max. It is the policy
+// the log followers use too (internal/backoff).
+type Backoff = backoff.Policy
 
 // DefaultBackoff is what a supervisor uses unless told otherwise.
-var DefaultBackoff = Backoff{Min: 200 * time.Millisecond, Max: 30 * time.Second}
+var DefaultBackoff = backoff.Default
 
 // fatal marks an error after which restarting cannot help.
 type fatal struct{ err error }
@@ -73,14 +75,11 @@ type part struct {
 
 // New returns a supervisor that logs to log and, when reg is not nil, registers
 // spaceorders_part_up{part} and spaceorders_part_restarts_total{part}.
-func New(log *zap.Logger, reg prometheus.Registerer, backoff Backoff) *Supervisor {
+func New(log *zap.Logger, reg prometheus.Registerer, policy Backoff) *Supervisor {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	if backoff.Min <= 0 || backoff.Max < backoff.Min {
-		backoff = DefaultBackoff
-	}
-	s := &Supervisor{log: log, backoff: backoff, done: make(chan error, 1),
+	s := &Supervisor{log: log, backoff: policy.OrDefault(), done: make(chan error, 1),
 		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "spaceorders_part_up",
 			Help: "1 while a background part runs, 0 while it waits to restart or has stopped."}, []string{"part"}),
 		restarts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "spaceorders_part_restarts_total",
@@ -118,7 +117,7 @@ func (s *Supervisor) Start(ctx context.Context) {
 
 // keep runs p again and again until ctx ends or p fails fatally.
 func (s *Supervisor) keep(ctx context.Context, p *part) {
-	wait := s.backoff.Min
+	bo := backoff.New(s.backoff)
 	for {
 		began := time.Now()
 		err := p.run(ctx)
@@ -145,10 +144,9 @@ func (s *Supervisor) keep(ctx context.Context, p *part) {
 			return
 		}
 		if time.Since(began) >= s.backoff.Max {
-			wait = s.backoff.Min // it ran well for a while: this is a new failure, not the same one
+			bo.Reset() // it ran well for a while: this is a new failure, not the same one
 		}
-		// Jitter, so that parts failing together (a store gone) do not return in step.
-		sleep := wait/2 + rand.N(wait/2+1)
+		sleep := bo.Next()
 		s.log.Warn("background part failed: restarting", zap.String("part", p.name), zap.Error(err), zap.Duration("in", sleep))
 		s.mu.Lock()
 		s.set(p, Restarting, err)
@@ -161,7 +159,6 @@ func (s *Supervisor) keep(ctx context.Context, p *part) {
 			return
 		case <-time.After(sleep):
 		}
-		wait = min(wait*2, s.backoff.Max)
 		s.mu.Lock()
 		p.status.Restarts++
 		s.restarts.WithLabelValues(p.name).Inc()

@@ -1,0 +1,55 @@
+package backoff
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// The wait doubles per failure in a row, stays within [step/2, step], stops growing at Max,
+// and Reset brings it back to Min.
+func TestWaitsDoubleWithJitterUpToTheCap(t *testing.T) {
+	b := New(Policy{Min: 100 * time.Millisecond, Max: 800 * time.Millisecond})
+	for round := range 2 {
+		step := 100 * time.Millisecond
+		for range 6 {
+			d := b.Next()
+			if d < step/2 || d > step {
+				t.Fatalf("round %d: wait %s outside [%s, %s]", round, d, step/2, step)
+			}
+			step = min(2*step, 800*time.Millisecond)
+		}
+		b.Reset()
+	}
+}
+
+// The jitter spreads parts that fail together: many draws of the same step are not all alike.
+func TestJitterSpreadsTheWaits(t *testing.T) {
+	seen := map[time.Duration]bool{}
+	for range 50 {
+		seen[New(Policy{Min: time.Second, Max: time.Second}).Next()] = true
+	}
+	if len(seen) < 10 {
+		t.Fatalf("50 waits took only %d values", len(seen))
+	}
+}
+
+func TestNonsensePolicyFallsBackToDefault(t *testing.T) {
+	for _, p := range []Policy{{}, {Min: time.Second, Max: time.Millisecond}, {Min: -1, Max: time.Second}} {
+		if got := p.OrDefault(); got != Default {
+			t.Errorf("%+v: got %+v, want the default", p, got)
+		}
+	}
+}
+
+func TestSleepEndsWithTheContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Sleep(ctx, time.Hour); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Sleep on an ended context: %v", err)
+	}
+	if err := Sleep(context.Background(), time.Millisecond); err != nil {
+		t.Fatalf("Sleep: %v", err)
+	}
+}

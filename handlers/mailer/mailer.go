@@ -338,16 +338,8 @@ func (m *Mailer) process(ctx context.Context, msg jetstream.Msg, n notifications
 		// redelivery brings the same bytes. The dead letters keep it for a newer mailer.
 		return fmt.Errorf("%w: %v", ErrPermanent, err)
 	}
-	var (
-		kind      string
-		recipient notifications.Recipient
-	)
-	switch p := p.(type) {
-	case notifications.OrderConfirmedV1:
-		kind, recipient = KindInstructions, p.Recipient
-	case notifications.OrderPaidV1:
-		kind, recipient = KindReceipt, p.Recipient
-	default:
+	kind, recipient := emailFor(p)
+	if kind == "" {
 		m.metrics.Skipped.WithLabelValues("no_email").Inc()
 		return nil
 	}
@@ -365,27 +357,12 @@ func (m *Mailer) process(ctx context.Context, msg jetstream.Msg, n notifications
 	if !ok {
 		return fmt.Errorf("%w: order %s is not in the log", ErrPermanent, orderID)
 	}
-	if told, sent := o.Emails[kind]; sent {
-		m.metrics.Skipped.WithLabelValues("already_sent").Inc()
-		log.Info("email already sent, skipped", zap.Time("sent_at", told.SentAt), zap.String("message_id", told.MessageID))
+	if !m.due(o, kind, log) {
 		return nil
 	}
 	var c Content
 	switch p := p.(type) {
 	case notifications.OrderConfirmedV1:
-		// Instructions only to an order still awaiting payment, and never once its last day
-		// to pay has gone: a restored log, or a mailer that was down, must not ask for money
-		// that can no longer be paid.
-		if o.Status != StatusConfirmed {
-			m.metrics.Skipped.WithLabelValues("order_" + o.Status).Inc()
-			log.Info("no payment instructions: the order is " + o.Status)
-			return nil
-		}
-		if today := notifications.DateOf(m.cfg.Now()); today.After(o.PayBy) {
-			m.metrics.Skipped.WithLabelValues("past_pay_by").Inc()
-			log.Info("no payment instructions: the last day to pay has gone", zap.Stringer("pay_by", o.PayBy))
-			return nil
-		}
 		c, err = m.render.Instructions(orderID.String(), p)
 	case notifications.OrderPaidV1:
 		c, err = m.render.Receipt(orderID.String(), p)
@@ -396,24 +373,73 @@ func (m *Mailer) process(ctx context.Context, msg jetstream.Msg, n notifications
 	if recipient.Email == "" {
 		return fmt.Errorf("%w: order %s has no recipient address", ErrPermanent, orderID)
 	}
-	eventID := n.EventID.String()
-	e := Email{
+	return m.send(ctx, msg, n, kind, m.compose(n, kind, recipient, c), log)
+}
+
+// emailFor is the kind of email a notification's payload asks for and to whom; kind is ""
+// for a payload that asks for none.
+func emailFor(p any) (kind string, recipient notifications.Recipient) {
+	switch p := p.(type) {
+	case notifications.OrderConfirmedV1:
+		return KindInstructions, p.Recipient
+	case notifications.OrderPaidV1:
+		return KindReceipt, p.Recipient
+	}
+	return "", notifications.Recipient{}
+}
+
+// due says whether the email of kind is still to send, given the order as the log has it
+// now; when it is not, it counts and logs why.
+func (m *Mailer) due(o OrderView, kind string, log *zap.Logger) bool {
+	if told, sent := o.Emails[kind]; sent {
+		m.metrics.Skipped.WithLabelValues("already_sent").Inc()
+		log.Info("email already sent, skipped", zap.Time("sent_at", told.SentAt), zap.String("message_id", told.MessageID))
+		return false
+	}
+	if kind != KindInstructions {
+		return true
+	}
+	// Instructions only to an order still awaiting payment, and never once its last day to
+	// pay has gone: a restored log, or a mailer that was down, must not ask for money that
+	// can no longer be paid.
+	if o.Status != StatusConfirmed {
+		m.metrics.Skipped.WithLabelValues("order_" + o.Status).Inc()
+		log.Info("no payment instructions: the order is " + o.Status)
+		return false
+	}
+	if today := notifications.DateOf(m.cfg.Now()); today.After(o.PayBy) {
+		m.metrics.Skipped.WithLabelValues("past_pay_by").Inc()
+		log.Info("no payment instructions: the last day to pay has gone", zap.Stringer("pay_by", o.PayBy))
+		return false
+	}
+	return true
+}
+
+// compose is the email of kind about n's order, rendered as c. Its Message-ID is the
+// notification's event id, so that a resend after a crash carries the same one.
+func (m *Mailer) compose(n notifications.Envelope, kind string, to notifications.Recipient, c Content) Email {
+	orderID, eventID := n.OrderID.String(), n.EventID.String()
+	return Email{
 		ID:        eventID,
-		Name:      orderID.String() + "-" + kind,
+		Name:      orderID + "-" + kind,
 		MessageID: eventID + "@" + m.cfg.MessageIDDomain,
 		From:      m.cfg.From,
-		ToName:    recipient.Name,
-		To:        recipient.Email,
+		ToName:    to.Name,
+		To:        to.Email,
 		Subject:   c.Subject,
 		Text:      c.Text,
 		HTML:      c.HTML,
 		Date:      m.cfg.Now(),
 		Headers: map[string]string{
-			"X-Order-Id":   orderID.String(),
+			"X-Order-Id":   orderID,
 			"X-Event-Id":   eventID,
 			"X-Email-Kind": kind,
 		},
 	}
+}
+
+// send hands e, an email of kind, to the mail server and records it in the order's history.
+func (m *Mailer) send(ctx context.Context, msg jetstream.Msg, n notifications.Envelope, kind string, e Email, log *zap.Logger) error {
 	start := time.Now()
 	if err := m.cfg.Sender.Send(ctx, e); err != nil {
 		return err
@@ -422,8 +448,8 @@ func (m *Mailer) process(ctx context.Context, msg jetstream.Msg, n notifications
 	m.metrics.Sent.WithLabelValues(kind).Inc()
 	// A crash between the server's acceptance and the record sends the email again, with
 	// the same Message-ID: the README gives how often.
-	if err := m.record(ctx, msg, n, orderID, EmailSent{
-		Kind: kind, MessageID: e.MessageID, To: recipient.Email, SentAt: m.cfg.Now().UTC(),
+	if err := m.record(ctx, msg, n, n.OrderID, EmailSent{
+		Kind: kind, MessageID: e.MessageID, To: e.To, SentAt: m.cfg.Now().UTC(),
 	}); err != nil {
 		if errors.Is(err, ErrRefused) {
 			// A refusal will not change on a redelivery, which would only send it again.
@@ -433,7 +459,7 @@ func (m *Mailer) process(ctx context.Context, msg jetstream.Msg, n notifications
 		log.Error("email sent but not recorded; a redelivery would send it again", zap.Error(err))
 		return err
 	}
-	log.Info("email sent", zap.String("to", recipient.Email), zap.String("message_id", e.MessageID))
+	log.Info("email sent", zap.String("to", e.To), zap.String("message_id", e.MessageID))
 	return nil
 }
 

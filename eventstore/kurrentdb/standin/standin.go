@@ -292,38 +292,16 @@ func (s *Server) append(name string, opts *api.AppendReq_Options, msgs []*api.Ap
 	exists := st.exists()
 	cur := uint64(len(revs)) - 1 // meaningless unless exists
 
-	// The server recognises a retried write by its event ids: the events that would follow
-	// the expected revision are already these ones. A partial match is a wrong version
-	// (what the server calls corrupted idempotency).
-	idempotentFrom := func(start int) (*api.AppendResp, bool) {
-		if start < 0 || len(msgs) == 0 || start+len(msgs) > len(revs) {
-			return nil, false
-		}
-		for i, m := range msgs {
-			if s.log[revs[start+i]].id != fromProtoUUID(m.GetId()) {
-				return nil, false
-			}
-		}
-		last := s.log[revs[start+len(msgs)-1]]
-		if s.retriesWithoutPosition {
-			return &api.AppendResp{Result: &api.AppendResp_Success_{Success: &api.AppendResp_Success{
-				CurrentRevisionOption: &api.AppendResp_Success_CurrentRevision{CurrentRevision: last.revision},
-				PositionOption:        &api.AppendResp_Success_NoPosition{NoPosition: &shared.Empty{}},
-			}}}, true
-		}
-		return success(last.revision, last.pos), true
-	}
-
 	ok := true
 	switch e := opts.GetExpectedStreamRevision().(type) {
 	case *api.AppendReq_Options_Revision:
-		if r, hit := idempotentFrom(int(e.Revision) + 1); hit {
+		if r, hit := s.retried(revs, int(e.Revision)+1, msgs); hit {
 			return r, false
 		}
 		ok = exists && cur == e.Revision
 	case *api.AppendReq_Options_NoStream:
 		if st != nil {
-			if r, hit := idempotentFrom(int(st.from)); hit {
+			if r, hit := s.retried(revs, int(st.from), msgs); hit {
 				return r, false
 			}
 		}
@@ -335,7 +313,7 @@ func (s *Server) append(name string, opts *api.AppendReq_Options, msgs []*api.Ap
 			first := fromProtoUUID(msgs[0].GetId())
 			for i, idx := range revs {
 				if s.log[idx].id == first {
-					if r, hit := idempotentFrom(i); hit {
+					if r, hit := s.retried(revs, i, msgs); hit {
 						return r, false
 					}
 				}
@@ -361,6 +339,28 @@ func (s *Server) append(name string, opts *api.AppendReq_Options, msgs []*api.Ap
 	}
 	last := s.write(name, msgs)
 	return success(last.revision, last.pos), false
+}
+
+// retried answers a retried write, recognised as the server does by its event ids: the
+// stream's events from revs[start] on are already msgs. A partial match is not a retry but
+// a wrong version (what the server calls corrupted idempotency). The caller holds s.mu.
+func (s *Server) retried(revs []int, start int, msgs []*api.AppendReq_ProposedMessage) (*api.AppendResp, bool) {
+	if start < 0 || len(msgs) == 0 || start+len(msgs) > len(revs) {
+		return nil, false
+	}
+	for i, m := range msgs {
+		if s.log[revs[start+i]].id != fromProtoUUID(m.GetId()) {
+			return nil, false
+		}
+	}
+	last := s.log[revs[start+len(msgs)-1]]
+	if s.retriesWithoutPosition {
+		return &api.AppendResp{Result: &api.AppendResp_Success_{Success: &api.AppendResp_Success{
+			CurrentRevisionOption: &api.AppendResp_Success_CurrentRevision{CurrentRevision: last.revision},
+			PositionOption:        &api.AppendResp_Success_NoPosition{NoPosition: &shared.Empty{}},
+		}}}, true
+	}
+	return success(last.revision, last.pos), true
 }
 
 // write appends msgs to the log as one commit; the caller holds s.mu (or owns s). Every
@@ -416,11 +416,10 @@ func (s *Server) Delete(ctx context.Context, req *api.DeleteReq) (*api.DeleteRes
 	name := string(req.GetOptions().GetStreamIdentifier().GetStreamName())
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.streams[name]
-	if st != nil && st.tombstoned {
-		_ = grpc.SetTrailer(ctx, deletedTrailer(name))
-		return nil, streamDeleted(name)
+	if err := s.tombstoned(ctx, name); err != nil {
+		return nil, err
 	}
+	st := s.streams[name]
 	if st == nil {
 		st = &stream{}
 		s.streams[name] = st
@@ -438,16 +437,24 @@ func (s *Server) Tombstone(ctx context.Context, req *api.TombstoneReq) (*api.Tom
 	name := string(req.GetOptions().GetStreamIdentifier().GetStreamName())
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.streams[name]
-	if st != nil && st.tombstoned {
-		_ = grpc.SetTrailer(ctx, deletedTrailer(name))
-		return nil, streamDeleted(name)
+	if err := s.tombstoned(ctx, name); err != nil {
+		return nil, err
 	}
 	r := s.write(name, []*api.AppendReq_ProposedMessage{system("$streamDeleted", `{}`)})
 	s.streams[name].tombstoned = true
 	return &api.TombstoneResp{PositionOption: &api.TombstoneResp_Position_{Position: &api.TombstoneResp_Position{
 		CommitPosition: r.pos, PreparePosition: r.pos,
 	}}}, nil
+}
+
+// tombstoned is the server's answer, with its trailer, to a call on a stream a tombstone
+// closed for good; nil for any other stream. The caller holds s.mu.
+func (s *Server) tombstoned(ctx context.Context, name string) error {
+	if st := s.streams[name]; st != nil && st.tombstoned {
+		_ = grpc.SetTrailer(ctx, deletedTrailer(name))
+		return streamDeleted(name)
+	}
+	return nil
 }
 
 // wrongExpectedVersion fills both the current fields and the ones kept for clients older
@@ -623,36 +630,11 @@ func (s *Server) subscribe(o *api.ReadReq_Options, f *filter, str bool, srv api.
 	ctx := srv.Context()
 	s.mu.Lock()
 	drop, dropAfter := s.drop, s.dropAfter
-	// next is an index into the stream's revisions, or into the log for $all.
-	var next int
-	name := ""
-	if so := o.GetStream(); so != nil {
-		name = string(so.GetStreamIdentifier().GetStreamName())
-		var total int
-		if st := s.streams[name]; st != nil {
-			total = len(st.revs)
-		}
-		switch r := so.GetRevisionOption().(type) {
-		case *api.ReadReq_Options_StreamOptions_Revision:
-			next = int(r.Revision) + 1
-		case *api.ReadReq_Options_StreamOptions_End:
-			next = total
-		}
-	} else {
-		switch a := o.GetAll().GetAllOption().(type) {
-		case *api.ReadReq_Options_AllOptions_Position:
-			c, p := a.Position.GetCommitPosition(), a.Position.GetPreparePosition()
-			i, ok := s.at(c, p)
-			if !ok {
-				s.mu.Unlock()
-				return invalidPosition(c, p)
-			}
-			next = min(i+1, len(s.log))
-		case *api.ReadReq_Options_AllOptions_End:
-			next = len(s.log)
-		}
-	}
+	name, next, err := s.subscriptionStart(o)
 	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	if err := srv.Send(&api.ReadResp{Content: &api.ReadResp_Confirmation{Confirmation: &api.ReadResp_SubscriptionConfirmation{
 		SubscriptionId: uuid.NewString(),
 	}}}); err != nil {
@@ -667,21 +649,8 @@ func (s *Server) subscribe(o *api.ReadReq_Options, f *filter, str bool, srv api.
 	}
 	sent, scanned, caughtUp := 0, 0, false
 	for {
-		s.mu.Lock()
-		var batch []*record
-		if name != "" {
-			if st := s.streams[name]; st != nil && next < len(st.revs) {
-				for _, idx := range st.revs[next:] {
-					batch = append(batch, s.log[idx])
-				}
-			}
-		} else if next < len(s.log) {
-			batch = append(batch, s.log[next:]...)
-		}
+		batch, changed := s.from(name, next)
 		next += len(batch)
-		changed := s.changed
-		s.mu.Unlock()
-
 		for _, r := range batch {
 			scanned++
 			if f.match(r) {
@@ -716,6 +685,54 @@ func (s *Server) subscribe(o *api.ReadReq_Options, f *filter, str bool, srv api.
 			return status.FromContextError(ctx.Err()).Err()
 		}
 	}
+}
+
+// subscriptionStart is where a subscription begins: the stream's name ("" for $all) and
+// the index of the first record to send, into the stream's revisions or, for $all, into the
+// log. The caller holds s.mu.
+func (s *Server) subscriptionStart(o *api.ReadReq_Options) (name string, next int, err error) {
+	so := o.GetStream()
+	if so == nil {
+		switch a := o.GetAll().GetAllOption().(type) {
+		case *api.ReadReq_Options_AllOptions_Position:
+			c, p := a.Position.GetCommitPosition(), a.Position.GetPreparePosition()
+			i, ok := s.at(c, p)
+			if !ok {
+				return "", 0, invalidPosition(c, p)
+			}
+			next = min(i+1, len(s.log))
+		case *api.ReadReq_Options_AllOptions_End:
+			next = len(s.log)
+		}
+		return "", next, nil
+	}
+	name = string(so.GetStreamIdentifier().GetStreamName())
+	switch r := so.GetRevisionOption().(type) {
+	case *api.ReadReq_Options_StreamOptions_Revision:
+		next = int(r.Revision) + 1
+	case *api.ReadReq_Options_StreamOptions_End:
+		if st := s.streams[name]; st != nil {
+			next = len(st.revs)
+		}
+	}
+	return name, next, nil
+}
+
+// from returns the records a subscription to the stream name ("" for $all) has still to
+// look at, from index next on, and the channel closed at the next write after them.
+func (s *Server) from(name string, next int) (batch []*record, changed <-chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if name == "" {
+		if next < len(s.log) {
+			batch = append(batch, s.log[next:]...)
+		}
+	} else if st := s.streams[name]; st != nil && next < len(st.revs) {
+		for _, idx := range st.revs[next:] {
+			batch = append(batch, s.log[idx])
+		}
+	}
+	return batch, s.changed
 }
 
 func eventResp(r *record, str bool) *api.ReadResp {

@@ -76,13 +76,11 @@ func run() error {
 	if *prefill > 0 {
 		return prefillEvents(*data, *prefill, *clients)
 	}
-	var key ed25519.PrivateKey
-	var err error
-	if *keyFile != "" {
-		key, err = tokens.LoadPrivateKey(*keyFile)
-	} else {
-		key, err = tokens.LoadPrivateKey(tokens.DevKeyFile(*data))
+	keyPath := *keyFile
+	if keyPath == "" {
+		keyPath = tokens.DevKeyFile(*data)
 	}
+	key, err := tokens.LoadPrivateKey(keyPath)
 	if err != nil {
 		return fmt.Errorf("signing key: %w", err)
 	}
@@ -101,21 +99,28 @@ func run() error {
 		emails.report(3 * time.Second)
 	}
 	if *raw {
-		fmt.Printf("\nraw durable publishes: %d clients for %s, one 256 B message each, expected last sequence per subject, "+
-			"JetStream with SyncAlways (an fsync per message) in a temporary folder\n", *clients, *duration)
-		rawRate, err := rawPublishes(*clients, *duration)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("\nstore appends: %d clients for %s, one event per append, embedded store default (group commit) in a temporary folder\n", *clients, *duration)
-		storeRate, fsyncs, err := storeAppends(*clients, *duration)
-		if err != nil {
-			return err
-		}
-		fmt.Printf("\nsame run: flow commands/s %.0f = %.2fx the raw one-writer durable rate %.0f/s; "+
-			"store appends %.0f/s = %.2fx (%.1f appends per fsync)\n",
-			cmds, cmds/rawRate, rawRate, storeRate, storeRate/rawRate, fsyncs)
+		return compareRaw(*clients, *duration, cmds)
 	}
+	return nil
+}
+
+// compareRaw measures, after the flows' cmds commands/s, the disk's one-writer durable rate
+// and the store's own appends, and sets the three side by side.
+func compareRaw(clients int, duration time.Duration, cmds float64) error {
+	fmt.Printf("\nraw durable publishes: %d clients for %s, one 256 B message each, expected last sequence per subject, "+
+		"JetStream with SyncAlways (an fsync per message) in a temporary folder\n", clients, duration)
+	rawRate, err := rawPublishes(clients, duration)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nstore appends: %d clients for %s, one event per append, embedded store default (group commit) in a temporary folder\n", clients, duration)
+	storeRate, fsyncs, err := storeAppends(clients, duration)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nsame run: flow commands/s %.0f = %.2fx the raw one-writer durable rate %.0f/s; "+
+		"store appends %.0f/s = %.2fx (%.1f appends per fsync)\n",
+		cmds, cmds/rawRate, rawRate, storeRate, storeRate/rawRate, fsyncs)
 	return nil
 }
 
@@ -123,6 +128,10 @@ type stats struct {
 	mu    sync.Mutex
 	lat   map[string][]time.Duration
 	fails map[string]int
+}
+
+func newStats() *stats {
+	return &stats{lat: map[string][]time.Duration{}, fails: map[string]int{}}
 }
 
 func (s *stats) add(name string, d time.Duration, ok bool) {
@@ -133,6 +142,20 @@ func (s *stats) add(name string, d time.Duration, ok bool) {
 	} else {
 		s.fails[name]++
 	}
+}
+
+// during runs loop once for each of clients at the same time, each told its number and
+// given a context that ends after duration; it answers how long they took in all.
+func during(clients int, duration time.Duration, loop func(run context.Context, client int)) time.Duration {
+	run, cancel := context.WithTimeout(context.Background(), duration)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() { loop(run, c) })
+	}
+	wg.Wait()
+	return time.Since(start)
 }
 
 func pct(sorted []time.Duration, p float64) time.Duration {
@@ -178,78 +201,89 @@ func flows(urls []string, key ed25519.PrivateKey, clients int, duration time.Dur
 			res.Body.Close()
 		}
 	}
-	st := &stats{lat: map[string][]time.Duration{}, fails: map[string]int{}}
-	ctx, cancel := context.WithTimeout(context.Background(), duration)
-	defer cancel()
-	var flowsDone atomic.Int64
-	var lastErr atomic.Value
-	start := time.Now()
-	var wg sync.WaitGroup
-	for c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ctx.Err() == nil; i++ {
-				owner := fmt.Sprintf("bench-%s-%d-%d", uuid.NewString()[:8], c, i)
-				cu, _ := tokens.Mint(key, tokens.RoleCustomer, owner, 24*time.Hour)
-				step := c + i
-				call := func(name, path, token string, body any) (map[string]any, bool) {
-					// Each step to the next replica: a flow meets every replica's cache.
-					url := urls[step%len(urls)]
-					step++
-					t0 := time.Now()
-					m, err := post(hc, url+path, token, body)
-					st.add(name, time.Since(t0), err == nil)
-					if err != nil {
-						lastErr.Store(fmt.Sprintf("%s: %v", name, err))
-					}
-					return m, err == nil
-				}
-				year := time.Now().Year() + 1
-				sub, ok := call("OpenSubscription", "/v1/subscriptions", op, map[string]any{
-					"ownerId": owner, "language": "it", "holder": map[string]any{"name": "Bench", "email": "bench@example.com"},
-					"services": []any{
-						map[string]any{"kind": "base", "quantity": 1, "expiresOn": fmt.Sprintf("%d-03-31", year)},
-						map[string]any{"kind": "users", "quantity": 2, "expiresOn": fmt.Sprintf("%d-01-31", year)},
-					}})
-				if !ok {
-					continue
-				}
-				o, ok := call("RequestSpaceIncrease", "/v1/orders", cu, map[string]any{"subscriptionId": sub["subscriptionId"], "channel": "app"})
-				if !ok {
-					continue
-				}
-				p := "/v1/orders/" + o["orderId"].(string)
-				if _, ok = call("ToggleCoTermination", p+"/co-termination", cu, map[string]any{"enabled": false}); !ok {
-					continue
-				}
-				if _, ok = call("ProceedToCheckout", p+"/checkout", cu, nil); !ok {
-					continue
-				}
-				if _, ok = call("SelectPaymentMethod", p+"/payment-method", cu, map[string]any{"method": "card"}); !ok {
-					continue
-				}
-				conf, ok := call("ConfirmOrder", p+"/confirm", cu, map[string]any{"acceptGeneralConditions": true, "approveUnfairTerms": true, "acknowledgePrivacy": true, "termsVersion": "v1"})
-				if !ok {
-					continue
-				}
-				emails.mark(o["orderId"].(string), "instructions")
-				total := conf["quote"].(map[string]any)["totalCents"]
-				if _, ok = call("RegisterPayment", p+"/payments", pay, map[string]any{"amountCents": total, "method": "card", "reference": "B-" + o["orderId"].(string)}); ok {
-					emails.mark(o["orderId"].(string), "receipt")
-					flowsDone.Add(1)
-				}
+	b := &flowBench{urls: urls, hc: hc, key: key, op: op, pay: pay, st: newStats(), emails: emails}
+	elapsed := during(clients, duration, func(run context.Context, c int) {
+		for i := 0; run.Err() == nil; i++ {
+			if b.flow(c, i) {
+				b.flowsDone.Add(1)
 			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	rate := st.report(elapsed, flowSteps)
-	fmt.Printf("full flows: %d (%.1f/s)\n", flowsDone.Load(), float64(flowsDone.Load())/elapsed.Seconds())
-	if e := lastErr.Load(); e != nil {
+		}
+	})
+	rate := b.st.report(elapsed, flowSteps)
+	fmt.Printf("full flows: %d (%.1f/s)\n", b.flowsDone.Load(), float64(b.flowsDone.Load())/elapsed.Seconds())
+	if e := b.lastErr.Load(); e != nil {
 		fmt.Printf("last failure: %s\n", e)
 	}
 	return rate, nil
+}
+
+// flowBench is what the clients of a flows run share.
+type flowBench struct {
+	urls    []string
+	hc      *http.Client
+	key     ed25519.PrivateKey
+	op, pay string // the operator's and the payment gateway's tokens
+	st      *stats
+	emails  *emailClock
+
+	flowsDone atomic.Int64
+	lastErr   atomic.Value
+}
+
+// flow runs client c's flow number i, as an owner of its own, from opening the subscription
+// to the payment; it says whether every step succeeded.
+func (b *flowBench) flow(c, i int) bool {
+	owner := fmt.Sprintf("bench-%s-%d-%d", uuid.NewString()[:8], c, i)
+	cu, _ := tokens.Mint(b.key, tokens.RoleCustomer, owner, 24*time.Hour)
+	step := c + i
+	call := func(name, path, token string, body any) (map[string]any, bool) {
+		// Each step to the next replica: a flow meets every replica's cache.
+		url := b.urls[step%len(b.urls)]
+		step++
+		t0 := time.Now()
+		m, err := post(b.hc, url+path, token, body)
+		b.st.add(name, time.Since(t0), err == nil)
+		if err != nil {
+			b.lastErr.Store(fmt.Sprintf("%s: %v", name, err))
+		}
+		return m, err == nil
+	}
+	year := time.Now().Year() + 1
+	sub, ok := call("OpenSubscription", "/v1/subscriptions", b.op, map[string]any{
+		"ownerId": owner, "language": "it", "holder": map[string]any{"name": "Bench", "email": "bench@example.com"},
+		"services": []any{
+			map[string]any{"kind": "base", "quantity": 1, "expiresOn": fmt.Sprintf("%d-03-31", year)},
+			map[string]any{"kind": "users", "quantity": 2, "expiresOn": fmt.Sprintf("%d-01-31", year)},
+		}})
+	if !ok {
+		return false
+	}
+	o, ok := call("RequestSpaceIncrease", "/v1/orders", cu, map[string]any{"subscriptionId": sub["subscriptionId"], "channel": "app"})
+	if !ok {
+		return false
+	}
+	id := o["orderId"].(string)
+	p := "/v1/orders/" + id
+	if _, ok = call("ToggleCoTermination", p+"/co-termination", cu, map[string]any{"enabled": false}); !ok {
+		return false
+	}
+	if _, ok = call("ProceedToCheckout", p+"/checkout", cu, nil); !ok {
+		return false
+	}
+	if _, ok = call("SelectPaymentMethod", p+"/payment-method", cu, map[string]any{"method": "card"}); !ok {
+		return false
+	}
+	conf, ok := call("ConfirmOrder", p+"/confirm", cu, map[string]any{"acceptGeneralConditions": true, "approveUnfairTerms": true, "acknowledgePrivacy": true, "termsVersion": "v1"})
+	if !ok {
+		return false
+	}
+	b.emails.mark(id, "instructions")
+	total := conf["quote"].(map[string]any)["totalCents"]
+	if _, ok = call("RegisterPayment", p+"/payments", b.pay, map[string]any{"amountCents": total, "method": "card", "reference": "B-" + id}); !ok {
+		return false
+	}
+	b.emails.mark(id, "receipt")
+	return true
 }
 
 func post(hc *http.Client, url, token string, body any) (map[string]any, error) {

@@ -76,6 +76,59 @@ func orDash(s string) string {
 // is a difference too. The error is for a log that cannot be read.
 func VerifyModels(ctx context.Context, log eventstore.Store, reported []projections.ModelStatus, progress Progress) (ModelsReport, error) {
 	ms := projections.NewModels()
+	rep, pending := checkReported(ms, reported)
+	var upTo uint64
+	for _, c := range pending.checks {
+		upTo = max(upTo, c.Position)
+	}
+	// Events this build cannot decode are counted and skipped, as the projections skip them.
+	dec := eventstore.NewDecoder(eventstore.DecodeOptions{Undecodable: func(eventstore.Envelope, error) error {
+		rep.Skipped++
+		return nil
+	}})
+	errStop := errors.New("stop")
+	err := readAll(ctx, log, 0, progress, func(env eventstore.Envelope) error {
+		if env.Position > upTo {
+			return errStop
+		}
+		c, whole, err := dec.Add(env)
+		if err != nil || !whole {
+			return err
+		}
+		if err := pending.take(c.Position, false); err != nil {
+			return err
+		}
+		for _, d := range c.Events {
+			rep.Events++
+			if d.Event != nil {
+				ms.Apply(d.Envelope, d.Event)
+			}
+		}
+		ms.Position = c.Position
+		return nil
+	})
+	stopped := errors.Is(err, errStop)
+	if err != nil && !stopped {
+		return rep, fmt.Errorf("rebuild the read models: %w", err)
+	}
+	if pos, open := dec.Open(); open {
+		return rep, fmt.Errorf("rebuild the read models: commit %d read without its last event: %w", pos, eventstore.ErrBrokenCommit)
+	}
+	for _, c := range pending.checks {
+		if !stopped && c.Position > ms.Position && c.Problem == "" {
+			c.Problem = fmt.Sprintf("the server reports position %d, beyond the end of the log it serves (%d)", c.Position, ms.Position)
+		}
+	}
+	if err := pending.take(0, true); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+// checkReported starts a report with one check per model the server reported and one per
+// model of this build it did not, each with the problems seen before any rebuilding. It
+// answers too the checks that wait for a rebuilt digest: those of models both sides know.
+func checkReported(ms *projections.Models, reported []projections.ModelStatus) (ModelsReport, *digests) {
 	var rep ModelsReport
 	reportedNames := map[string]bool{}
 	for _, st := range reported {
@@ -97,75 +150,41 @@ func VerifyModels(ctx context.Context, log eventstore.Store, reported []projecti
 			rep.Models = append(rep.Models, ModelCheck{Name: name, Problem: "the server does not report it"})
 		}
 	}
-	// pending are the models whose digest is still to take, in position order.
-	var pending []*ModelCheck
-	var upTo uint64
+	// Pointers into rep.Models, which is complete: nothing appends to it any more.
+	pending := &digests{ms: ms}
 	for i := range rep.Models {
 		c := &rep.Models[i]
 		if _, err := ms.Model(c.Name); err != nil || !reportedNames[c.Name] {
 			continue
 		}
-		pending = append(pending, c)
-		upTo = max(upTo, c.Position)
+		pending.checks = append(pending.checks, c)
 	}
-	slices.SortStableFunc(pending, func(a, b *ModelCheck) int { return cmp.Compare(a.Position, b.Position) })
+	slices.SortStableFunc(pending.checks, func(a, b *ModelCheck) int { return cmp.Compare(a.Position, b.Position) })
+	return rep, pending
+}
 
-	// take records the digest of every pending model whose position is below next (all of
-	// them when all).
-	take := func(next uint64, all bool) error {
-		for len(pending) > 0 && (all || pending[0].Position < next) {
-			c := pending[0]
-			pending = pending[1:]
-			d, err := ms.Digest(c.Name)
-			if err != nil {
-				return err
-			}
-			c.Rebuilt = d
-			if c.Problem == "" && c.Rebuilt != c.Reported {
-				c.Problem = "the rebuilt model's digest is not the one the server reports"
-			}
-		}
-		return nil
-	}
-	// Events this build cannot decode are counted and skipped, as the projections skip them.
-	dec := eventstore.NewDecoder(eventstore.DecodeOptions{Undecodable: func(eventstore.Envelope, error) error {
-		rep.Skipped++
-		return nil
-	}})
-	errStop := errors.New("stop")
-	err := readAll(ctx, log, 0, progress, func(env eventstore.Envelope) error {
-		if env.Position > upTo {
-			return errStop
-		}
-		c, whole, err := dec.Add(env)
-		if err != nil || !whole {
+// digests are the checks whose rebuilt digest is still to take, in position order, as the
+// models in ms are rebuilt.
+type digests struct {
+	ms     *projections.Models
+	checks []*ModelCheck
+}
+
+// take records the rebuilt digest of every pending check whose position is below next (of
+// all of them when all): the models stand where the server reported them, before the
+// commit at next.
+func (d *digests) take(next uint64, all bool) error {
+	for len(d.checks) > 0 && (all || d.checks[0].Position < next) {
+		c := d.checks[0]
+		d.checks = d.checks[1:]
+		digest, err := d.ms.Digest(c.Name)
+		if err != nil {
 			return err
 		}
-		if err := take(c.Position, false); err != nil {
-			return err
-		}
-		for _, d := range c.Events {
-			rep.Events++
-			if d.Event != nil {
-				ms.Apply(d.Envelope, d.Event)
-			}
-		}
-		ms.Position = c.Position
-		return nil
-	})
-	if err != nil && err != errStop {
-		return rep, fmt.Errorf("rebuild the read models: %w", err)
-	}
-	if pos, open := dec.Open(); open {
-		return rep, fmt.Errorf("rebuild the read models: commit %d read without its last event: %w", pos, eventstore.ErrBrokenCommit)
-	}
-	for _, c := range pending {
-		if err != errStop && c.Position > ms.Position && c.Problem == "" {
-			c.Problem = fmt.Sprintf("the server reports position %d, beyond the end of the log it serves (%d)", c.Position, ms.Position)
+		c.Rebuilt = digest
+		if c.Problem == "" && c.Rebuilt != c.Reported {
+			c.Problem = "the rebuilt model's digest is not the one the server reports"
 		}
 	}
-	if err := take(0, true); err != nil {
-		return rep, err
-	}
-	return rep, nil
+	return nil
 }

@@ -136,27 +136,13 @@ func run(args []string) error {
 	}
 	defer func() { _ = log.Sync() }()
 
-	cat := domain.DefaultCatalogue()
-	if c.catalogue != "" {
-		b, err := os.ReadFile(c.catalogue)
-		if err != nil {
-			return fmt.Errorf("--catalogue (MAILER_CATALOGUE): %w", err)
-		}
-		if cat, err = domain.ParseCatalogue(b); err != nil {
-			return fmt.Errorf("--catalogue (MAILER_CATALOGUE): %w", err)
-		}
+	cat, err := loadCatalogue(c.catalogue)
+	if err != nil {
+		return err
 	}
-	var sender mailer.Sender
-	if c.smtp.Host != "" {
-		if sender, err = mailer.NewSMTPSender(c.smtp); err != nil {
-			return fmt.Errorf("SMTP settings (--smtp-*, MAILER_SMTP_*): %w", err)
-		}
-		log.Info("sending through SMTP", zap.String("host", c.smtp.Host), zap.Int("port", c.smtp.Port), zap.String("tls", c.smtp.TLS))
-	} else {
-		if sender, err = mailer.NewOutbox(c.outbox, log); err != nil {
-			return fmt.Errorf("--outbox (MAILER_OUTBOX): %w", err)
-		}
-		log.Info("no SMTP host set: emails are written to the outbox", zap.String("dir", c.outbox))
+	sender, err := newSender(c, log)
+	if err != nil {
+		return err
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -195,19 +181,59 @@ func run(args []string) error {
 		return fmt.Errorf("--mail-from (MAILER_MAIL_FROM): %w", err)
 	}
 	if c.metrics != "" {
-		srv := &http.Server{Addr: c.metrics, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
-		go func() {
-			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("metrics server", zap.String("addr", c.metrics), zap.Error(err))
-			}
-		}()
-		defer func() { _ = srv.Close() }()
+		defer serveMetrics(c.metrics, reg, log)()
 	}
 	if err := m.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	log.Info("mailer stopped")
 	return nil
+}
+
+// loadCatalogue is the catalogue in the file at path, or the embedded one when path is empty.
+func loadCatalogue(path string) (*domain.Catalogue, error) {
+	if path == "" {
+		return domain.DefaultCatalogue(), nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--catalogue (MAILER_CATALOGUE): %w", err)
+	}
+	cat, err := domain.ParseCatalogue(b)
+	if err != nil {
+		return nil, fmt.Errorf("--catalogue (MAILER_CATALOGUE): %w", err)
+	}
+	return cat, nil
+}
+
+// newSender sends through SMTP when a host is set, else writes the emails to the outbox.
+func newSender(c config, log *zap.Logger) (mailer.Sender, error) {
+	if c.smtp.Host == "" {
+		o, err := mailer.NewOutbox(c.outbox, log)
+		if err != nil {
+			return nil, fmt.Errorf("--outbox (MAILER_OUTBOX): %w", err)
+		}
+		log.Info("no SMTP host set: emails are written to the outbox", zap.String("dir", c.outbox))
+		return o, nil
+	}
+	s, err := mailer.NewSMTPSender(c.smtp)
+	if err != nil {
+		return nil, fmt.Errorf("SMTP settings (--smtp-*, MAILER_SMTP_*): %w", err)
+	}
+	log.Info("sending through SMTP", zap.String("host", c.smtp.Host), zap.Int("port", c.smtp.Port), zap.String("tls", c.smtp.TLS))
+	return s, nil
+}
+
+// serveMetrics serves reg's metrics at addr until the function it answers is called. A
+// metrics server that fails is logged and the mailer goes on: emails matter more.
+func serveMetrics(addr string, reg *prometheus.Registry, log *zap.Logger) (stop func()) {
+	srv := &http.Server{Addr: addr, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", zap.String("addr", addr), zap.Error(err))
+		}
+	}()
+	return func() { _ = srv.Close() }
 }
 
 // openStore opens the event store, waiting for it while it is not up yet (as for NATS).

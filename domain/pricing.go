@@ -94,60 +94,93 @@ func (c *Catalogue) QuoteFor(services []Service, space []SpaceBlock, gb int, coT
 		NewExpiry: q.NewExpiry,
 	})
 	if coTermination {
-		for i, s := range services {
-			if s.ExpiresOn.Before(orderDate) || !s.ExpiresOn.Before(q.NewExpiry) {
-				continue
-			}
-			price, ok := c.Services[s.Kind]
-			if !ok {
-				return Quote{}, fmt.Errorf("%w: %q", ErrUnknownServiceKind, s.Kind)
-			}
-			months := s.ExpiresOn.MonthsUntil(q.NewExpiry)
-			net, ok := mulCents(int64(s.Quantity), int64(months), price.MonthlyCents)
-			if !ok || s.Quantity < 1 || s.Quantity > c.MaxQuantity() {
-				return Quote{}, fieldErr(fmt.Sprintf("services[%d].quantity", i), ErrInvalidServices, "%d, at most %d", s.Quantity, c.MaxQuantity())
-			}
-			q.Lines = append(q.Lines, QuoteLine{
-				Kind:      s.Kind,
-				Quantity:  s.Quantity,
-				Months:    months,
-				UnitCents: price.MonthlyCents,
-				NetCents:  net,
-				OldExpiry: s.ExpiresOn,
-				NewExpiry: q.NewExpiry,
-			})
+		lines, err := c.serviceLines(services, orderDate, q.NewExpiry)
+		if err != nil {
+			return Quote{}, err
 		}
-		for _, g := range earlierSpace(space, orderDate, q.NewExpiry) {
-			months := g.ValidUntil.MonthsUntil(q.NewExpiry)
-			net, ok := mulCents(int64(g.GB), int64(months), c.SpaceMonthlyCents())
-			if !ok {
-				return Quote{}, fieldErr("space", ErrAmountOutOfRange, "%d GB of earlier space", g.GB)
-			}
-			q.Lines = append(q.Lines, QuoteLine{
-				Kind:      KindEarlierSpace,
-				Quantity:  g.GB,
-				Months:    months,
-				UnitCents: c.SpaceMonthlyCents(),
-				NetCents:  net,
-				OldExpiry: g.ValidUntil,
-				NewExpiry: q.NewExpiry,
-			})
+		q.Lines = append(q.Lines, lines...)
+		if lines, err = c.earlierSpaceLines(space, orderDate, q.NewExpiry); err != nil {
+			return Quote{}, err
 		}
+		q.Lines = append(q.Lines, lines...)
 	}
+	if err := q.total(); err != nil {
+		return Quote{}, err
+	}
+	return q, nil
+}
+
+// serviceLines extend, with co-termination, every service still running on orderDate that
+// would expire before newExpiry, up to newExpiry.
+func (c *Catalogue) serviceLines(services []Service, orderDate, newExpiry Date) ([]QuoteLine, error) {
+	var lines []QuoteLine
+	for i, s := range services {
+		if s.ExpiresOn.Before(orderDate) || !s.ExpiresOn.Before(newExpiry) {
+			continue
+		}
+		price, ok := c.Services[s.Kind]
+		if !ok {
+			return nil, fmt.Errorf("%w: %q", ErrUnknownServiceKind, s.Kind)
+		}
+		months := s.ExpiresOn.MonthsUntil(newExpiry)
+		net, ok := mulCents(int64(s.Quantity), int64(months), price.MonthlyCents)
+		if !ok || s.Quantity < 1 || s.Quantity > c.MaxQuantity() {
+			return nil, fieldErr(fmt.Sprintf("services[%d].quantity", i), ErrInvalidServices, "%d, at most %d", s.Quantity, c.MaxQuantity())
+		}
+		lines = append(lines, QuoteLine{
+			Kind:      s.Kind,
+			Quantity:  s.Quantity,
+			Months:    months,
+			UnitCents: price.MonthlyCents,
+			NetCents:  net,
+			OldExpiry: s.ExpiresOn,
+			NewExpiry: newExpiry,
+		})
+	}
+	return lines, nil
+}
+
+// earlierSpaceLines extend, with co-termination, the space bought before that would expire
+// before newExpiry, up to newExpiry.
+func (c *Catalogue) earlierSpaceLines(space []SpaceBlock, orderDate, newExpiry Date) ([]QuoteLine, error) {
+	var lines []QuoteLine
+	for _, g := range earlierSpace(space, orderDate, newExpiry) {
+		months := g.ValidUntil.MonthsUntil(newExpiry)
+		net, ok := mulCents(int64(g.GB), int64(months), c.SpaceMonthlyCents())
+		if !ok {
+			return nil, fieldErr("space", ErrAmountOutOfRange, "%d GB of earlier space", g.GB)
+		}
+		lines = append(lines, QuoteLine{
+			Kind:      KindEarlierSpace,
+			Quantity:  g.GB,
+			Months:    months,
+			UnitCents: c.SpaceMonthlyCents(),
+			NetCents:  net,
+			OldExpiry: g.ValidUntil,
+			NewExpiry: newExpiry,
+		})
+	}
+	return lines, nil
+}
+
+// total adds the lines up into the net, the VAT and the total, refusing amounts that would
+// overflow or exceed MaxAmountCents.
+func (q *Quote) total() error {
+	var ok bool
 	for _, l := range q.Lines {
 		if q.NetCents, ok = addCents(q.NetCents, l.NetCents); !ok {
-			return Quote{}, fieldErr("gb", ErrAmountOutOfRange, "net total")
+			return fieldErr("gb", ErrAmountOutOfRange, "net total")
 		}
 	}
 	vat, ok := mulCents(q.NetCents, 1, q.VATPercent)
 	if !ok || vat > math.MaxInt64-50 {
-		return Quote{}, fieldErr("gb", ErrAmountOutOfRange, "VAT")
+		return fieldErr("gb", ErrAmountOutOfRange, "VAT")
 	}
 	q.VATCents = VATCents(q.NetCents, q.VATPercent)
 	if q.TotalCents, ok = addCents(q.NetCents, q.VATCents); !ok || q.TotalCents > MaxAmountCents {
-		return Quote{}, fieldErr("gb", ErrAmountOutOfRange, "total over %d cents", MaxAmountCents)
+		return fieldErr("gb", ErrAmountOutOfRange, "total over %d cents", MaxAmountCents)
 	}
-	return q, nil
+	return nil
 }
 
 // earlierSpace groups the blocks valid on day that end before until by their expiry, in

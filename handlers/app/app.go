@@ -159,19 +159,7 @@ func (a *App) build(ctx context.Context, auth *tokens.Verifier) error {
 		return fmt.Errorf("--data (ORDERD_DATA): %w", err)
 	}
 
-	bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	var idem natsjs.KeyValue
-	err = jetstream.Ensure(bctx, "idempotency bucket", cfg.NATSReplicas, func(ctx context.Context) error {
-		var err error
-		idem, err = httpapi.NewIdempotencyBucket(ctx, js, 24*time.Hour, cfg.NATSReplicas)
-		return err
-	})
-	cancel()
-	if err != nil {
-		// Commands still work; only a retry after a restart would run again.
-		log.Warn("idempotency keys kept in memory only: the NATS server refused their bucket", zap.Error(err))
-		idem = nil
-	}
+	idem := a.idempotencyBucket(ctx, js)
 	var watch func(context.Context) (context.Context, context.CancelFunc)
 	if a.Embedded != nil {
 		watch = a.Embedded.Watch
@@ -184,19 +172,9 @@ func (a *App) build(ctx context.Context, auth *tokens.Verifier) error {
 	if err != nil {
 		return err
 	}
-	aud := audit.NewAPI(a.Store, log.Named("audit"))
-	auditor := []tokens.Role{tokens.RoleAuditor}
-	a.API.Mount(httpapi.Route{Method: "GET", Path: "/v1/audit/streams/{stream}", Roles: auditor, Name: "GetAuditStream"},
-		http.HandlerFunc(aud.Stream))
-	a.API.Mount(httpapi.Route{Method: "GET", Path: "/v1/audit/events", Roles: auditor, Name: "ListAuditEvents"},
-		http.HandlerFunc(aud.Events))
-	con, err := console.New(console.Options{Auth: auth, Store: a.Store, Projections: a.Projections,
-		Catalogue: a.Catalogue, Clock: cfg.Clock, Logger: log.Named("console"),
-		CheckpointKeys: func() ([]ed25519.PublicKey, error) { return checkpoint.PublicKeys(cfg.DataDir) }})
-	if err != nil {
-		return fmt.Errorf("console: %w", err)
+	if err := a.mountTools(auth); err != nil {
+		return err
 	}
-	a.API.MountPages(console.Prefix, con)
 
 	a.Registry.MustRegister(newLagCollector(a))
 	if err := a.openLeases(ctx, js); err != nil {
@@ -218,6 +196,44 @@ func (a *App) build(ctx context.Context, auth *tokens.Verifier) error {
 	}
 	a.Sweep(a.overdue, cfg.SweepInterval)
 	return a.goCheckpoints()
+}
+
+// idempotencyBucket is the NATS bucket of the idempotency keys, or nil (keys in memory
+// only) when the server refuses it.
+func (a *App) idempotencyBucket(ctx context.Context, js natsjs.JetStream) natsjs.KeyValue {
+	bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var idem natsjs.KeyValue
+	err := jetstream.Ensure(bctx, "idempotency bucket", a.Config.NATSReplicas, func(ctx context.Context) error {
+		var err error
+		idem, err = httpapi.NewIdempotencyBucket(ctx, js, 24*time.Hour, a.Config.NATSReplicas)
+		return err
+	})
+	if err != nil {
+		// Commands still work; only a retry after a restart would run again.
+		a.Log.Warn("idempotency keys kept in memory only: the NATS server refused their bucket", zap.Error(err))
+		return nil
+	}
+	return idem
+}
+
+// mountTools adds the auditors' endpoints and the operators' console to the API.
+func (a *App) mountTools(auth *tokens.Verifier) error {
+	cfg, log := a.Config, a.Log
+	aud := audit.NewAPI(a.Store, log.Named("audit"))
+	auditor := []tokens.Role{tokens.RoleAuditor}
+	a.API.Mount(httpapi.Route{Method: "GET", Path: "/v1/audit/streams/{stream}", Roles: auditor, Name: "GetAuditStream"},
+		http.HandlerFunc(aud.Stream))
+	a.API.Mount(httpapi.Route{Method: "GET", Path: "/v1/audit/events", Roles: auditor, Name: "ListAuditEvents"},
+		http.HandlerFunc(aud.Events))
+	con, err := console.New(console.Options{Auth: auth, Store: a.Store, Projections: a.Projections,
+		Catalogue: a.Catalogue, Clock: cfg.Clock, Logger: log.Named("console"),
+		CheckpointKeys: func() ([]ed25519.PublicKey, error) { return checkpoint.PublicKeys(cfg.DataDir) }})
+	if err != nil {
+		return fmt.Errorf("console: %w", err)
+	}
+	a.API.MountPages(console.Prefix, con)
+	return nil
 }
 
 // openStore opens the event store --store names and the NATS connection of the

@@ -225,6 +225,17 @@ func (c Config) withDefaults() Config {
 // Validate checks the settings (zero ones take their defaults), naming the first that is wrong.
 func (c Config) Validate() error {
 	c = c.withDefaults()
+	for _, check := range []func() error{c.validateListening, c.validateStore, c.validateNATS, c.validateMail, c.validateTimings} {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateListening checks where orderd listens (the API, NATS, profiling) and who may
+// call the API.
+func (c Config) validateListening() error {
 	host, port, err := net.SplitHostPort(c.Addr)
 	if err != nil {
 		return fmt.Errorf("--addr (ORDERD_ADDR) %q: want host:port, e.g. %s", c.Addr, DefaultAddr)
@@ -249,9 +260,16 @@ func (c Config) Validate() error {
 			return fmt.Errorf("--debug-addr (ORDERD_DEBUG_ADDR) %q: want a loopback host:port such as 127.0.0.1:6060 (profiles show the process's internals)", c.DebugAddr)
 		}
 	}
-	if c.ShutdownTimeout <= 0 {
-		return fmt.Errorf("--shutdown-timeout (ORDERD_SHUTDOWN_TIMEOUT) %s: must be more than zero", c.ShutdownTimeout)
+	for _, o := range c.CORSOrigins {
+		if _, err := httpapi.ParseOrigin(o); err != nil {
+			return fmt.Errorf("--cors-origins (ORDERD_CORS_ORIGINS): %w", err)
+		}
 	}
+	return nil
+}
+
+// validateStore checks the event store's URL and its KurrentDB stream prefix.
+func (c Config) validateStore() error {
 	kind, err := c.StoreKind()
 	if err != nil {
 		return err
@@ -264,6 +282,13 @@ func (c Config) Validate() error {
 			return fmt.Errorf("--store-prefix (ORDERD_STORE_PREFIX): %w", err)
 		}
 	}
+	return nil
+}
+
+// validateNATS checks the NATS server orderd uses or embeds: its URL, who it admits from
+// beyond loopback, and its replicas. It runs after validateStore, which checked the store's URL.
+func (c Config) validateNATS() error {
+	kind, _ := c.StoreKind()
 	if kind, _ := open.Kind(c.NATSURL); c.NATSURL != "" && kind != open.NATS {
 		return fmt.Errorf("--nats-url (ORDERD_NATS_URL) %q: want nats://host:4222 (comma-separated for a cluster)", c.NATSURL)
 	}
@@ -279,6 +304,17 @@ func (c Config) Validate() error {
 				"(--nats-user with ORDERD_NATS_PASSWORD, or --nats-nkey-seed): anyone on the network could read and write the event log", c.NATSListen)
 		}
 	}
+	if c.NATSReplicas < 1 || c.NATSReplicas > 5 {
+		return fmt.Errorf("--nats-replicas (ORDERD_NATS_REPLICAS) %d: want 1 to 5 (NATS's limit)", c.NATSReplicas)
+	}
+	if c.NATSReplicas > 1 && kind == StoreEmbedded && c.NATSURL == "" {
+		return fmt.Errorf("--nats-replicas (ORDERD_NATS_REPLICAS) %d: the embedded NATS server is one server; replicas need a cluster given with --store nats://... or --nats-url", c.NATSReplicas)
+	}
+	return nil
+}
+
+// validateMail checks the in-process mailer's SMTP settings.
+func (c Config) validateMail() error {
 	switch c.SMTPTLS {
 	case "none", "starttls", "tls":
 	default:
@@ -286,6 +322,15 @@ func (c Config) Validate() error {
 	}
 	if c.SMTPPort < 0 || c.SMTPPort > 65535 {
 		return fmt.Errorf("--smtp-port (ORDERD_SMTP_PORT) %d: not 1..65535 (0: the TLS mode's default)", c.SMTPPort)
+	}
+	return nil
+}
+
+// validateTimings checks the durations and counts that say how often, and how long, orderd
+// does things.
+func (c Config) validateTimings() error {
+	if c.ShutdownTimeout <= 0 {
+		return fmt.Errorf("--shutdown-timeout (ORDERD_SHUTDOWN_TIMEOUT) %s: must be more than zero", c.ShutdownTimeout)
 	}
 	if c.SweepInterval <= 0 {
 		return fmt.Errorf("--sweep-interval (ORDERD_SWEEP_INTERVAL) %s: must be more than zero", c.SweepInterval)
@@ -299,19 +344,8 @@ func (c Config) Validate() error {
 	if c.CheckpointInterval < 0 {
 		return fmt.Errorf("--checkpoint-interval (ORDERD_CHECKPOINT_INTERVAL) %s: must not be negative", c.CheckpointInterval)
 	}
-	if c.NATSReplicas < 1 || c.NATSReplicas > 5 {
-		return fmt.Errorf("--nats-replicas (ORDERD_NATS_REPLICAS) %d: want 1 to 5 (NATS's limit)", c.NATSReplicas)
-	}
-	if c.NATSReplicas > 1 && kind == StoreEmbedded && c.NATSURL == "" {
-		return fmt.Errorf("--nats-replicas (ORDERD_NATS_REPLICAS) %d: the embedded NATS server is one server; replicas need a cluster given with --store nats://... or --nats-url", c.NATSReplicas)
-	}
 	if c.LeaseTTL < 500*time.Millisecond {
 		return fmt.Errorf("--lease-ttl (ORDERD_LEASE_TTL) %s: want at least 500ms (a lease is renewed three times per TTL)", c.LeaseTTL)
-	}
-	for _, o := range c.CORSOrigins {
-		if _, err := httpapi.ParseOrigin(o); err != nil {
-			return fmt.Errorf("--cors-origins (ORDERD_CORS_ORIGINS): %w", err)
-		}
 	}
 	return nil
 }

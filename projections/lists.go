@@ -409,20 +409,14 @@ func (x *keyIndex) remove(k listKey) {
 // walk hands keep the keys after cursor until limit of them were kept; it answers the
 // cursor of the next page ("" when the index ends first).
 func (x *keyIndex) walk(cursor string, limit int, keep func(listKey) bool) (string, error) {
-	if limit <= 0 {
-		limit = DefaultPageLimit
-	}
-	limit = min(limit, MaxPageLimit)
+	limit = pageLimit(limit)
 	start := 0
 	if cursor != "" {
 		k, err := decodeListCursor(cursor)
 		if err != nil {
 			return "", err
 		}
-		start, _ = slices.BinarySearchFunc(x.keys, k, listKey.compare)
-		if start < len(x.keys) && x.keys[start] == k {
-			start++
-		}
+		start = after(x.keys, k, listKey.compare)
 	}
 	kept, last := 0, listKey{}
 	for _, k := range x.keys[start:] {
@@ -434,6 +428,25 @@ func (x *keyIndex) walk(cursor string, limit int, keep func(listKey) bool) (stri
 		}
 	}
 	return "", nil
+}
+
+// pageLimit is how many rows a page asked for limit holds: DefaultPageLimit for 0 or less,
+// never more than MaxPageLimit.
+func pageLimit(limit int) int {
+	if limit <= 0 {
+		return DefaultPageLimit
+	}
+	return min(limit, MaxPageLimit)
+}
+
+// after is the index in sorted of the first element past the cursor's key k: a page goes
+// on after the last row of the one before, whether that row is still there or not.
+func after[S ~[]E, E, K any](sorted S, k K, cmp func(E, K) int) int {
+	i, found := slices.BinarySearchFunc(sorted, k, cmp)
+	if found {
+		i++
+	}
+	return i
 }
 
 func encodeListCursor(k listKey) string {
@@ -461,20 +474,14 @@ func decodeListCursor(s string) (listKey, error) {
 // after cursor (a previous page's next cursor, "" for the first), at most limit of them
 // (default 100, at most 1000), and the cursor of the page after ("" on the last page).
 func PageExpiries(rows []ExpiryView, cursor string, limit int) ([]ExpiryView, string, error) {
-	if limit <= 0 {
-		limit = DefaultPageLimit
-	}
-	limit = min(limit, MaxPageLimit)
+	limit = pageLimit(limit)
 	start := 0
 	if cursor != "" {
 		k, err := decodeExpiryCursor(cursor)
 		if err != nil {
 			return nil, "", err
 		}
-		start, _ = slices.BinarySearchFunc(rows, k, compareExpiry)
-		if start < len(rows) && compareExpiry(rows[start], k) == 0 {
-			start++
-		}
+		start = after(rows, k, compareExpiry)
 	}
 	rows = rows[start:]
 	if len(rows) <= limit {

@@ -210,22 +210,11 @@ func (s *Store) ReadAll(ctx context.Context, after uint64, limit int) ([]eventst
 // Subscribe follows the log with an ordered consumer from after+1: it replays what is
 // stored, then delivers new commits as they arrive, recreating itself on any gap.
 func (s *Store) Subscribe(ctx context.Context, after uint64, fn func(eventstore.Envelope) error) error {
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
-	if after > 0 {
-		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
-		cfg.OptStartSeq = after + 1
-	}
-	setup, cancel := s.bound(ctx)
-	cons, err := s.stream.OrderedConsumer(setup, cfg)
-	cancel()
+	it, err := s.messagesAfter(ctx, after, jetstream.OrderedConsumerConfig{}, batchSize)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("subscribe after %d: %w", after, err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(batchSize))
-	if err != nil {
 		return fmt.Errorf("subscribe after %d: %w", after, err)
 	}
 	defer it.Stop()

@@ -40,16 +40,37 @@ type ImportOptions struct {
 // a commit that breaks them. At the end the whole target log is read and its digest must be
 // the export's: the target must hold nothing but this log.
 func Import(ctx context.Context, store eventstore.Store, r io.Reader, opts ImportOptions) (ImportReport, error) {
+	var rep ImportReport
+	source, err := copyExport(ctx, store, r, opts, &rep)
+	if err != nil {
+		return rep, fmt.Errorf("import: %w", err)
+	}
+	rep.Source = source
+	got, err := VerifyStore(ctx, store, nil, opts.VerifyProgress)
+	if err != nil {
+		return rep, fmt.Errorf("import: verify the target: %w", err)
+	}
+	rep.Target = got.Digest
+	if got.Digest.Sum != rep.Source.Sum || got.Digest.Events != rep.Source.Events {
+		return rep, fmt.Errorf("import: the target's log digest %s (%d events) is not the export's %s (%d events): the target held other events, or lost some",
+			got.Digest.Sum, got.Digest.Events, rep.Source.Sum, rep.Source.Events)
+	}
+	return rep, nil
+}
+
+// copyExport appends the export r holds to store commit by commit, checking its chains as
+// it reads, and counts what it did in rep. It answers the export's digest, checked against
+// its trailer.
+func copyExport(ctx context.Context, store eventstore.Store, r io.Reader, opts ImportOptions, rep *ImportReport) (Digest, error) {
 	progress := opts.Progress
 	if progress == nil {
 		progress = NoProgress{}
 	}
-	var rep ImportReport
 	// A store answers a re-appended latest commit with its original place: an append that
 	// lands at or before the head the target had at the start wrote nothing.
 	head0, err := store.Head(ctx)
 	if err != nil {
-		return rep, fmt.Errorf("import: target head: %w", err)
+		return Digest{}, fmt.Errorf("target head: %w", err)
 	}
 	v := NewVerifier(nil)
 	var commit []eventstore.Envelope
@@ -88,25 +109,15 @@ func Import(ctx context.Context, store eventstore.Store, r io.Reader, opts Impor
 	}
 	progress.Done()
 	if err != nil {
-		return rep, fmt.Errorf("import: %w", err)
+		return Digest{}, err
 	}
 	if _, b := v.Finish(); b != nil {
-		return rep, fmt.Errorf("import: %w", b)
+		return Digest{}, b
 	}
 	if err := checkTrailer(trailer, v); err != nil {
-		return rep, fmt.Errorf("import: %w", err)
+		return Digest{}, err
 	}
-	rep.Source = v.Digest()
-	got, err := VerifyStore(ctx, store, nil, opts.VerifyProgress)
-	if err != nil {
-		return rep, fmt.Errorf("import: verify the target: %w", err)
-	}
-	rep.Target = got.Digest
-	if got.Digest.Sum != rep.Source.Sum || got.Digest.Events != rep.Source.Events {
-		return rep, fmt.Errorf("import: the target's log digest %s (%d events) is not the export's %s (%d events): the target held other events, or lost some",
-			got.Digest.Sum, got.Digest.Events, rep.Source.Sum, rep.Source.Events)
-	}
-	return rep, nil
+	return v.Digest(), nil
 }
 
 // appendCommit appends one exported commit as it was; skipped is true when the target

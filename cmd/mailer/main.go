@@ -135,7 +135,11 @@ func run(args []string) error {
 		return err
 	}
 	defer func() { _ = log.Sync() }()
+	return runMailer(c, log)
+}
 
+// runMailer builds the mailer c describes and runs it until SIGINT or SIGTERM.
+func runMailer(c config, log *zap.Logger) error {
 	cat, err := loadCatalogue(c.catalogue)
 	if err != nil {
 		return err

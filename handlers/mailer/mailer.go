@@ -250,36 +250,7 @@ func (m *Mailer) Run(ctx context.Context) error {
 			}
 		})
 	}
-	stopped := make(chan struct{})
-	defer close(stopped)
-	go func() {
-		select {
-		case <-ctx.Done():
-			it.Stop()
-		case <-stopped: // Run returned on its own (the consumer went away)
-		}
-	}()
-	var runErr error
-	for {
-		msg, err := it.Next()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				break
-			}
-			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
-				runErr = fmt.Errorf("mailer: consumer %s: %w", m.cfg.Durable, err)
-				it.Stop()
-				break
-			}
-			m.log.Warn("consumer hiccup", zap.Error(err)) // missed heartbeats: the iterator goes on
-			continue
-		}
-		select {
-		case msgs <- msg:
-		case <-ctx.Done():
-			_ = msg.Nak() // not started: hand it back at once
-		}
-	}
+	runErr := m.feed(ctx, it, msgs)
 	close(msgs)
 	wg.Wait()
 	if c, ok := m.cfg.Sender.(io.Closer); ok {
@@ -292,6 +263,39 @@ func (m *Mailer) Run(ctx context.Context) error {
 		return ctx.Err()
 	}
 	return errors.New("mailer: consumer stopped")
+}
+
+// feed hands the consumer's messages to the workers on msgs until ctx ends (nil) or the
+// consumer goes away (its error).
+func (m *Mailer) feed(ctx context.Context, it jetstream.MessagesContext, msgs chan<- jetstream.Msg) error {
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case <-ctx.Done():
+			it.Stop()
+		case <-stopped: // the consumer went away first
+		}
+	}()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+				it.Stop()
+				return fmt.Errorf("mailer: consumer %s: %w", m.cfg.Durable, err)
+			}
+			m.log.Warn("consumer hiccup", zap.Error(err)) // missed heartbeats: the iterator goes on
+			continue
+		}
+		select {
+		case msgs <- msg:
+		case <-ctx.Done():
+			_ = msg.Nak() // not started: hand it back at once
+		}
+	}
 }
 
 // handle sends the email of one notification, or decides it needs none, and settles the

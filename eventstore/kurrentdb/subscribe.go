@@ -50,31 +50,9 @@ func (f fatal) Error() string { return f.err.Error() }
 // to resume after, moved. *last is always the position of a record: the last event of a
 // commit handed to fn, or an event that is not ours met between commits.
 func (s *Store) subscribeOnce(ctx context.Context, last *uint64, fn func(eventstore.Envelope) error) (bool, error) {
-	c, err := s.conn()
+	sub, err := s.subscribeAfter(ctx, *last)
 	if err != nil {
 		return false, err
-	}
-	opts := esdb.SubscribeToAllOptions{
-		From: allFrom(*last), // the client's default is the end of $all, not its start
-		// The server skips system events; streams not named <category>-<uuid> are left
-		// to ours(), since the server's regex dialect is not Go's.
-		Filter: esdb.ExcludeSystemEventsFilter(),
-	}
-	if s.opts.StreamPrefix != "" {
-		opts.Filter = &esdb.SubscriptionFilter{Type: esdb.StreamFilterType, Prefixes: []string{s.opts.StreamPrefix}}
-	}
-	sub, err := call(ctx, c, func(c *esdb.Client) (*esdb.Subscription, error) {
-		return c.SubscribeToAll(ctx, opts)
-	}, func(sub *esdb.Subscription) { _ = sub.Close() })
-	// Not held while following: the subscription must end when the store closes, and its
-	// Recv does not go through the client.
-	c.release()
-	if err != nil {
-		s.recover(c, err)
-		if err := s.mapErr(err); errors.Is(err, eventstore.ErrInvalidPosition) {
-			return false, fatal{fmt.Errorf("subscribe to $all after %d: %w", *last, err)}
-		}
-		return false, fmt.Errorf("subscribe to $all: %w", err)
 	}
 	defer sub.Close()
 	progressed := false
@@ -117,4 +95,36 @@ func (s *Store) subscribeOnce(ctx context.Context, last *uint64, fn func(eventst
 		}
 		// Checkpoints and CaughtUp need nothing: we resume from the last whole commit.
 	}
+}
+
+// subscribeAfter opens a subscription to $all after the position last, to the product's
+// streams only. A position the server does not know is fatal: no retry would find it.
+func (s *Store) subscribeAfter(ctx context.Context, last uint64) (*esdb.Subscription, error) {
+	c, err := s.conn()
+	if err != nil {
+		return nil, err
+	}
+	opts := esdb.SubscribeToAllOptions{
+		From: allFrom(last), // the client's default is the end of $all, not its start
+		// The server skips system events; streams not named <category>-<uuid> are left
+		// to ours(), since the server's regex dialect is not Go's.
+		Filter: esdb.ExcludeSystemEventsFilter(),
+	}
+	if s.opts.StreamPrefix != "" {
+		opts.Filter = &esdb.SubscriptionFilter{Type: esdb.StreamFilterType, Prefixes: []string{s.opts.StreamPrefix}}
+	}
+	sub, err := call(ctx, c, func(c *esdb.Client) (*esdb.Subscription, error) {
+		return c.SubscribeToAll(ctx, opts)
+	}, func(sub *esdb.Subscription) { _ = sub.Close() })
+	// Not held while following: the subscription must end when the store closes, and its
+	// Recv does not go through the client.
+	c.release()
+	if err != nil {
+		s.recover(c, err)
+		if err := s.mapErr(err); errors.Is(err, eventstore.ErrInvalidPosition) {
+			return nil, fatal{fmt.Errorf("subscribe to $all after %d: %w", last, err)}
+		}
+		return nil, fmt.Errorf("subscribe to $all: %w", err)
+	}
+	return sub, nil
 }

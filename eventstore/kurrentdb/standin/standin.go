@@ -551,69 +551,88 @@ func (st *stream) visible() []int {
 func (s *Server) readOnce(o *api.ReadReq_Options, f *filter, str bool, srv api.Streams_ReadServer) error {
 	s.mu.Lock()
 	var out []*record
-	n := o.GetCount()
-	back := o.GetReadDirection() == api.ReadReq_Options_Backwards
+	var err error
 	if so := o.GetStream(); so != nil {
-		name := string(so.GetStreamIdentifier().GetStreamName())
-		st := s.streams[name]
-		revs := st.visible()
-		if len(revs) == 0 {
+		var found bool
+		if out, found = s.readStream(so, o.GetCount(), o.GetReadDirection() == api.ReadReq_Options_Backwards); !found {
 			s.mu.Unlock()
 			return srv.Send(&api.ReadResp{Content: &api.ReadResp_StreamNotFound_{StreamNotFound: &api.ReadResp_StreamNotFound{
-				StreamIdentifier: &shared.StreamIdentifier{StreamName: []byte(name)},
+				StreamIdentifier: &shared.StreamIdentifier{StreamName: so.GetStreamIdentifier().GetStreamName()},
 			}}})
 		}
-		// Stream revisions are inclusive in both directions.
-		var i int
-		switch r := so.GetRevisionOption().(type) {
-		case *api.ReadReq_Options_StreamOptions_Revision:
-			i = int(min(max(r.Revision, st.from)-st.from, uint64(len(revs))))
-			if back && i == len(revs) {
-				i--
-			}
-		case *api.ReadReq_Options_StreamOptions_End:
-			i = len(revs)
-			if back {
-				i--
-			}
-		}
-		for ; i >= 0 && i < len(revs) && uint64(len(out)) < n; i = step(i, back) {
-			out = append(out, s.log[revs[i]])
-		}
 	} else {
-		// $all positions: forwards from a position includes the event at it, backwards
-		// excludes it; a position that is no record's start is refused.
-		i := 0
-		switch a := o.GetAll().GetAllOption().(type) {
-		case *api.ReadReq_Options_AllOptions_Position:
-			c, p := a.Position.GetCommitPosition(), a.Position.GetPreparePosition()
-			var ok bool
-			if i, ok = s.at(c, p); !ok {
-				s.mu.Unlock()
-				return invalidPosition(c, p)
-			}
-			if back {
-				i--
-			}
-		case *api.ReadReq_Options_AllOptions_End:
-			i = len(s.log)
-			if back {
-				i--
-			}
-		}
-		for ; i >= 0 && i < len(s.log) && uint64(len(out)) < n; i = step(i, back) {
-			if f.match(s.log[i]) {
-				out = append(out, s.log[i])
-			}
-		}
+		out, err = s.readAll(o, f)
 	}
 	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	for _, r := range out {
 		if err := srv.Send(eventResp(r, str)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// readStream reads at most n of a stream's events from the revision so names, or says the
+// stream is not found. Stream revisions are inclusive in both directions. The caller holds
+// s.mu.
+func (s *Server) readStream(so *api.ReadReq_Options_StreamOptions, n uint64, back bool) (out []*record, found bool) {
+	st := s.streams[string(so.GetStreamIdentifier().GetStreamName())]
+	revs := st.visible()
+	if len(revs) == 0 {
+		return nil, false
+	}
+	var i int
+	switch r := so.GetRevisionOption().(type) {
+	case *api.ReadReq_Options_StreamOptions_Revision:
+		i = int(min(max(r.Revision, st.from)-st.from, uint64(len(revs))))
+		if back && i == len(revs) {
+			i--
+		}
+	case *api.ReadReq_Options_StreamOptions_End:
+		i = len(revs)
+		if back {
+			i--
+		}
+	}
+	for ; i >= 0 && i < len(revs) && uint64(len(out)) < n; i = step(i, back) {
+		out = append(out, s.log[revs[i]])
+	}
+	return out, true
+}
+
+// readAll reads the events of $all o asks for that f lets through. Forwards from a position
+// includes the event at it, backwards excludes it; a position that is no record's start is
+// refused. The caller holds s.mu.
+func (s *Server) readAll(o *api.ReadReq_Options, f *filter) ([]*record, error) {
+	n := o.GetCount()
+	back := o.GetReadDirection() == api.ReadReq_Options_Backwards
+	i := 0
+	switch a := o.GetAll().GetAllOption().(type) {
+	case *api.ReadReq_Options_AllOptions_Position:
+		c, p := a.Position.GetCommitPosition(), a.Position.GetPreparePosition()
+		var ok bool
+		if i, ok = s.at(c, p); !ok {
+			return nil, invalidPosition(c, p)
+		}
+		if back {
+			i--
+		}
+	case *api.ReadReq_Options_AllOptions_End:
+		i = len(s.log)
+		if back {
+			i--
+		}
+	}
+	var out []*record
+	for ; i >= 0 && i < len(s.log) && uint64(len(out)) < n; i = step(i, back) {
+		if f.match(s.log[i]) {
+			out = append(out, s.log[i])
+		}
+	}
+	return out, nil
 }
 
 func step(i int, back bool) int {

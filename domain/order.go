@@ -495,26 +495,7 @@ func registerPayment(cat *Catalogue, o Order, c RegisterPayment, now time.Time) 
 	if _, ok := cat.Method(c.Method); !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownPaymentMethod, c.Method)
 	}
-	reason := ""
-	switch o.Status {
-	case StatusConfirmed:
-		if !o.SubscriptionActive(DateOf(now)) {
-			reason = CreditSubscriptionNotActive
-		}
-	case StatusCart, StatusCheckout:
-		reason = CreditOrderNotConfirmed
-	case StatusPaid:
-		reason = CreditOrderPaid
-	case StatusCancelled:
-		reason = CreditOrderCancelled
-	case StatusExpired:
-		reason = CreditOrderExpired
-	case StatusAbandoned:
-		reason = CreditOrderAbandoned
-	case StatusOverdue:
-		reason = CreditOrderOverdue
-	}
-	if reason != "" {
+	if reason := creditReason(o, DateOf(now)); reason != "" {
 		return []Event{
 			PaymentRegistered{AmountCents: c.AmountCents, Method: c.Method, Reference: ref, PaidCents: o.PaidCents, RegisteredAt: now},
 			o.credit(c.AmountCents, reason, ref, now),
@@ -537,6 +518,30 @@ func registerPayment(cat *Catalogue, o Order, c RegisterPayment, now time.Time) 
 		events = append(events, o.credit(excess, CreditExcess, ref, now))
 	}
 	return events, nil
+}
+
+// creditReason says why a payment for o, on the day today, cannot go to the order and is
+// kept as the customer's credit; "" when the order takes it.
+func creditReason(o Order, today Date) string {
+	switch o.Status {
+	case StatusConfirmed:
+		if !o.SubscriptionActive(today) {
+			return CreditSubscriptionNotActive
+		}
+	case StatusCart, StatusCheckout:
+		return CreditOrderNotConfirmed
+	case StatusPaid:
+		return CreditOrderPaid
+	case StatusCancelled:
+		return CreditOrderCancelled
+	case StatusExpired:
+		return CreditOrderExpired
+	case StatusAbandoned:
+		return CreditOrderAbandoned
+	case StatusOverdue:
+		return CreditOrderOverdue
+	}
+	return ""
 }
 
 // mustBe refuses a command unless the order is in one of the given states, with the error

@@ -132,26 +132,14 @@ func NewSMTPSender(cfg SMTPConfig) (*SMTPSender, error) {
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = 30 * time.Second
 	}
-	opts := []gomail.Option{gomail.WithTimeout(cfg.Timeout)}
+	tlsOpt, defaultPort, err := tlsMode(cfg.TLS)
+	if err != nil {
+		return nil, err
+	}
+	opts := []gomail.Option{gomail.WithTimeout(cfg.Timeout), tlsOpt}
 	port := cfg.Port
-	switch cfg.TLS {
-	case TLSNone:
-		opts = append(opts, gomail.WithTLSPortPolicy(gomail.NoTLS))
-		if port == 0 {
-			port = 25
-		}
-	case TLSStartTLS:
-		opts = append(opts, gomail.WithTLSPortPolicy(gomail.TLSMandatory))
-		if port == 0 {
-			port = 587
-		}
-	case TLSImplicit:
-		opts = append(opts, gomail.WithSSL())
-		if port == 0 {
-			port = 465
-		}
-	default:
-		return nil, fmt.Errorf("mailer: SMTP TLS mode %q is not none, starttls or tls", cfg.TLS)
+	if port == 0 {
+		port = defaultPort
 	}
 	if port < 1 || port > 65535 {
 		return nil, fmt.Errorf("mailer: SMTP port %d is not in 1..65535", port)
@@ -176,6 +164,19 @@ func NewSMTPSender(cfg SMTPConfig) (*SMTPSender, error) {
 		return nil, fmt.Errorf("mailer: SMTP client for %s: %w", cfg.Host, err)
 	}
 	return &SMTPSender{cfg: cfg, client: c}, nil
+}
+
+// tlsMode is the client option of a TLS mode and the port the mode is served on by custom.
+func tlsMode(mode string) (gomail.Option, int, error) {
+	switch mode {
+	case TLSNone:
+		return gomail.WithTLSPortPolicy(gomail.NoTLS), 25, nil
+	case TLSStartTLS:
+		return gomail.WithTLSPortPolicy(gomail.TLSMandatory), 587, nil
+	case TLSImplicit:
+		return gomail.WithSSL(), 465, nil
+	}
+	return nil, 0, fmt.Errorf("mailer: SMTP TLS mode %q is not none, starttls or tls", mode)
 }
 
 // Send delivers e; nil means the server accepted it.

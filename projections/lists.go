@@ -430,25 +430,6 @@ func (x *keyIndex) walk(cursor string, limit int, keep func(listKey) bool) (stri
 	return "", nil
 }
 
-// pageLimit is how many rows a page asked for limit holds: DefaultPageLimit for 0 or less,
-// never more than MaxPageLimit.
-func pageLimit(limit int) int {
-	if limit <= 0 {
-		return DefaultPageLimit
-	}
-	return min(limit, MaxPageLimit)
-}
-
-// after is the index in sorted of the first element past the cursor's key k: a page goes
-// on after the last row of the one before, whether that row is still there or not.
-func after[S ~[]E, E, K any](sorted S, k K, cmp func(E, K) int) int {
-	i, found := slices.BinarySearchFunc(sorted, k, cmp)
-	if found {
-		i++
-	}
-	return i
-}
-
 func encodeListCursor(k listKey) string {
 	var b [24]byte
 	binary.BigEndian.PutUint64(b[:8], k.seq)

@@ -338,11 +338,7 @@ type PendingPage struct {
 
 // Page returns the orders q selects, as of now.
 func (m *PendingModel) Page(q PendingQuery, now time.Time) (PendingPage, error) {
-	limit := q.Limit
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	limit = min(limit, maxPageLimit)
+	limit := pageLimit(q.Limit)
 	if q.MinAgeDays < 0 {
 		return PendingPage{}, fmt.Errorf("projections: minimum age %d is negative", q.MinAgeDays)
 	}
@@ -360,10 +356,7 @@ func (m *PendingModel) Page(q PendingQuery, now time.Time) (PendingPage, error) 
 		if err != nil {
 			return PendingPage{}, err
 		}
-		start, _ = x.search(k)
-		if start < len(x.keys) && x.keys[start].same(k) {
-			start++
-		}
+		start = after(x.keys, k, pendingKey.compare)
 	}
 	// Orders confirmed before the start of (today - MinAgeDays + 1) in Rome are old enough.
 	cut := today.AddDays(1 - q.MinAgeDays)
@@ -521,8 +514,6 @@ func (k pendingKey) compare(o pendingKey) int {
 	return compareIDs(k.id, o.id)
 }
 
-func (k pendingKey) same(o pendingKey) bool { return k.at == o.at && k.id == o.id }
-
 // pendingIndex is a sorted slice of keys. Orders arrive in confirmation order, so an insert
 // is nearly always an append; a removal only marks its key dead, and the slice is compacted
 // once dead keys are many, so neither costs a copy of the whole slice each time.
@@ -586,25 +577,16 @@ func decodeCursor(s string) (pendingKey, error) {
 // at most limit of them (default 100, at most 1000); the totals stay those of every
 // credit. The next page's cursor is "" on the last page.
 func (c CreditsDue) Page(cursor string, limit int) (CreditsDue, string, error) {
-	if limit <= 0 {
-		limit = defaultLimit
-	}
-	limit = min(limit, maxPageLimit)
+	limit = pageLimit(limit)
 	start := 0
 	if cursor != "" {
 		k, err := decodeCursor(cursor)
 		if err != nil {
 			return CreditsDue{}, "", err
 		}
-		start, _ = slices.BinarySearchFunc(c.Credits, k, func(v CreditView, k pendingKey) int {
-			if c := cmp.Compare(v.RecordedAt.UnixNano(), k.at); c != 0 {
-				return c
-			}
-			return compareIDs(v.CreditID, k.id)
+		start = after(c.Credits, k, func(v CreditView, k pendingKey) int {
+			return pendingKey{at: v.RecordedAt.UnixNano(), id: v.CreditID}.compare(k)
 		})
-		if start < len(c.Credits) && c.Credits[start].RecordedAt.UnixNano() == k.at && c.Credits[start].CreditID == k.id {
-			start++
-		}
 	}
 	end, next := min(start+limit, len(c.Credits)), ""
 	if end < len(c.Credits) {

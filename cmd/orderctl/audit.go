@@ -195,20 +195,7 @@ func runVerifyChain(args []string, stdout, stderr io.Writer) error {
 	}
 	opts := audit.CheckOptions{Expect: exp, Keys: keys}
 	if *file != "" {
-		var in io.Reader = os.Stdin
-		if *file != "-" {
-			f, err := os.Open(*file)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			in = f
-		}
-		res, err := audit.CheckExport(in, opts)
-		if err != nil {
-			return err
-		}
-		return reportCheck(stdout, res, exp, nil)
+		return checkExportFile(*file, opts, stdout)
 	}
 	// The data folder's last checkpoint applies to its own store: the embedded one, or the
 	// store named with --store when --data is given too.
@@ -228,6 +215,24 @@ func runVerifyChain(args []string, stdout, stderr io.Writer) error {
 		}
 		return reportCheck(stdout, res, exp, tail)
 	})
+}
+
+// checkExportFile checks the exported file name (- for standard input) and reports it.
+func checkExportFile(name string, opts audit.CheckOptions, stdout io.Writer) error {
+	var in io.Reader = os.Stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	res, err := audit.CheckExport(in, opts)
+	if err != nil {
+		return err
+	}
+	return reportCheck(stdout, res, opts.Expect, nil)
 }
 
 // checkpointKeys are the named key files, else the data folder's checkpoint keys.

@@ -291,41 +291,10 @@ func (s *Server) append(name string, opts *api.AppendReq_Options, msgs []*api.Ap
 	}
 	exists := st.exists()
 	cur := uint64(len(revs)) - 1 // meaningless unless exists
-
-	ok := true
-	switch e := opts.GetExpectedStreamRevision().(type) {
-	case *api.AppendReq_Options_Revision:
-		if r, hit := s.retried(revs, int(e.Revision)+1, msgs); hit {
-			return r, false
-		}
-		ok = exists && cur == e.Revision
-	case *api.AppendReq_Options_NoStream:
-		if st != nil {
-			if r, hit := s.retried(revs, int(st.from), msgs); hit {
-				return r, false
-			}
-		}
-		ok = !exists
-	case *api.AppendReq_Options_StreamExists, *api.AppendReq_Options_Any:
-		// Without an exact revision the server can only look the first id up among the
-		// stream's events (it keeps a cache of recent ids).
-		if len(msgs) > 0 {
-			first := fromProtoUUID(msgs[0].GetId())
-			for i, idx := range revs {
-				if s.log[idx].id == first {
-					if r, hit := s.retried(revs, i, msgs); hit {
-						return r, false
-					}
-				}
-			}
-		}
-		if _, se := e.(*api.AppendReq_Options_StreamExists); se {
-			ok = exists
-		}
-	default:
-		ok = false
+	if r, hit := s.retry(opts, st, msgs); hit {
+		return r, false
 	}
-	if !ok {
+	if !expected(opts, exists, cur) {
 		return wrongExpectedVersion(opts, exists, cur), false
 	}
 	if len(msgs) == 0 {
@@ -339,6 +308,52 @@ func (s *Server) append(name string, opts *api.AppendReq_Options, msgs []*api.Ap
 	}
 	last := s.write(name, msgs)
 	return success(last.revision, last.pos), false
+}
+
+// expected says whether the stream's state (whether it exists, its current revision cur)
+// is what the append expects.
+func expected(opts *api.AppendReq_Options, exists bool, cur uint64) bool {
+	switch e := opts.GetExpectedStreamRevision().(type) {
+	case *api.AppendReq_Options_Revision:
+		return exists && cur == e.Revision
+	case *api.AppendReq_Options_NoStream:
+		return !exists
+	case *api.AppendReq_Options_StreamExists:
+		return exists
+	case *api.AppendReq_Options_Any:
+		return true
+	}
+	return false
+}
+
+// retry answers an append whose events the stream already holds, where the expected
+// revision says they would go: a client's retry of a write that went through. The caller
+// holds s.mu.
+func (s *Server) retry(opts *api.AppendReq_Options, st *stream, msgs []*api.AppendReq_ProposedMessage) (*api.AppendResp, bool) {
+	if st == nil {
+		return nil, false
+	}
+	switch e := opts.GetExpectedStreamRevision().(type) {
+	case *api.AppendReq_Options_Revision:
+		return s.retried(st.revs, int(e.Revision)+1, msgs)
+	case *api.AppendReq_Options_NoStream:
+		return s.retried(st.revs, int(st.from), msgs)
+	case *api.AppendReq_Options_StreamExists, *api.AppendReq_Options_Any:
+		// Without an exact revision the server can only look the first id up among the
+		// stream's events (it keeps a cache of recent ids).
+		if len(msgs) == 0 {
+			return nil, false
+		}
+		first := fromProtoUUID(msgs[0].GetId())
+		for i, idx := range st.revs {
+			if s.log[idx].id == first {
+				if r, hit := s.retried(st.revs, i, msgs); hit {
+					return r, true
+				}
+			}
+		}
+	}
+	return nil, false
 }
 
 // retried answers a retried write, recognised as the server does by its event ids: the

@@ -21,6 +21,8 @@ import (
 //     checked against the stream's last version first;
 //   - cold: the handler's cache holds one order and commands go round 200 orders, so every
 //     command loads its order (about b.N/200 events) from the stream.
+//
+// BenchmarkOpenOrder opens a subscription and an order on it per operation: new streams.
 func BenchmarkCommand(b *testing.B) {
 	for _, mode := range []struct {
 		name   string
@@ -63,4 +65,24 @@ func BenchmarkCommand(b *testing.B) {
 			b.ReportMetric(float64(emb.Conn.Stats().OutMsgs-sent)/float64(b.N), "requests/op")
 		})
 	}
+}
+
+func BenchmarkOpenOrder(b *testing.B) {
+	emb, store := jstest.Start(b, jstest.Relaxed)
+	h := command.New(store, command.Options{})
+	next := domain.DateOf(time.Now()).AddMonths(6)
+	sent := emb.Conn.Stats().OutMsgs
+	for b.Loop() {
+		sub := uuid.New()
+		if _, _, err := h.ExecuteSubscription(b.Context(), sub, domain.OpenSubscription{
+			SubscriptionID: sub, OwnerID: "cust", Holder: domain.Holder{Name: "Mario", Email: "m@example.com"}, Language: "it",
+			Services: []domain.Service{{Kind: "base", Quantity: 1, ExpiresOn: next}},
+		}, meta, nil); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, _, err := h.OpenOrder(b.Context(), sub, domain.RequestSpaceIncrease{GB: 1, Channel: "app"}, meta); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(emb.Conn.Stats().OutMsgs-sent)/float64(b.N), "requests/op")
 }

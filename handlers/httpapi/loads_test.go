@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/eventstore/jetstream"
 	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
@@ -145,4 +147,60 @@ func TestOneLoadPerCommand(t *testing.T) {
 	if got := fmt.Sprint(v.json(t)["version"]); got != "4" {
 		t.Fatalf("version %s after the payment method, want 4", got)
 	}
+}
+
+// BenchmarkSharedOrderCommand: a customer's command over HTTP on a shared store (replicas),
+// the order cached; requests/op counts the messages sent to the NATS server per command.
+func BenchmarkSharedOrderCommand(b *testing.B) {
+	emb, js := jstest.Start(b, jstest.Relaxed)
+	pub, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		b.Fatal(err)
+	}
+	auth, err := httpapi.NewAuthenticator(pub)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmds := command.New(js, command.Options{Shared: true})
+	api, err := httpapi.New(cmds, httpapi.Options{Auth: auth})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
+	b.Cleanup(srv.Close)
+	sub := uuid.New()
+	if _, _, err := cmds.ExecuteSubscription(b.Context(), sub, domain.OpenSubscription{
+		SubscriptionID: sub, OwnerID: "cust-1", Holder: domain.Holder{Name: "Mario", Email: "m@example.com"}, Language: "it",
+		Services: []domain.Service{{Kind: "base", Quantity: 1, ExpiresOn: domain.DateOf(time.Now()).AddMonths(6)}},
+	}, command.Meta{Actor: "op"}, nil); err != nil {
+		b.Fatal(err)
+	}
+	id, _, _, err := cmds.OpenOrder(b.Context(), sub, domain.RequestSpaceIncrease{GB: 1, Channel: "app"}, command.Meta{Actor: "cust-1"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tok, err := httpapi.Mint(key, httpapi.RoleCustomer, "cust-1", time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	hc := srv.Client()
+	sent := emb.Conn.Stats().OutMsgs
+	i := 0
+	for b.Loop() {
+		req, _ := http.NewRequest("POST", srv.URL+"/v1/orders/"+id.String()+"/co-termination",
+			strings.NewReader(fmt.Sprintf(`{"enabled":%v}`, i%2 == 1)))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := hc.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			b.Fatalf("status %d", res.StatusCode)
+		}
+		i++
+	}
+	b.ReportMetric(float64(emb.Conn.Stats().OutMsgs-sent)/float64(b.N), "requests/op")
 }

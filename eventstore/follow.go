@@ -9,6 +9,7 @@ import (
 
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/internal/backoff"
+	"github.com/einvoice/spaceorders/internal/retrying"
 )
 
 // Decoded is a stored event with its domain event.
@@ -217,9 +218,13 @@ func Follow(ctx context.Context, store Store, after uint64, opts FollowOptions, 
 		wait := bo.Next()
 		log.Warn("following the log failed: subscribing again", zap.Uint64("after", after),
 			zap.Error(err), zap.Duration("in", wait))
+		// The supervisor running this follower shows it restarting in /readyz and metrics
+		// while it waits, as if the part itself had failed and been restarted.
+		retrying.Failed(ctx, err)
 		if backoff.Sleep(ctx, wait) != nil {
 			return ctx.Err()
 		}
+		retrying.Recovered(ctx)
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
 	"github.com/einvoice/spaceorders/internal/backoff"
 	"github.com/einvoice/spaceorders/internal/lazyfs"
+	"github.com/einvoice/spaceorders/internal/retrying"
 )
 
 // fast keeps the tests' waits between subscriptions short.
@@ -513,4 +514,35 @@ func followThroughPowerCut(t *testing.T, cfg jetstream.EmbeddedConfig) (lost int
 	}
 	t.Logf("handed %d commits to the follower, %d in the log after the power cut, %d lost", len(handed), len(kept), lost)
 	return lost
+}
+
+// reports counts what Follow tells the supervisor through its context.
+type reports struct{ failed, recovered atomic.Int32 }
+
+func (r *reports) Failed(error) { r.failed.Add(1) }
+func (r *reports) Recovered()   { r.recovered.Add(1) }
+
+// Follow's own retries are reported to whoever runs it (the supervisor, for /readyz and
+// metrics): one failure and one recovery for each subscription again.
+func TestFollowReportsItsRetries(t *testing.T) {
+	_, store := jstest.Start(t, jstest.Relaxed)
+	pos := appendCancelled(t, store, 1)
+	var r reports
+	tries := 0
+	err := eventstore.Follow(retrying.With(t.Context(), &r), store, 0, eventstore.FollowOptions{Backoff: fast},
+		func(_ context.Context, c eventstore.Commit) error {
+			if tries++; tries <= 2 {
+				return errors.New("the mail server is down")
+			}
+			if c.Position == pos {
+				return eventstore.StopFollowing
+			}
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.failed.Load() != 2 || r.recovered.Load() != 2 {
+		t.Fatalf("reported %d failures and %d recoveries, want 2 and 2", r.failed.Load(), r.recovered.Load())
+	}
 }

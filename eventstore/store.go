@@ -107,6 +107,8 @@ type AppendResult struct {
 type Expected struct {
 	kind    expectedKind
 	version uint64
+	// at is the position of the commit that ends at version (0: not given).
+	at uint64
 }
 
 type expectedKind uint8
@@ -130,6 +132,15 @@ var (
 // Exact appends only if the stream's last event has version v.
 func Exact(v uint64) Expected { return Expected{kind: exactVersion, version: v} }
 
+// ExactAt is Exact(v) for a caller that knows the commit holding version v, the stream's
+// last as the caller last saw it: at is that commit's Position, answered by the store
+// together with v (an AppendResult, or a read's last Envelope). A backend that checks
+// versions by position (JetStream expects a subject's last sequence) then needs no read to
+// learn it, so the caller's cache of states is the only cache of versions. A stale position
+// costs the backend a read, never a wrong append; a position paired with another version
+// than its commit's last is a caller's bug the backend cannot see.
+func ExactAt(v, at uint64) Expected { return Expected{kind: exactVersion, version: v, at: at} }
+
 // IsAny, IsNoStream, IsStreamExists and Version let a backend inspect an Expected.
 func (e Expected) IsAny() bool          { return e.kind == anyVersion }
 func (e Expected) IsNoStream() bool     { return e.kind == noStream }
@@ -137,6 +148,10 @@ func (e Expected) IsStreamExists() bool { return e.kind == streamExists }
 
 // Version returns the exact version and true, or false when e is not Exact.
 func (e Expected) Version() (uint64, bool) { return e.version, e.kind == exactVersion }
+
+// At returns the position of the expected version's commit and true when the caller gave
+// it (ExactAt).
+func (e Expected) At() (uint64, bool) { return e.at, e.kind == exactVersion && e.at != 0 }
 
 // Check tells whether a stream whose last version is last (exists=false: no events) meets e.
 // Backends that check versions themselves (rather than in the server) call it.

@@ -220,17 +220,22 @@ func appendLoop(store eventstore.Store, clients int, duration time.Duration) (fl
 	st := newStats()
 	elapsed := during(clients, duration, func(run context.Context, _ int) {
 		stream := eventstore.StreamName("order", uuid.New())
+		var last eventstore.AppendResult
 		for v := uint64(0); run.Err() == nil; v++ {
-			exp := eventstore.Exact(v - 1)
+			// As the command path expects: the version with its commit's position.
+			exp := eventstore.ExactAt(v-1, last.Position)
 			if v == 0 {
 				exp = eventstore.NoStream
 			}
 			t0 := time.Now()
-			_, err := store.Append(context.Background(), stream, exp, eventstore.EventData{
+			r, err := store.Append(context.Background(), stream, exp, eventstore.EventData{
 				ID: uuid.New(), Type: "CoTerminationToggled", SchemaVersion: 1, Payload: payload,
 				Metadata: eventstore.Metadata{CorrelationID: "bench", Actor: "bench"},
 			})
 			st.add("Append", time.Since(t0), err == nil)
+			if err == nil {
+				last = r
+			}
 		}
 	})
 	return st.report(elapsed, []string{"Append"}), len(st.lat["Append"])

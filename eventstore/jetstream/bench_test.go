@@ -102,7 +102,7 @@ func parallel(b *testing.B, w int, op func(writer int) error) {
 }
 
 // BenchmarkAppend: one event per commit, each writer on its own stream with Exact
-// versions, as the command path does; raw is a plain sync js.Publish of a same-size message.
+// versions and their commits' positions (ExactAt), as the command path does; raw is a plain sync js.Publish of a same-size message.
 func BenchmarkAppend(b *testing.B) {
 	for _, mode := range []struct {
 		name    string
@@ -126,7 +126,7 @@ func BenchmarkAppend(b *testing.B) {
 					ev := evs[n.Add(1)%int64(len(evs))]
 					ev.ID = uuid.New()
 					r, err := env.s.Append(context.Background(), streams[i], next[i], ev)
-					next[i] = eventstore.Exact(r.Version)
+					next[i] = eventstore.ExactAt(r.Version, r.Position)
 					return err
 				})
 			})

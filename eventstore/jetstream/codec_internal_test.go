@@ -136,7 +136,7 @@ func TestFirstFormatLogsStayReadable(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("Subscribe", got)
-	if st, err := s.refresh(ctx, stream, subject); err != nil || st.version != 2 {
+	if st, err := s.lastState(ctx, subject); err != nil || st.version != 2 {
 		t.Fatalf("the stream's state after both formats: %+v, %v", st, err)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -32,8 +31,6 @@ type Options struct {
 	// Timeout bounds a call whose context has no deadline, so that an unreachable server
 	// never blocks a caller forever. Default 5 s. Subscribe is not bounded.
 	Timeout time.Duration
-	// CacheSize bounds the streams whose last version Append remembers. Default 100,000.
-	CacheSize int
 	// Logger for the start-up report. Default: no logging.
 	Logger *zap.Logger
 	// Faults, when set, tells Append at once that the server cannot write (see Faults):
@@ -66,10 +63,6 @@ type Store struct {
 	// follower a little behind the leader, so what must be current (a stream's last
 	// commit) is asked of the leader.
 	leaderReads bool
-
-	mu        sync.Mutex
-	cache     map[string]streamState
-	cacheSize int
 }
 
 var _ eventstore.Store = (*Store)(nil)
@@ -129,9 +122,6 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = 5 * time.Second
 	}
-	if opts.CacheSize == 0 {
-		opts.CacheSize = 100_000
-	}
 	if opts.Logger == nil {
 		opts.Logger = zap.NewNop()
 	}
@@ -142,8 +132,6 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		timeout:   opts.Timeout,
 		log:       opts.Logger,
 		directGet: "$JS.API.DIRECT.GET." + opts.Stream,
-		cache:     make(map[string]streamState),
-		cacheSize: opts.CacheSize,
 		faults:    opts.Faults,
 	}
 	js, err := jetstream.New(nc)
@@ -267,12 +255,9 @@ func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc)
 	return context.WithTimeout(ctx, s.timeout)
 }
 
-// Close stops the flusher and drops the cache: the connection belongs to the caller.
+// Close stops the flusher: the connection belongs to the caller.
 func (s *Store) Close() error {
 	s.flush.close()
-	s.mu.Lock()
-	s.cache = make(map[string]streamState)
-	s.mu.Unlock()
 	return nil
 }
 
@@ -292,8 +277,10 @@ func (s *Store) Head(ctx context.Context) (uint64, error) {
 }
 
 // Append publishes the commit as one message, expecting the stream's subject to end at the
-// sequence Append believes is its last: the server refuses the message if another writer
-// got there first, so the cache is a guess the server checks, never a source of truth.
+// sequence of its last commit: the server refuses the message if another writer got there
+// first. That sequence comes from the caller (eventstore.ExactAt, or none yet for NoStream),
+// who keeps the states it decides on and so knows it: the store keeps no versions of its
+// own. Without it, the subject's last message is read first.
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.Expected, events ...eventstore.EventData) (eventstore.AppendResult, error) {
 	if err := eventstore.ValidateAppend(stream, events); err != nil {
 		return eventstore.AppendResult{}, err
@@ -317,9 +304,9 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	defer cancel()
 	id := commitID(stream, events)
 
-	st, fromCache := s.cached(stream)
-	if !fromCache {
-		if st, err = s.refresh(ctx, stream, subject); err != nil {
+	st, given := expectedState(expected)
+	if !given {
+		if st, err = s.lastState(ctx, subject); err != nil {
 			return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
 		}
 	}
@@ -333,14 +320,6 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 			return st.result(), nil
 		}
 		if !expected.Check(st.version, st.exists) {
-			if fromCache {
-				// Another process may have moved the stream on: judge on the server's state.
-				fromCache = false
-				if st, err = s.refresh(ctx, stream, subject); err != nil {
-					return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
-				}
-				continue
-			}
 			return eventstore.AppendResult{}, &eventstore.WrongVersionError{
 				Stream: stream, Expected: expected, Actual: st.version, Exists: st.exists,
 			}
@@ -361,7 +340,6 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 			// is within the de-duplication window): nothing was written, answer as before.
 			return s.resultAt(ctx, stream, ack.Sequence)
 		case err == nil:
-			s.remember(stream, streamState{exists: true, version: last, seq: ack.Sequence, msgID: id})
 			// The server has written the message to its block file; answer once an fsync
 			// started after that has finished (shared with every concurrent append).
 			if err := s.flush.wait(ctx, ack.Sequence); err != nil {
@@ -371,14 +349,14 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		case isConflict(err):
 			// Someone else appended, or this very commit was written by an earlier attempt
 			// whose answer was lost (on a single server the subject check runs before
-			// de-duplication, so such a retry answers 10071): the loop tells which.
-			fromCache = false
-			if st, err = s.refresh(ctx, stream, subject); err != nil {
+			// de-duplication, so such a retry answers 10071), or the caller's position was
+			// stale: the loop tells which, on the server's state.
+			if st, err = s.lastState(ctx, subject); err != nil {
 				return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
 			}
 		default:
-			// The outcome is unknown (timeout, lost connection): the next append asks the server.
-			s.forget(stream)
+			// The outcome is unknown (timeout, lost connection): a retry tells, by the
+			// commit's id.
 			return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, writeErr(ctx, err))
 		}
 		if err := ctx.Err(); err != nil {
@@ -421,8 +399,22 @@ func (s *Store) resultAt(ctx context.Context, stream string, seq uint64) (events
 	return st.result(), nil
 }
 
-// refresh reads the stream's state from its last message and caches it.
-func (s *Store) refresh(ctx context.Context, stream, subject string) (streamState, error) {
+// expectedState is the stream's state that expected names, when it names one whole: a
+// version with its commit's position (ExactAt), or no stream (no message on the subject,
+// sequence 0). The server checks the sequence; the msgID is not known.
+func expectedState(expected eventstore.Expected) (streamState, bool) {
+	if expected.IsNoStream() {
+		return streamState{}, true
+	}
+	v, _ := expected.Version()
+	if seq, ok := expected.At(); ok {
+		return streamState{exists: true, version: v, seq: seq}, true
+	}
+	return streamState{}, false
+}
+
+// lastState reads the stream's state from its last message.
+func (s *Store) lastState(ctx context.Context, subject string) (streamState, error) {
 	m, err := s.last(ctx, subject)
 	if err != nil {
 		return streamState{}, fmt.Errorf("read last commit: %w", err)
@@ -433,38 +425,7 @@ func (s *Store) refresh(ctx context.Context, stream, subject string) (streamStat
 			return streamState{}, fmt.Errorf("read last commit: %w", err)
 		}
 	}
-	s.remember(stream, st)
 	return st, nil
-}
-
-func (s *Store) cached(stream string) (streamState, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st, ok := s.cache[stream]
-	return st, ok
-}
-
-// remember caches a successful append, never moving a stream's state backwards when two
-// appends of this process finish out of order.
-func (s *Store) remember(stream string, st streamState) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if old, ok := s.cache[stream]; ok && old.seq > st.seq {
-		return
-	}
-	if len(s.cache) >= s.cacheSize {
-		for k := range s.cache { // drop an arbitrary entry: a miss costs one read
-			delete(s.cache, k)
-			break
-		}
-	}
-	s.cache[stream] = st
-}
-
-func (s *Store) forget(stream string) {
-	s.mu.Lock()
-	delete(s.cache, stream)
-	s.mu.Unlock()
 }
 
 // direct sends a single-message direct get; nil, nil means no such message.
@@ -539,9 +500,8 @@ func (s *Store) leaderGet(ctx context.Context, req []byte, what string) (*nats.M
 }
 
 // LastVersion is the stream's last version and the position of its last commit as the
-// server has it now (exists false: no such stream), and refreshes Append's cache with it.
-// It costs one small request: a caller that keeps states of its own checks them with it
-// when other writers may exist.
+// server has it now (exists false: no such stream). It costs one small request: a caller
+// that keeps states of its own checks them with it when other writers may exist.
 func (s *Store) LastVersion(ctx context.Context, stream string) (version, position uint64, exists bool, err error) {
 	subject, err := s.subjectOf(stream)
 	if err != nil {
@@ -549,7 +509,7 @@ func (s *Store) LastVersion(ctx context.Context, stream string) (version, positi
 	}
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	st, err := s.refresh(ctx, stream, subject)
+	st, err := s.lastState(ctx, subject)
 	if err != nil {
 		return 0, 0, false, fmt.Errorf("last version of %s: %w", stream, err)
 	}

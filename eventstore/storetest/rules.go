@@ -263,6 +263,41 @@ func testExpectedExact(t *testing.T, h Harness) {
 	}
 }
 
+// ExactAt is how a caller with a cache of states appends: the version it decided on, with
+// the position the store answered for it. The position saves a backend a read; it never
+// decides: a stale version is refused, a stale position with the right version appends.
+func testExpectedExactAt(t *testing.T, h Harness) {
+	s := h.Store
+	stream := newStream("order")
+	r0 := mustAppend(t, s, stream, eventstore.NoStream, events(2, "Opened")...)
+	next := event("Next")
+	r1 := mustAppend(t, s, stream, eventstore.ExactAt(r0.Version, r0.Position), next)
+	if r1.Version != 2 || r1.Position <= r0.Position {
+		t.Fatalf("append at %+v: %+v, want version 2 after it", r0, r1)
+	}
+	// The same commit again, as a retry whose answer was lost: the first answer.
+	if again := mustAppend(t, s, stream, eventstore.ExactAt(r0.Version, r0.Position), next); again != r1 {
+		t.Fatalf("re-append answered %+v, want %+v", again, r1)
+	}
+	// A state the stream has left: refused, whatever the position says.
+	_, err := s.Append(ctxT(t), stream, eventstore.ExactAt(r0.Version, r0.Position), event("Stale"))
+	wantWrongVersion(t, err, stream, 2, true)
+	// The right version with another commit's position (another stream's): appended.
+	other := mustAppend(t, s, newStream("order"), eventstore.NoStream, event("Other"))
+	if r := mustAppend(t, s, stream, eventstore.ExactAt(r1.Version, other.Position), event("AfterStale")); r.Version != 3 {
+		t.Fatalf("append with a stale position: version %d, want 3", r.Version)
+	}
+	empty := newStream("order")
+	_, err = s.Append(ctxT(t), empty, eventstore.ExactAt(0, r0.Position), event("NoStreamYet"))
+	wantWrongVersion(t, err, empty, 0, false)
+	if n := streamLen(t, s, stream); n != 4 {
+		t.Fatalf("stream has %d events, want 4", n)
+	}
+	if n := streamLen(t, s, empty); n != 0 {
+		t.Fatalf("a refused append wrote %d events", n)
+	}
+}
+
 func testRacingExact(t *testing.T, h Harness) {
 	s := h.Store
 	stream := newStream("order")

@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) Harness) {
 		{"expected Any", testExpectedAny},
 		{"expected StreamExists", testExpectedStreamExists},
 		{"expected Exact", testExpectedExact},
+		{"expected ExactAt: the version decides, a stale position never writes", testExpectedExactAt},
 		{"racing Exact appends have one winner per version", testRacingExact},
 		{"a multi-event append is one commit", testMultiEventCommit},
 		{"a refused multi-event append writes nothing", testRefusedMultiWritesNothing},

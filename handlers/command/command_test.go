@@ -454,3 +454,65 @@ func TestOrdersAreOpenedOnlyThroughOpenOrder(t *testing.T) {
 		t.Fatal("an order exists that holds no slot")
 	}
 }
+
+// UpdateOrder builds the command on the state it is decided on, in the command's one load:
+// after a conflict it builds again on the new state; its refusal is answered as is, writes
+// nothing and is no command (not counted in the command metrics).
+func TestUpdateOrderBuildsOnTheDecidedState(t *testing.T) {
+	store := openStore(t)
+	reg := prometheus.NewRegistry()
+	a, b := command.New(store, command.Options{Registerer: reg}), command.New(store, command.Options{})
+	_, id := newOrder(t, a)
+	if _, _, _, err := a.Order(t.Context(), id); err != nil { // a caches the cart, co-termination on
+		t.Fatal(err)
+	}
+	exec(t, b, id, domain.ToggleCoTermination{Enabled: false})
+
+	var seen []bool
+	modify := func(o domain.Order, m *command.Meta) (domain.OrderCommand, error) {
+		seen = append(seen, o.Quote.CoTermination)
+		m.Channel = o.Channel
+		return domain.ModifyOrder{GB: 2, CoTermination: o.Quote.CoTermination}, nil
+	}
+	res, o, err := a.UpdateOrder(t.Context(), id, command.Meta{Actor: "cust"}, nil, modify)
+	if err != nil || !res.Appended || res.Version != 2 {
+		t.Fatalf("update: %+v, %v", res, err)
+	}
+	if len(seen) != 2 || !seen[0] || seen[1] || o.Quote.CoTermination || o.Quote.GB != 2 {
+		t.Fatalf("built on co-termination %v, decided %+v: want built again on the stream's state (off), and kept off", seen, o.Quote)
+	}
+	envs, err := store.ReadStream(t.Context(), eventstore.StreamName(command.OrderCategory, id), 2)
+	if err != nil || len(envs) != 1 || envs[0].Metadata.Channel != "app" {
+		t.Fatalf("the modification's events: %+v, %v; want one, with the channel the builder set", envs, err)
+	}
+
+	commands := func() float64 {
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0.0
+		for _, f := range families {
+			if f.GetName() == "orders_commands_total" {
+				for _, m := range f.GetMetric() {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+		return n
+	}
+	before := commands()
+	notYours := errors.New("not yours")
+	_, _, err = a.UpdateOrder(t.Context(), id, meta, nil, func(domain.Order, *command.Meta) (domain.OrderCommand, error) {
+		return nil, notYours
+	})
+	if !errors.Is(err, notYours) {
+		t.Fatalf("a refusal by the builder answered %v", err)
+	}
+	if _, v, _, err := a.Order(t.Context(), id); err != nil || v != 2 {
+		t.Fatalf("version %d after a refusal (%v), want 2", v, err)
+	}
+	if n := commands(); n != before {
+		t.Fatalf("a refusal by the builder counted as a command: %v commands, %v before", n, before)
+	}
+}

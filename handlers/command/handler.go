@@ -166,10 +166,29 @@ func (h *Handler) ExecuteSubscription(ctx context.Context, id uuid.UUID, cmd dom
 // ExecuteOrder runs a command on an order. A command that opens an order goes through
 // OpenOrder instead, which also reserves the subscription's order slot.
 func (h *Handler) ExecuteOrder(ctx context.Context, id uuid.UUID, cmd domain.OrderCommand, meta Meta, ifMatch *uint64) (Result, domain.Order, error) {
-	if _, ok := cmd.(domain.OrderOpener); ok {
-		return Result{}, domain.Order{}, fmt.Errorf("command: %s opens an order: it must go through Handler.OpenOrder", cmd.CommandName())
-	}
-	res, o, err := h.orders.execute(ctx, id, cmd, meta, ifMatch)
+	return h.UpdateOrder(ctx, id, meta, ifMatch, func(domain.Order, *Meta) (domain.OrderCommand, error) { return cmd, nil })
+}
+
+// UpdateOrder runs on an order the command that cmdOf makes of the order's current state,
+// with one load of the order for both: cmdOf sees the very state the command is decided
+// on. Its error (the caller may not act on this order, the request makes no command) is
+// answered as is, before anything is decided, and changes nothing. cmdOf may set the
+// fields of meta that depend on the order (the channel its events carry). It runs again,
+// on the new state, when the order changed under the command (a version conflict).
+func (h *Handler) UpdateOrder(ctx context.Context, id uuid.UUID, meta Meta, ifMatch *uint64, cmdOf func(o domain.Order, meta *Meta) (domain.OrderCommand, error)) (Result, domain.Order, error) {
+	res, o, cmd, meta, err := h.orders.update(ctx, id, meta, ifMatch, func(o domain.Order, meta *Meta) (domain.OrderCommand, error) {
+		cmd, err := cmdOf(o, meta)
+		switch {
+		case err != nil:
+			return nil, err
+		case cmd == nil:
+			return nil, errors.New("command: no command to run on the order")
+		}
+		if _, ok := cmd.(domain.OrderOpener); ok {
+			return nil, fmt.Errorf("command: %s opens an order: it must go through Handler.OpenOrder", cmd.CommandName())
+		}
+		return cmd, nil
+	})
 	// A replayed payment grants too: the attempt that wrote it may have died before its grant.
 	if _, paying := cmd.(domain.RegisterPayment); err == nil && paying && (res.Appended || res.Replayed) && o.Status == domain.StatusPaid && !h.defer_ {
 		res = h.grantNow(ctx, o, res, meta)
@@ -228,7 +247,7 @@ func (a *aggregate[S, C]) stream(id uuid.UUID) string { return eventstore.Stream
 // load returns the aggregate's state: from the cache unless fresh is set, else from the
 // stream (catching up from a cached version when there is one).
 func (a *aggregate[S, C]) load(ctx context.Context, id uuid.UUID, fresh bool) (cached[S], error) {
-	e, _, err := a.loadFind(ctx, id, fresh, false, uuid.Nil)
+	e, _, _, err := a.loadRead(ctx, id, fresh, false)
 	return e, err
 }
 
@@ -243,20 +262,40 @@ type done[S any] struct {
 // the stream's when whole is set, else those past the cached version). When it is there,
 // done holds the state as of the end of the commit that holds it.
 func (a *aggregate[S, C]) loadFind(ctx context.Context, id uuid.UUID, fresh, whole bool, marker uuid.UUID) (cached[S], *done[S], error) {
+	e, r, _, err := a.loadRead(ctx, id, fresh, whole)
+	if err != nil {
+		return e, nil, err
+	}
+	return e, a.find(r, marker), nil
+}
+
+// reading is what a load read from the stream: its events (decoded beside them), folded
+// onto base.
+type reading[S any] struct {
+	base   S
+	envs   []eventstore.Envelope
+	events []domain.Event
+}
+
+// loadRead is load that also answers the events it read (all of the stream's when whole is
+// set), and whether the state is the store's as of now: read from the stream, or checked
+// against its last version, rather than trusted from the cache.
+func (a *aggregate[S, C]) loadRead(ctx context.Context, id uuid.UUID, fresh, whole bool) (e cached[S], r reading[S], now bool, err error) {
 	stream := a.stream(id)
 	e, hit := a.cache.get(stream)
 	if hit && !fresh && !whole {
-		current, err := a.current(ctx, e)
+		current, checked, err := a.current(ctx, e)
 		if err != nil {
-			return e, nil, fmt.Errorf("load %s: %w", stream, err)
+			return e, r, false, fmt.Errorf("load %s: %w", stream, err)
 		}
 		if current {
-			return e, nil, nil
+			return e, reading[S]{base: e.state}, checked, nil
 		}
 	}
 	if !hit || whole {
 		e = cached[S]{stream: stream}
 	}
+	r.base = e.state
 	from := uint64(0)
 	if e.exists {
 		from = e.ver + 1
@@ -266,38 +305,53 @@ func (a *aggregate[S, C]) loadFind(ctx context.Context, id uuid.UUID, fresh, who
 	case errors.Is(err, eventstore.ErrStreamNotFound):
 		if e.exists { // the cache saw events the store does not have: trust the store
 			a.cache.drop(stream)
-			return cached[S]{stream: stream}, nil, nil
+			return cached[S]{stream: stream}, reading[S]{}, true, nil
 		}
 		if whole {
 			a.cache.drop(stream)
 		}
-		return e, nil, nil
+		return e, r, true, nil
 	case err != nil:
-		return e, nil, fmt.Errorf("load %s: %w", stream, err)
+		return e, r, false, fmt.Errorf("load %s: %w", stream, err)
 	}
-	var found *done[S]
-	commit := uint64(0) // position of the marker's commit while its events are folded
+	r.envs, r.events = envs, make([]domain.Event, 0, len(envs))
 	for _, env := range envs {
 		ev, err := a.h.codec.DecodeDomain(env)
 		if err != nil {
-			return e, nil, fmt.Errorf("load %s at version %d: %w", stream, env.StreamVersion, err)
+			return e, r, false, fmt.Errorf("load %s at version %d: %w", stream, env.StreamVersion, err)
 		}
 		e.state = a.evolve(e.state, ev)
 		e.exists, e.ver, e.pos, e.hash = true, env.StreamVersion, env.Position, eventstore.HashEnvelope(env)
-		if marker != uuid.Nil && env.ID == marker && found == nil {
+		r.events = append(r.events, ev)
+	}
+	a.cache.put(e)
+	return e, r, true, nil
+}
+
+// find looks for the event marker among the events r read: when it is there, done holds
+// the state as of the end of the commit that holds it, and that commit's result.
+func (a *aggregate[S, C]) find(r reading[S], marker uuid.UUID) *done[S] {
+	if marker == uuid.Nil {
+		return nil
+	}
+	state := r.base
+	var found *done[S]
+	commit := uint64(0) // position of the marker's commit while its events are folded
+	for i, env := range r.envs {
+		state = a.evolve(state, r.events[i])
+		if env.ID == marker && found == nil {
 			found, commit = &done[S]{}, env.Position
 		}
 		if found != nil && commit != 0 && env.Position == commit {
 			found.res.EventIDs = append(found.res.EventIDs, env.ID)
 			if env.LastInCommit() {
-				found.state = e.state
-				found.res.Version, found.res.Position, found.res.Replayed = e.ver, e.pos, true
+				found.state = state
+				found.res.Version, found.res.Position, found.res.Replayed = env.StreamVersion, env.Position, true
 				commit = 0
 			}
 		}
 	}
-	a.cache.put(e)
-	return e, found, nil
+	return found
 }
 
 // lastVersions is what a store offers to check a cached state at the cost of one small
@@ -307,64 +361,95 @@ type lastVersions interface {
 }
 
 // current says whether the cached state e may be trusted: always when this process is the
-// store's only writer, else when the stream's last version is still e's. A store that
-// cannot say cheaply has e caught up from its version instead (current false).
-func (a *aggregate[S, C]) current(ctx context.Context, e cached[S]) (bool, error) {
+// store's only writer, else when the stream's last version is still e's (checked true: it
+// was asked of the store). A store that cannot say cheaply has e caught up from its
+// version instead (current false).
+func (a *aggregate[S, C]) current(ctx context.Context, e cached[S]) (current, checked bool, err error) {
 	if !a.h.shared {
-		return true, nil
+		return true, false, nil
 	}
 	lv, ok := a.h.store.(lastVersions)
 	if !ok {
-		return false, nil
+		return false, false, nil
 	}
 	ver, _, exists, err := lv.LastVersion(ctx, e.stream)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
-	current := exists == e.exists && (!exists || ver == e.ver)
+	current = exists == e.exists && (!exists || ver == e.ver)
 	outcome := "stale"
 	if current {
 		outcome = "current"
 	}
 	a.h.metrics.checks.WithLabelValues(a.category, outcome).Inc()
-	return current, nil
+	return current, true, nil
+}
+
+// commandOf makes the command to run of the aggregate's current state (see UpdateOrder).
+type commandOf[S any, C domain.Command] func(state S, meta *Meta) (C, error)
+
+// fixed is the commandOf of a command known before the aggregate is loaded.
+func fixed[S any, C domain.Command](cmd C) commandOf[S, C] {
+	return func(S, *Meta) (C, error) { return cmd, nil }
 }
 
 func (a *aggregate[S, C]) execute(ctx context.Context, id uuid.UUID, cmd C, meta Meta, ifMatch *uint64) (Result, S, error) {
-	start := time.Now()
-	res, state, err := a.run(ctx, id, cmd, meta, ifMatch)
-	a.h.metrics.observe(cmd.CommandName(), err, time.Since(start))
+	res, state, _, _, err := a.update(ctx, id, meta, ifMatch, fixed[S](cmd))
 	return res, state, err
 }
 
-func (a *aggregate[S, C]) run(ctx context.Context, id uuid.UUID, cmd C, meta Meta, ifMatch *uint64) (Result, S, error) {
-	fresh := false
-	step, marker := stepOf(cmd), uuid.Nil
-	if meta.Key != uuid.Nil {
-		// The first event this command would append: if the log has it, an earlier attempt
-		// (before a crash, or on another replica) did the command, and its answer is rebuilt
-		// from the log. The whole stream is read once; later reloads look at new events.
-		marker = eventID(meta.Key, a.stream(id), step, 0)
+// update is run, observed as a command once there is one: a refusal by commandOf (the
+// caller may not act on the aggregate) is the caller's, not a command's.
+func (a *aggregate[S, C]) update(ctx context.Context, id uuid.UUID, meta Meta, ifMatch *uint64, cmdOf commandOf[S, C]) (Result, S, C, Meta, error) {
+	start := time.Now()
+	res, state, cmd, meta, err := a.run(ctx, id, meta, ifMatch, cmdOf)
+	if any(cmd) != nil {
+		a.h.metrics.observe(cmd.CommandName(), err, time.Since(start))
 	}
+	return res, state, cmd, meta, err
+}
+
+// run loads the aggregate, makes the command of its state with cmdOf, decides, appends,
+// and on a version conflict does it all again on the new state. It answers the command
+// made last (nil when cmdOf refused at once) and the meta it ran with.
+func (a *aggregate[S, C]) run(ctx context.Context, id uuid.UUID, meta Meta, ifMatch *uint64, cmdOf commandOf[S, C]) (Result, S, C, Meta, error) {
+	fresh := false
+	keyed := meta.Key != uuid.Nil
+	var cmd C
+	m := meta
 	for attempt := 0; ; attempt++ {
-		e, found, err := a.loadFind(ctx, id, fresh, marker != uuid.Nil && attempt == 0, marker)
+		// A keyed command reads the whole stream once, to find the events of an earlier
+		// attempt (below); later reloads look at new events.
+		e, read, now, err := a.loadRead(ctx, id, fresh, keyed && attempt == 0)
 		if err != nil {
-			return Result{}, e.state, err
+			return Result{}, e.state, cmd, m, err
 		}
-		if found != nil {
-			return found.res, found.state, nil
+		m = meta
+		c, err := cmdOf(e.state, &m)
+		if err != nil {
+			return Result{}, e.state, cmd, m, err
+		}
+		cmd = c
+		step := stepOf(cmd)
+		if keyed {
+			// The first event this command would append: if the log has it, an earlier
+			// attempt (before a crash, or on another replica) did the command, and its
+			// answer is rebuilt from the log.
+			if found := a.find(read, eventID(meta.Key, a.stream(id), step, 0)); found != nil {
+				return found.res, found.state, cmd, m, nil
+			}
 		}
 		if ifMatch != nil && (!e.exists || e.ver != *ifMatch) {
-			if !fresh { // the cache may be behind the caller: look again before refusing
+			if !fresh && !now { // the cache may be behind the caller: look again before refusing
 				fresh = true
 				attempt--
 				continue
 			}
-			return Result{}, e.state, fmt.Errorf("%w: current version %d", ErrPreconditionFailed, e.ver)
+			return Result{}, e.state, cmd, m, fmt.Errorf("%w: current version %d", ErrPreconditionFailed, e.ver)
 		}
-		now := a.h.now()
-		events, err := a.decide(a.h.cat, e.state, cmd, now)
-		if de, ok := domain.AsError(err); ok && de.Kind != domain.Invalid && !fresh {
+		at := a.h.now()
+		events, err := a.decide(a.h.cat, e.state, cmd, at)
+		if de, ok := domain.AsError(err); ok && de.Kind != domain.Invalid && !fresh && !now {
 			// Another process may have moved the aggregate on since it was cached: a refusal
 			// for its state is only given on the state as the store has it.
 			fresh = true
@@ -372,25 +457,25 @@ func (a *aggregate[S, C]) run(ctx context.Context, id uuid.UUID, cmd C, meta Met
 			continue
 		}
 		if err != nil {
-			return Result{}, e.state, err
+			return Result{}, e.state, cmd, m, err
 		}
 		if len(events) == 0 {
-			return Result{Version: e.ver, Position: e.pos}, e.state, nil
+			return Result{Version: e.ver, Position: e.pos}, e.state, cmd, m, nil
 		}
-		res, next, err := a.append(ctx, e, events, meta, now, step)
+		res, next, err := a.append(ctx, e, events, m, at, step)
 		if err == nil {
-			return res, next.state, nil
+			return res, next.state, cmd, m, nil
 		}
 		var wrong *eventstore.WrongVersionError
 		if !errors.As(err, &wrong) {
-			return Result{}, e.state, err
+			return Result{}, e.state, cmd, m, err
 		}
 		a.h.metrics.conflicts.WithLabelValues(a.category).Inc()
 		if ifMatch != nil {
-			return Result{}, e.state, fmt.Errorf("%w: %v", ErrPreconditionFailed, err)
+			return Result{}, e.state, cmd, m, fmt.Errorf("%w: %v", ErrPreconditionFailed, err)
 		}
 		if attempt >= a.h.retries {
-			return Result{}, e.state, fmt.Errorf("%w (%d attempts): %v", ErrConflict, attempt+1, err)
+			return Result{}, e.state, cmd, m, fmt.Errorf("%w (%d attempts): %v", ErrConflict, attempt+1, err)
 		}
 		a.h.metrics.retries.WithLabelValues(a.category).Inc()
 		fresh = true
@@ -398,18 +483,20 @@ func (a *aggregate[S, C]) run(ctx context.Context, id uuid.UUID, cmd C, meta Met
 		select {
 		case <-time.After(time.Duration(rand.IntN(1+attempt*2)+1) * time.Millisecond):
 		case <-ctx.Done():
-			return Result{}, e.state, ctx.Err()
+			return Result{}, e.state, cmd, m, ctx.Err()
 		}
 	}
 }
 
 // append writes the events decided on state e, chaining each to the one before. A keyed
 // command's event ids are derived from its key and step, so that a retry writes the same.
+// The expected version names the commit e was built from (ExactAt): this cache is the only
+// one of versions, and the store needs no read to check the append.
 func (a *aggregate[S, C]) append(ctx context.Context, e cached[S], events []domain.Event, meta Meta, now time.Time, step string) (Result, cached[S], error) {
 	expected := eventstore.NoStream
 	next := e.ver + 1
 	if e.exists {
-		expected = eventstore.Exact(e.ver)
+		expected = eventstore.ExactAt(e.ver, e.pos)
 	} else {
 		next = 0
 	}

@@ -23,14 +23,28 @@ const AbandonedSlotAfter = time.Minute
 // reserved first, on the subscription stream, where concurrent requests meet on one
 // expected version: of 200 requests at once, one gets the slot and the others
 // ErrOrderInProgress. Every purchasable item comes this one way.
-func (h *Handler) OpenOrder(ctx context.Context, subID uuid.UUID, cmd domain.OrderOpener, meta Meta) (uuid.UUID, Result, domain.Order, error) {
+//
+// Each of checks runs first on the subscription, as loaded for the order (the caller's
+// right to order on it, whether the subscription exists included): its error is answered
+// as is, and nothing is written.
+func (h *Handler) OpenOrder(ctx context.Context, subID uuid.UUID, cmd domain.OrderOpener, meta Meta, checks ...func(domain.Subscription) error) (uuid.UUID, Result, domain.Order, error) {
 	start := time.Now()
-	id, res, o, err := h.openOrder(ctx, subID, cmd, meta)
+	sub, err := h.subs.load(ctx, subID, false)
+	if err != nil {
+		return uuid.Nil, Result{}, domain.Order{}, err
+	}
+	for _, check := range checks {
+		if err := check(sub.state); err != nil { // the caller's refusal, not the command's
+			return uuid.Nil, Result{}, domain.Order{}, err
+		}
+	}
+	id, res, o, err := h.openOrder(ctx, subID, sub, cmd, meta)
 	h.metrics.observe(cmd.CommandName(), err, time.Since(start))
 	return id, res, o, err
 }
 
-func (h *Handler) openOrder(ctx context.Context, subID uuid.UUID, cmd domain.OrderOpener, meta Meta) (uuid.UUID, Result, domain.Order, error) {
+// openOrder opens the order on subscription subID, sub as loaded for it.
+func (h *Handler) openOrder(ctx context.Context, subID uuid.UUID, sub cached[domain.Subscription], cmd domain.OrderOpener, meta Meta) (uuid.UUID, Result, domain.Order, error) {
 	orderID := uuid.New()
 	if meta.Key != uuid.Nil {
 		// A retry derives the same order id. If an earlier attempt created the order, its
@@ -47,10 +61,6 @@ func (h *Handler) openOrder(ctx context.Context, subID uuid.UUID, cmd domain.Ord
 			return orderID, found.res, found.state, nil
 		}
 	}
-	sub, err := h.subs.load(ctx, subID, false)
-	if err != nil {
-		return uuid.Nil, Result{}, domain.Order{}, err
-	}
 	// Decide once before reserving, so that a refused request (bad quantity, closed
 	// subscription) does not hold the slot even for a moment.
 	if _, err := domain.DecideOrder(h.cat, domain.Order{}, cmd.On(orderID, sub.state), h.now()); err != nil {
@@ -60,12 +70,12 @@ func (h *Handler) openOrder(ctx context.Context, subID uuid.UUID, cmd domain.Ord
 		return uuid.Nil, Result{}, domain.Order{}, err
 	}
 	// Price from the subscription as it stood when the slot was taken.
-	sub, err = h.subs.load(ctx, subID, false)
+	sub, err := h.subs.load(ctx, subID, false)
 	if err == nil {
 		var res Result
 		var o domain.Order
 		// run, not execute: OpenOrder above observes this command once, as a whole.
-		res, o, err = h.orders.run(ctx, orderID, cmd.On(orderID, sub.state), meta, nil)
+		res, o, _, _, err = h.orders.run(ctx, orderID, meta, nil, fixed[domain.Order, domain.OrderCommand](cmd.On(orderID, sub.state)))
 		if err == nil {
 			return orderID, res, o, nil
 		}

@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/einvoice/spaceorders/domain"
+	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
@@ -66,8 +67,17 @@ func (s *Server) orderView(o domain.Order, version uint64) OrderView {
 	return v
 }
 
-// visibleOrder loads an order the caller may act on: another customer's order is answered
-// as unknown (404), never as forbidden, so that its existence is not disclosed.
+// mayActOn refuses an order the caller may not act on: one that does not exist, or another
+// customer's, which is answered as unknown (404), never as forbidden, so that its existence
+// is not disclosed.
+func (c *call) mayActOn(o domain.Order) error {
+	if o.Status == domain.StatusNone || (c.p.Role == tokens.RoleCustomer && o.OwnerID != c.p.Subject) {
+		return domain.ErrUnknownOrder
+	}
+	return nil
+}
+
+// visibleOrder loads an order the caller may see (see mayActOn).
 func (s *Server) visibleOrder(c *call) (uuid.UUID, domain.Order, uint64, error) {
 	id, err := pathID(c.r, domain.ErrUnknownOrder)
 	if err != nil {
@@ -81,10 +91,10 @@ func (s *Server) visibleOrder(c *call) (uuid.UUID, domain.Order, uint64, error) 
 	if err != nil {
 		return id, o, ver, err
 	}
-	if !ok || (c.p.Role == tokens.RoleCustomer && o.OwnerID != c.p.Subject) {
+	if !ok {
 		return id, o, ver, domain.ErrUnknownOrder
 	}
-	return id, o, ver, nil
+	return id, o, ver, c.mayActOn(o)
 }
 
 func (s *Server) getOrder(c *call) (int, any, error) {
@@ -118,11 +128,10 @@ func (s *Server) openOrder(decode func(body []byte) (Opening, error)) serveFunc 
 		if err != nil {
 			return 0, nil, err
 		}
-		if _, _, err := s.visibleSubscription(c, req.SubscriptionID); err != nil {
-			return 0, nil, err
-		}
 		c.meta.Channel = req.Channel
-		id, res, o, err := s.cmds.OpenOrder(c.ctx(), req.SubscriptionID, req.Command, c.meta)
+		// The caller's right to order on the subscription is checked on the subscription
+		// the order is decided on, loaded once.
+		id, res, o, err := s.cmds.OpenOrder(c.ctx(), req.SubscriptionID, req.Command, c.meta, c.maySee)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -135,21 +144,29 @@ func (s *Server) openOrder(decode func(body []byte) (Opening, error)) serveFunc 
 }
 
 // orderCommand runs the command build makes from the body and the order's current state.
+// The order is loaded once, by the command: the caller's right to act on it is checked,
+// and the command built, on the very state it is decided on.
 func (s *Server) orderCommand(c *call, build func(o domain.Order) (domain.OrderCommand, error)) (int, any, error) {
-	id, o, _, err := s.visibleOrder(c)
+	id, err := pathID(c.r, domain.ErrUnknownOrder)
 	if err != nil {
 		return 0, nil, err
 	}
-	cmd, err := build(o)
-	if err != nil {
-		return 0, nil, err
-	}
-	// The order's events carry the channel it was placed from; another role's command
-	// (a payment, an operator's cancellation) carries none.
-	if c.p.Role == tokens.RoleCustomer {
-		c.meta.Channel = o.Channel
-	}
-	res, after, err := s.cmds.ExecuteOrder(c.ctx(), id, cmd, c.meta, c.ifMatch)
+	var cmd domain.OrderCommand
+	res, after, err := s.cmds.UpdateOrder(c.ctx(), id, c.meta, c.ifMatch, func(o domain.Order, meta *command.Meta) (domain.OrderCommand, error) {
+		if err := c.mayActOn(o); err != nil {
+			return nil, err
+		}
+		var err error
+		if cmd, err = build(o); err != nil {
+			return nil, err
+		}
+		// The order's events carry the channel it was placed from; another role's command
+		// (a payment, an operator's cancellation) carries none.
+		if c.p.Role == tokens.RoleCustomer {
+			meta.Channel = o.Channel
+		}
+		return cmd, nil
+	})
 	if err != nil {
 		return 0, nil, err
 	}

@@ -66,10 +66,19 @@ func (s *Server) visibleSubscription(c *call, id uuid.UUID) (domain.Subscription
 	if err != nil {
 		return sub, ver, err
 	}
-	if !ok || (c.p.Role == tokens.RoleCustomer && sub.OwnerID != c.p.Subject) {
+	if !ok {
 		return sub, ver, domain.ErrUnknownSubscription
 	}
-	return sub, ver, nil
+	return sub, ver, c.maySee(sub)
+}
+
+// maySee refuses a subscription the caller may not see: one never opened, or another
+// customer's, answered as unknown so that its existence is not disclosed.
+func (c *call) maySee(sub domain.Subscription) error {
+	if !sub.Opened || (c.p.Role == tokens.RoleCustomer && sub.OwnerID != c.p.Subject) {
+		return domain.ErrUnknownSubscription
+	}
+	return nil
 }
 
 func (s *Server) openSubscription(c *call) (int, any, error) {

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/einvoice/spaceorders/internal/backoff"
+	"github.com/einvoice/spaceorders/internal/retrying"
 )
 
 // Backoff bounds the wait before a restart: it doubles from Min after each failure in a
@@ -120,7 +121,7 @@ func (s *Supervisor) keep(ctx context.Context, p *part) {
 	bo := backoff.New(s.backoff)
 	for {
 		began := time.Now()
-		err := p.run(ctx)
+		err := p.run(retrying.With(ctx, reporter{s, p}))
 		if ctx.Err() != nil {
 			s.mu.Lock()
 			s.set(p, Stopped, nil)
@@ -164,6 +165,29 @@ func (s *Supervisor) keep(ctx context.Context, p *part) {
 		s.restarts.WithLabelValues(p.name).Inc()
 		s.set(p, Running, nil)
 		s.mu.Unlock()
+	}
+}
+
+// reporter hears of a part's own retries (eventstore.Follow subscribing again): they are
+// shown as the supervisor's restarts are, so that /readyz and metrics see every failure.
+type reporter struct {
+	s *Supervisor
+	p *part
+}
+
+func (r reporter) Failed(err error) {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	r.p.status.Restarts++
+	r.s.restarts.WithLabelValues(r.p.name).Inc()
+	r.s.set(r.p, Restarting, err)
+}
+
+func (r reporter) Recovered() {
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	if r.p.status.State == Restarting {
+		r.s.set(r.p, Running, nil)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/einvoice/spaceorders/internal/retrying"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -132,4 +133,37 @@ func metric(t *testing.T, reg *prometheus.Registry, name, part string) float64 {
 	}
 	t.Fatalf("no %s{part=%q}", name, part)
 	return 0
+}
+
+// A part that retries by itself (a log follower subscribing again) reports through its
+// context: it shows restarting, with its error and a restart counted, until it works again.
+func TestAPartsOwnRetriesShow(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := New(nil, reg, quick)
+	failed, recover := make(chan struct{}), make(chan struct{})
+	s.Add("relay", func(ctx context.Context) error {
+		retrying.Failed(ctx, errors.New("nats: no responders"))
+		close(failed)
+		<-recover
+		retrying.Recovered(ctx)
+		<-ctx.Done()
+		return ctx.Err()
+	})
+	s.Start(context.Background())
+	defer s.Stop()
+	<-failed
+	if st := s.Status()[0]; st.State != Restarting || st.Restarts != 1 || st.LastError != "nats: no responders" {
+		t.Fatalf("after its own failure: %+v", st)
+	}
+	if got := metric(t, reg, "spaceorders_part_up", "relay"); got != 0 {
+		t.Errorf("up metric %v while it retries, want 0", got)
+	}
+	if got := metric(t, reg, "spaceorders_part_restarts_total", "relay"); got != 1 {
+		t.Errorf("restarts metric %v, want 1", got)
+	}
+	close(recover)
+	eventually(t, "the relay runs again", func() bool { return s.Status()[0].State == Running })
+	if got := metric(t, reg, "spaceorders_part_up", "relay"); got != 1 {
+		t.Errorf("up metric %v once recovered, want 1", got)
+	}
 }

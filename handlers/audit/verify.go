@@ -131,56 +131,77 @@ func (v *Verifier) Add(env eventstore.Envelope, line int) *Break {
 		return v.broken
 	}
 	at := placeOf(env, line)
-	fail := func(kind BreakKind, prev *Place, format string, args ...any) *Break {
-		v.broken = &Break{Kind: kind, At: at, Prev: prev, Detail: fmt.Sprintf(format, args...)}
-		return v.broken
-	}
-	if v.started {
-		last := v.last
-		switch {
-		case env.Position < last.Position:
-			return fail(PositionOrder, &last, "position %d comes after position %d: events were reordered", env.Position, last.Position)
-		case env.Position == last.Position:
-			if env.Index != last.Index+1 || env.Count != v.lastCnt || env.Stream != last.Stream {
-				return fail(CommitShape, &last, "event #%d of %d of commit %d follows #%d of %d (%s): the commit's events were removed, reordered or mixed",
-					env.Index, env.Count, env.Position, last.Index, v.lastCnt, last.Stream)
-			}
-		case last.Index != v.lastCnt-1:
-			return fail(CommitShape, &last, "commit %d ends after event #%d of %d: events were removed", last.Position, last.Index, v.lastCnt)
-		}
-	}
-	if env.Position != v.last.Position || !v.started {
-		if env.Index != 0 || env.Count < 1 {
-			return fail(CommitShape, nil, "a commit starts with event #%d of %d: events were removed or reordered", env.Index, env.Count)
-		}
-	}
-	if env.Index >= env.Count {
-		return fail(CommitShape, nil, "event #%d of a commit of %d", env.Index, env.Count)
+	if b := v.orderBreak(env, at); b != nil {
+		v.broken = b
+		return b
 	}
 	if v.expect != nil && !v.checked && env.Position > v.expect.Position {
 		if b := v.checkExpect(&at); b != nil {
 			return b
 		}
 	}
-
 	t, seen := v.streams[env.Stream]
-	switch {
-	case !seen && env.StreamVersion != 0:
-		return fail(VersionGap, nil, "the stream's first event has version %d: versions 0..%d were removed", env.StreamVersion, env.StreamVersion-1)
-	case !seen && env.Metadata.PrevHash != "":
-		return fail(BrokenLink, nil, "the stream's first event has a prevHash (%s): the events before it were removed", short(env.Metadata.PrevHash))
-	case seen && env.StreamVersion <= t.version:
-		return fail(VersionOrder, &t.place, "version %d comes after version %d: events of the stream were reordered or repeated", env.StreamVersion, t.version)
-	case seen && env.StreamVersion != t.version+1:
-		return fail(VersionGap, &t.place, "version %d follows version %d: versions %d..%d were removed", env.StreamVersion, t.version, t.version+1, env.StreamVersion-1)
-	case seen && env.Metadata.PrevHash != t.hash:
-		return fail(BrokenLink, &t.place, "prevHash %s is not the hash %s of version %d: version %d was changed, or an event was removed or moved",
-			short(env.Metadata.PrevHash), short(t.hash), t.version, t.version)
+	if b := chainBreak(env, at, t, seen); b != nil {
+		v.broken = b
+		return b
 	}
 	h := v.dig.Add(env)
 	v.streams[env.Stream] = tail{version: env.StreamVersion, hash: h, place: at}
 	v.last, v.lastCnt, v.started = at, env.Count, true
 	return nil
+}
+
+// orderBreak checks env, at at, against the event before it in the log: positions in
+// order, and each commit's events whole and in their order.
+func (v *Verifier) orderBreak(env eventstore.Envelope, at Place) *Break {
+	if v.started {
+		last := v.last
+		switch {
+		case env.Position < last.Position:
+			return newBreak(PositionOrder, at, &last, "position %d comes after position %d: events were reordered", env.Position, last.Position)
+		case env.Position == last.Position:
+			if env.Index != last.Index+1 || env.Count != v.lastCnt || env.Stream != last.Stream {
+				return newBreak(CommitShape, at, &last, "event #%d of %d of commit %d follows #%d of %d (%s): the commit's events were removed, reordered or mixed",
+					env.Index, env.Count, env.Position, last.Index, v.lastCnt, last.Stream)
+			}
+		case last.Index != v.lastCnt-1:
+			return newBreak(CommitShape, at, &last, "commit %d ends after event #%d of %d: events were removed", last.Position, last.Index, v.lastCnt)
+		}
+	}
+	if env.Position != v.last.Position || !v.started {
+		if env.Index != 0 || env.Count < 1 {
+			return newBreak(CommitShape, at, nil, "a commit starts with event #%d of %d: events were removed or reordered", env.Index, env.Count)
+		}
+	}
+	if env.Index >= env.Count {
+		return newBreak(CommitShape, at, nil, "event #%d of a commit of %d", env.Index, env.Count)
+	}
+	return nil
+}
+
+// chainBreak checks env, at at, against the stream's last event so far, t (seen false for
+// a stream not met yet): versions one after the other, each linked to the hash of the one
+// before.
+func chainBreak(env eventstore.Envelope, at Place, t tail, seen bool) *Break {
+	switch {
+	case !seen && env.StreamVersion != 0:
+		return newBreak(VersionGap, at, nil, "the stream's first event has version %d: versions 0..%d were removed", env.StreamVersion, env.StreamVersion-1)
+	case !seen && env.Metadata.PrevHash != "":
+		return newBreak(BrokenLink, at, nil, "the stream's first event has a prevHash (%s): the events before it were removed", short(env.Metadata.PrevHash))
+	case seen && env.StreamVersion <= t.version:
+		return newBreak(VersionOrder, at, &t.place, "version %d comes after version %d: events of the stream were reordered or repeated", env.StreamVersion, t.version)
+	case seen && env.StreamVersion != t.version+1:
+		return newBreak(VersionGap, at, &t.place, "version %d follows version %d: versions %d..%d were removed", env.StreamVersion, t.version, t.version+1, env.StreamVersion-1)
+	case seen && env.Metadata.PrevHash != t.hash:
+		return newBreak(BrokenLink, at, &t.place, "prevHash %s is not the hash %s of version %d: version %d was changed, or an event was removed or moved",
+			short(env.Metadata.PrevHash), short(t.hash), t.version, t.version)
+	}
+	return nil
+}
+
+// newBreak is a Break of kind found at at, checked against prev when there is one.
+func newBreak(kind BreakKind, at Place, prev *Place, format string, args ...any) *Break {
+	return &Break{Kind: kind, At: at, Prev: prev, Detail: fmt.Sprintf(format, args...)}
 }
 
 func (v *Verifier) checkExpect(at *Place) *Break {

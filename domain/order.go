@@ -414,6 +414,11 @@ func requestSpaceIncrease(cat *Catalogue, o Order, c RequestSpaceIncrease, now t
 	}}, nil
 }
 
+// recipient is whom the order's emails go to: the subscription's holder, in its language.
+func (o Order) recipient() Recipient {
+	return Recipient{Name: o.Holder.Name, Email: o.Holder.Email, Language: o.Language}
+}
+
 func confirmOrder(cat *Catalogue, o Order, c ConfirmOrder, now time.Time) ([]Event, error) {
 	if err := o.mustBe(StatusCheckout); err != nil {
 		return nil, err
@@ -458,7 +463,7 @@ func confirmOrder(cat *Catalogue, o Order, c ConfirmOrder, now time.Time) ([]Eve
 		OwnerID:        o.OwnerID,
 		Quote:          o.Quote,
 		PaymentMethod:  o.PaymentMethod,
-		Recipient:      Recipient{Name: o.Holder.Name, Email: o.Holder.Email, Language: o.Language},
+		Recipient:      o.recipient(),
 		Acceptances: Acceptances{
 			GeneralConditions: true, UnfairTerms: true, Privacy: true,
 			TermsVersion: strings.TrimSpace(c.TermsVersion), AcceptedAt: now,
@@ -510,7 +515,7 @@ func registerPayment(cat *Catalogue, o Order, c RegisterPayment, now time.Time) 
 	if paid == o.Quote.TotalCents {
 		events = append(events, OrderPaid{
 			OrderID: o.ID, SubscriptionID: o.SubscriptionID, Quote: o.Quote, PaidCents: paid, PaidAt: now,
-			Recipient:   Recipient{Name: o.Holder.Name, Email: o.Holder.Email, Language: o.Language},
+			Recipient:   o.recipient(),
 			ExcessCents: excess,
 		})
 	}

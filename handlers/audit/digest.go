@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 
 	"github.com/einvoice/spaceorders/eventstore"
@@ -71,7 +72,7 @@ func DigestAt(ctx context.Context, store eventstore.Store, at uint64, progress P
 		d.Add(env)
 		return nil
 	})
-	if err != nil && err != errStop {
+	if err != nil && !errors.Is(err, errStop) {
 		return Digest{}, err
 	}
 	return d.Digest(), nil

@@ -3,6 +3,7 @@ package projections
 import (
 	"cmp"
 	"encoding/json"
+	"maps"
 	"slices"
 	"time"
 
@@ -103,9 +104,7 @@ func (m *ExpiryModel) UnmarshalState(b []byte) error {
 		return err
 	}
 	m.subs = map[uuid.UUID]*expirySub{}
-	for k, v := range st.Subscriptions {
-		m.subs[k] = v
-	}
+	maps.Copy(m.subs, st.Subscriptions)
 	return nil
 }
 

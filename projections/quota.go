@@ -2,6 +2,7 @@ package projections
 
 import (
 	"encoding/json"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -141,12 +142,8 @@ func (m *QuotaModel) UnmarshalState(b []byte) error {
 		return err
 	}
 	*m = *NewQuotaModel()
-	for k, v := range st.Subscriptions {
-		m.subs[k] = v
-	}
-	for k, v := range st.Orders {
-		m.orders[k] = v
-	}
+	maps.Copy(m.subs, st.Subscriptions)
+	maps.Copy(m.orders, st.Orders)
 	return nil
 }
 

@@ -304,27 +304,41 @@ func EvolveSubscription(s Subscription, ev Event) Subscription {
 			s.OpenOrder, s.ReservedAt = uuid.Nil, time.Time{}
 		}
 	case ServicesExtended:
-		services := slices.Clone(s.Services)
-		for _, x := range e.Services {
-			for i := range services {
-				if services[i].Kind == x.Kind && services[i].ExpiresOn.Before(x.NewExpiry) {
-					services[i].ExpiresOn = x.NewExpiry
-				}
-			}
-		}
-		s.Services = services
+		s.Services = e.Extend(s.Services)
 	case SpaceExtended:
-		space := slices.Clone(s.Space)
-		for _, x := range e.Blocks {
-			for i := range space {
-				if space[i].OrderID == x.OrderID && space[i].ValidUntil.Before(x.NewUntil) {
-					space[i].ValidUntil = x.NewUntil
-				}
-			}
-		}
-		s.Space = space
+		s.Space = e.Extend(s.Space)
 	case UsageReported:
 		s.UsedBytes, s.UsageReportedAt = e.UsedBytes, e.ReportedAt
 	}
 	return s
+}
+
+// Extend is services with the extensions of e applied: each service of a kind e names
+// expires on its new expiry, unless it already runs longer (an extension only lengthens).
+// services itself is left as it was.
+func (e ServicesExtended) Extend(services []Service) []Service {
+	services = slices.Clone(services)
+	for _, x := range e.Services {
+		for i := range services {
+			if services[i].Kind == x.Kind && services[i].ExpiresOn.Before(x.NewExpiry) {
+				services[i].ExpiresOn = x.NewExpiry
+			}
+		}
+	}
+	return services
+}
+
+// Extend is blocks with the extensions of e applied: each block bought by an order e names
+// is valid until its new end, unless it already runs longer (an extension only lengthens).
+// blocks itself is left as it was.
+func (e SpaceExtended) Extend(blocks []SpaceBlock) []SpaceBlock {
+	blocks = slices.Clone(blocks)
+	for _, x := range e.Blocks {
+		for i := range blocks {
+			if blocks[i].OrderID == x.OrderID && blocks[i].ValidUntil.Before(x.NewUntil) {
+				blocks[i].ValidUntil = x.NewUntil
+			}
+		}
+	}
+	return blocks
 }

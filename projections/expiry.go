@@ -57,21 +57,12 @@ func (m *ExpiryModel) Apply(env eventstore.Envelope, ev domain.Event) {
 			Services: slices.Clone(e.Services),
 		}
 	case domain.ServicesExtended:
-		s := m.sub(env.Stream)
-		if s == nil {
-			return
-		}
-		for _, x := range e.Services {
-			for i := range s.Services {
-				// Extensions only lengthen, as in the domain's own fold.
-				if s.Services[i].Kind == x.Kind && s.Services[i].ExpiresOn.Before(x.NewExpiry) {
-					s.Services[i].ExpiresOn = x.NewExpiry
-				}
-			}
+		if s := m.sub(env.Stream); s != nil {
+			s.Services = e.Extend(s.Services)
 		}
 	case domain.SpaceExtended:
 		if s := m.sub(env.Stream); s != nil {
-			s.Space = extendBlocks(s.Space, e)
+			s.Space = e.Extend(s.Space)
 		}
 	case domain.SpaceAdded:
 		s := m.sub(env.Stream)

@@ -75,7 +75,7 @@ func (m *QuotaModel) Apply(env eventstore.Envelope, ev domain.Event) {
 		s.Blocks = append(s.Blocks, domain.SpaceBlock(e))
 	case domain.SpaceExtended:
 		if s := m.sub(env.Stream); s != nil {
-			s.Blocks = extendBlocks(s.Blocks, e)
+			s.Blocks = e.Extend(s.Blocks)
 		}
 	case domain.UsageReported:
 		if s := m.sub(env.Stream); s != nil {
@@ -103,19 +103,6 @@ func (m *QuotaModel) Apply(env eventstore.Envelope, ev domain.Event) {
 			s.PendingGB -= o.GB
 		}
 	}
-}
-
-// extendBlocks aligns the blocks e names to their new expiry; a block only ever lengthens,
-// as in the domain's own fold.
-func extendBlocks(blocks []domain.SpaceBlock, e domain.SpaceExtended) []domain.SpaceBlock {
-	for _, x := range e.Blocks {
-		for i := range blocks {
-			if blocks[i].OrderID == x.OrderID && blocks[i].ValidUntil.Before(x.NewUntil) {
-				blocks[i].ValidUntil = x.NewUntil
-			}
-		}
-	}
-	return blocks
 }
 
 func (m *QuotaModel) sub(stream string) *quotaSub {

@@ -391,9 +391,7 @@ func prefillEvents(data string, n, workers int) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, workers)
 	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			next := func() bool { return next.Add(1) <= flowsWanted }
 			for next() {
 				if err := prefillFlow(ctx, h); err != nil {
@@ -401,24 +399,14 @@ func prefillEvents(data string, n, workers int) error {
 					return
 				}
 			}
-		}()
+		})
 	}
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(10 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				head, _ := store.Head(ctx)
-				fmt.Printf("prefill: %d commits after %s\n", head, time.Since(start).Round(time.Second))
-			case <-done:
-				return
-			}
-		}
-	}()
+	stop := every(10*time.Second, func() {
+		head, _ := store.Head(ctx)
+		fmt.Printf("prefill: %d commits after %s\n", head, time.Since(start).Round(time.Second))
+	})
 	wg.Wait()
-	close(done)
+	stop()
 	close(errs)
 	if err := <-errs; err != nil {
 		return err
@@ -426,6 +414,24 @@ func prefillEvents(data string, n, workers int) error {
 	head, _ := store.Head(ctx)
 	fmt.Printf("prefill: %d flows, log head %d, %s\n", flowsWanted, head, time.Since(start).Round(time.Second))
 	return nil
+}
+
+// every calls fn each interval until the function it answers is called.
+func every(interval time.Duration, fn func()) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				fn()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 func prefillFlow(ctx context.Context, h *command.Handler) error {

@@ -113,18 +113,7 @@ func Connect(ctx context.Context, url string, opts ...nats.Option) (*nats.Conn, 
 // Open creates or updates the events stream on nc's server and returns a Store on it.
 // The Store does not own nc: closing the Store leaves nc open.
 func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
-	if opts.Stream == "" {
-		opts.Stream = "EVENTS"
-	}
-	if opts.SubjectPrefix == "" {
-		opts.SubjectPrefix = "events"
-	}
-	if opts.Timeout == 0 {
-		opts.Timeout = 5 * time.Second
-	}
-	if opts.Logger == nil {
-		opts.Logger = zap.NewNop()
-	}
+	opts.defaults()
 	s := &Store{
 		nc:        nc,
 		name:      opts.Stream,
@@ -148,12 +137,52 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		cancel()
 	}
 	s.leaderReads = opts.Replicas > 1
-	cfg := jetstream.StreamConfig{
-		Name:        opts.Stream,
+	// Other replicas may be creating the stream at this moment, or the cluster electing
+	// its leader: Ensure waits and retries, within ctx's deadline or its own bound.
+	err = Ensure(ctx, "jetstream: stream "+opts.Stream, opts.Replicas, func(ctx context.Context) error {
+		var err error
+		s.stream, err = js.CreateOrUpdateStream(ctx, opts.streamConfig())
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	if e := embeddedOf(nc); e != nil && e.groupCommit && opts.Replicas == 1 {
+		if err := s.groupCommit(ctx, e); err != nil {
+			return nil, fmt.Errorf("jetstream: open %s: %w", opts.Stream, err)
+		}
+	}
+	if !opts.SkipSyncReport {
+		s.reportSync(ctx)
+	}
+	return s, nil
+}
+
+func (o *Options) defaults() {
+	if o.Stream == "" {
+		o.Stream = "EVENTS"
+	}
+	if o.SubjectPrefix == "" {
+		o.SubjectPrefix = "events"
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+}
+
+// streamConfig is the events stream's: one message per commit, kept for ever.
+func (o *Options) streamConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        o.Stream,
 		Description: "event log: one message per commit, one subject per event stream",
-		Subjects:    []string{opts.SubjectPrefix + ".>"},
+		Subjects:    []string{o.SubjectPrefix + ".>"},
 		Storage:     jetstream.FileStorage,
-		Replicas:    opts.Replicas,
+		Replicas:    o.Replicas,
 		Retention:   jetstream.LimitsPolicy,
 		MaxMsgs:     -1,
 		MaxBytes:    -1,
@@ -164,35 +193,21 @@ func Open(ctx context.Context, nc *nats.Conn, opts Options) (*Store, error) {
 		DenyDelete: true,
 		DenyPurge:  true,
 	}
-	// Other replicas may be creating the stream at this moment, or the cluster electing
-	// its leader: Ensure waits and retries, within ctx's deadline or its own bound.
-	err = Ensure(ctx, "jetstream: stream "+opts.Stream, opts.Replicas, func(ctx context.Context) error {
-		var err error
-		s.stream, err = js.CreateOrUpdateStream(ctx, cfg)
-		return err
-	})
+}
+
+// groupCommit makes appends on the embedded server e durable by fsyncing the stream's
+// files once per group of appends (groupcommit.go), from the stream's last sequence on.
+func (s *Store) groupCommit(ctx context.Context, e *Embedded) error {
+	info, err := s.stream.Info(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	ctx, cancel := s.bound(ctx)
-	defer cancel()
-	if e := embeddedOf(nc); e != nil && e.groupCommit && opts.Replicas == 1 {
-		info, err := s.stream.Info(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("jetstream: open %s: %w", opts.Stream, err)
-		}
-		js := e.Server.JetStreamConfig()
-		if js == nil {
-			return nil, fmt.Errorf("jetstream: open %s: the embedded server runs without JetStream", opts.Stream)
-		}
-		if s.flush, err = newFlusher(js.StoreDir, globalAccount, opts.Stream, info.State.LastSeq, e.restarts.Load); err != nil {
-			return nil, fmt.Errorf("jetstream: open %s: %w", opts.Stream, err)
-		}
+	js := e.Server.JetStreamConfig()
+	if js == nil {
+		return errors.New("the embedded server runs without JetStream")
 	}
-	if !opts.SkipSyncReport {
-		s.reportSync(ctx)
-	}
-	return s, nil
+	s.flush, err = newFlusher(js.StoreDir, globalAccount, s.name, info.State.LastSeq, e.restarts.Load)
+	return err
 }
 
 // globalAccount is where an embedded server without accounts keeps its streams.
@@ -282,18 +297,9 @@ func (s *Store) Head(ctx context.Context) (uint64, error) {
 // who keeps the states it decides on and so knows it: the store keeps no versions of its
 // own. Without it, the subject's last message is read first.
 func (s *Store) Append(ctx context.Context, stream string, expected eventstore.Expected, events ...eventstore.EventData) (eventstore.AppendResult, error) {
-	if err := eventstore.ValidateAppend(stream, events); err != nil {
-		return eventstore.AppendResult{}, err
-	}
-	subject, err := s.subjectOf(stream)
+	subject, msg, err := s.commit(stream, events)
 	if err != nil {
 		return eventstore.AppendResult{}, err
-	}
-	// The versions are set once known; they do not change the size by much.
-	msg := commitMsg(subject, 0, events)
-	if size, limit := commitSize(msg), s.nc.MaxPayload()-1024; int64(size) > limit {
-		return eventstore.AppendResult{}, fmt.Errorf("%w: commit of %d bytes is over the server's limit of %d",
-			eventstore.ErrInvalidAppend, size, limit)
 	}
 	ctx, release, err := s.guard(ctx)
 	if err != nil {
@@ -302,8 +308,7 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 	defer release()
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
-	id := commitID(stream, events)
-
+	a := attempt{stream: stream, subject: subject, msg: msg, id: commitID(stream, events), expected: expected, n: uint64(len(events))}
 	st, given := expectedState(expected)
 	if !given {
 		if st, err = s.lastState(ctx, subject); err != nil {
@@ -311,57 +316,96 @@ func (s *Store) Append(ctx context.Context, stream string, expected eventstore.E
 		}
 	}
 	for {
-		if st.exists && st.msgID == id {
-			// The same commit is already the stream's latest: a retry, answer as before,
-			// once it is on disk (the first attempt may have given up waiting).
-			if err := s.flush.wait(ctx, st.seq); err != nil {
-				return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
-			}
-			return st.result(), nil
-		}
-		if !expected.Check(st.version, st.exists) {
-			return eventstore.AppendResult{}, &eventstore.WrongVersionError{
-				Stream: stream, Expected: expected, Actual: st.version, Exists: st.exists,
-			}
-		}
-		var first uint64
-		if st.exists {
-			first = st.version + 1
-		}
-		last := first + uint64(len(events)) - 1
-		msg.Header[hdrFirstVersion] = []string{strconv.FormatUint(first, 10)}
-		msg.Header[hdrLastVersion] = []string{strconv.FormatUint(last, 10)}
-		ack, err := s.js.PublishMsg(ctx, msg,
-			jetstream.WithMsgID(id),
-			jetstream.WithExpectLastSequencePerSubject(st.seq))
-		switch {
-		case err == nil && ack.Duplicate:
-			// The server holds this commit already, though not as the stream's latest (it
-			// is within the de-duplication window): nothing was written, answer as before.
-			return s.resultAt(ctx, stream, ack.Sequence)
-		case err == nil:
-			// The server has written the message to its block file; answer once an fsync
-			// started after that has finished (shared with every concurrent append).
-			if err := s.flush.wait(ctx, ack.Sequence); err != nil {
-				return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
-			}
-			return eventstore.AppendResult{Version: last, Position: ack.Sequence}, nil
-		case isConflict(err):
-			// Someone else appended, or this very commit was written by an earlier attempt
-			// whose answer was lost (on a single server the subject check runs before
-			// de-duplication, so such a retry answers 10071), or the caller's position was
-			// stale: the loop tells which, on the server's state.
-			if st, err = s.lastState(ctx, subject); err != nil {
-				return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
-			}
-		default:
-			// The outcome is unknown (timeout, lost connection): a retry tells, by the
-			// commit's id.
-			return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, writeErr(ctx, err))
+		res, next, err := s.try(ctx, a, st)
+		if err != nil || next == nil {
+			return res, err
 		}
 		if err := ctx.Err(); err != nil {
 			return eventstore.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
 		}
+		st = *next
+	}
+}
+
+// commit checks an append and builds its message (the versions are set once known; they
+// do not change its size by much).
+func (s *Store) commit(stream string, events []eventstore.EventData) (string, *nats.Msg, error) {
+	if err := eventstore.ValidateAppend(stream, events); err != nil {
+		return "", nil, err
+	}
+	subject, err := s.subjectOf(stream)
+	if err != nil {
+		return "", nil, err
+	}
+	msg := commitMsg(subject, 0, events)
+	if size, limit := commitSize(msg), s.nc.MaxPayload()-1024; int64(size) > limit {
+		return "", nil, fmt.Errorf("%w: commit of %d bytes is over the server's limit of %d",
+			eventstore.ErrInvalidAppend, size, limit)
+	}
+	return subject, msg, nil
+}
+
+// attempt is one append: what try publishes against each state of the stream it learns.
+type attempt struct {
+	stream, subject, id string
+	msg                 *nats.Msg
+	expected            eventstore.Expected
+	n                   uint64 // events in the commit
+}
+
+// try publishes a's commit against st, the stream's state as last known. It answers the
+// append's result or error, or, when the server says st was stale, the state to try next.
+func (s *Store) try(ctx context.Context, a attempt, st streamState) (eventstore.AppendResult, *streamState, error) {
+	if st.exists && st.msgID == a.id {
+		// The same commit is already the stream's latest: a retry, answer as before, once
+		// it is on disk (the first attempt may have given up waiting).
+		if err := s.flush.wait(ctx, st.seq); err != nil {
+			return eventstore.AppendResult{}, nil, fmt.Errorf("append %s: %w", a.stream, err)
+		}
+		return st.result(), nil, nil
+	}
+	if !a.expected.Check(st.version, st.exists) {
+		return eventstore.AppendResult{}, nil, &eventstore.WrongVersionError{
+			Stream: a.stream, Expected: a.expected, Actual: st.version, Exists: st.exists,
+		}
+	}
+	var first uint64
+	if st.exists {
+		first = st.version + 1
+	}
+	last := first + a.n - 1
+	a.msg.Header[hdrFirstVersion] = []string{strconv.FormatUint(first, 10)}
+	a.msg.Header[hdrLastVersion] = []string{strconv.FormatUint(last, 10)}
+	ack, err := s.js.PublishMsg(ctx, a.msg,
+		jetstream.WithMsgID(a.id),
+		jetstream.WithExpectLastSequencePerSubject(st.seq))
+	switch {
+	case err == nil && ack.Duplicate:
+		// The server holds this commit already, though not as the stream's latest (it is
+		// within the de-duplication window): nothing was written, answer as before.
+		res, err := s.resultAt(ctx, a.stream, ack.Sequence)
+		return res, nil, err
+	case err == nil:
+		// The server has written the message to its block file; answer once an fsync
+		// started after that has finished (shared with every concurrent append).
+		if err := s.flush.wait(ctx, ack.Sequence); err != nil {
+			return eventstore.AppendResult{}, nil, fmt.Errorf("append %s: %w", a.stream, err)
+		}
+		return eventstore.AppendResult{Version: last, Position: ack.Sequence}, nil, nil
+	case isConflict(err):
+		// Someone else appended, or this very commit was written by an earlier attempt
+		// whose answer was lost (on a single server the subject check runs before
+		// de-duplication, so such a retry answers 10071), or the caller's position was
+		// stale: the next try tells which, on the server's state.
+		next, err := s.lastState(ctx, a.subject)
+		if err != nil {
+			return eventstore.AppendResult{}, nil, fmt.Errorf("append %s: %w", a.stream, err)
+		}
+		return eventstore.AppendResult{}, &next, nil
+	default:
+		// The outcome is unknown (timeout, lost connection): a retry tells, by the commit's
+		// id.
+		return eventstore.AppendResult{}, nil, fmt.Errorf("append %s: %w", a.stream, writeErr(ctx, err))
 	}
 }
 

@@ -466,25 +466,35 @@ func (a *aggregate[S, C]) run(ctx context.Context, id uuid.UUID, meta Meta, ifMa
 		if err == nil {
 			return res, next.state, cmd, m, nil
 		}
-		var wrong *eventstore.WrongVersionError
-		if !errors.As(err, &wrong) {
+		if err := a.retryAfter(ctx, err, ifMatch != nil, attempt); err != nil {
 			return Result{}, e.state, cmd, m, err
 		}
-		a.h.metrics.conflicts.WithLabelValues(a.category).Inc()
-		if ifMatch != nil {
-			return Result{}, e.state, cmd, m, fmt.Errorf("%w: %v", ErrPreconditionFailed, err)
-		}
-		if attempt >= a.h.retries {
-			return Result{}, e.state, cmd, m, fmt.Errorf("%w (%d attempts): %v", ErrConflict, attempt+1, err)
-		}
-		a.h.metrics.retries.WithLabelValues(a.category).Inc()
 		fresh = true
-		// Jitter spreads the losers of a race so they do not collide again in step.
-		select {
-		case <-time.After(time.Duration(rand.IntN(1+attempt*2)+1) * time.Millisecond):
-		case <-ctx.Done():
-			return Result{}, e.state, cmd, m, ctx.Err()
-		}
+	}
+}
+
+// retryAfter answers nil when a command whose append failed with err may try again, after
+// a short jittered wait: another writer got there first, the command has no If-Match to
+// honour, and attempts remain. Otherwise it answers the error to return.
+func (a *aggregate[S, C]) retryAfter(ctx context.Context, err error, ifMatch bool, attempt int) error {
+	var wrong *eventstore.WrongVersionError
+	if !errors.As(err, &wrong) {
+		return err
+	}
+	a.h.metrics.conflicts.WithLabelValues(a.category).Inc()
+	if ifMatch {
+		return fmt.Errorf("%w: %v", ErrPreconditionFailed, err)
+	}
+	if attempt >= a.h.retries {
+		return fmt.Errorf("%w (%d attempts): %v", ErrConflict, attempt+1, err)
+	}
+	a.h.metrics.retries.WithLabelValues(a.category).Inc()
+	// Jitter spreads the losers of a race so they do not collide again in step.
+	select {
+	case <-time.After(time.Duration(rand.IntN(1+attempt*2)+1) * time.Millisecond):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

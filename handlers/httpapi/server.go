@@ -303,66 +303,79 @@ func (s *Server) query(rt Route, serve serveFunc) {
 // command mounts a command route: JSON body, If-Match and Idempotency-Key.
 func (s *Server) command(rt Route, serve serveFunc) {
 	s.Mount(rt, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.writable != nil {
-			if err := s.writable(); err != nil {
-				writeProblem(w, r, problemFor(err))
-				return
-			}
-		}
-		p, _ := PrincipalFrom(r.Context())
-		body, err := readBody(w, r)
+		c, err := s.newCall(w, r)
 		if err != nil {
 			writeProblem(w, r, problemFor(err))
 			return
 		}
-		ifMatch, err := ParseIfMatch(r.Header.Get("If-Match"))
-		if err != nil {
-			writeProblem(w, r, problemFor(err))
-			return
-		}
-		c := &call{r: r, w: w, p: p, body: body, ifMatch: ifMatch, meta: command.Meta{
-			CorrelationID: CorrelationID(r.Context()), CausationID: w.Header().Get(HeaderRequestID), Actor: p.Subject,
-		}}
 		key := r.Header.Get(HeaderIdempotencyKey)
 		if key == "" {
 			s.respond(w, r, c, serve)
 			return
 		}
-		if len(key) > 255 {
-			writeProblem(w, r, problemFor(malformed("%s is longer than 255 characters", HeaderIdempotencyKey)))
-			return
-		}
-		// A key belongs to its caller and its route: the same key on another order's
-		// confirm, or from another customer, is another request.
-		scope := []string{string(p.Role), p.Subject, r.Method + " " + r.URL.Path, key}
-		c.meta.Key = command.IdempotencyKey(scope...)
-		replay, mine, reused, err := s.idem.begin(r.Context(), strings.Join(scope, "\x00"), fingerprint(r, body))
-		switch {
-		case err != nil:
-			writeProblem(w, r, problemFor(err))
-		case reused:
-			writeProblem(w, r, problemFor(errorf(http.StatusUnprocessableEntity, CodeIdempotencyKeyReused,
-				"The Idempotency-Key was used with another request.", "use a new key for a new request")))
-		case replay != nil:
-			replay.replay(w)
-		default:
-			rec := &recorder{ResponseWriter: w}
-			c.w = rec
-			finished := false
-			defer func() { // a panic: forget the key, so that a retry runs again
-				if !finished {
-					_ = s.idem.finish(mine, &recorded{status: http.StatusInternalServerError})
-				}
-			}()
-			s.respond(rec, r, c, serve)
-			finished = true
-			if err := s.idem.finish(mine, rec.result()); err != nil {
-				// The command is done; only a retry after a restart would run it again.
-				s.logger(r).Warn("idempotency key not kept durably", zap.Error(err))
-			}
-			rec.flush()
-		}
+		s.respondOnce(w, r, c, key, serve)
 	}))
+}
+
+// newCall reads what every command request carries: the caller, the body, If-Match. A
+// store that cannot write refuses at once, before the body is read.
+func (s *Server) newCall(w http.ResponseWriter, r *http.Request) (*call, error) {
+	if s.writable != nil {
+		if err := s.writable(); err != nil {
+			return nil, err
+		}
+	}
+	p, _ := PrincipalFrom(r.Context())
+	body, err := readBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	ifMatch, err := ParseIfMatch(r.Header.Get("If-Match"))
+	if err != nil {
+		return nil, err
+	}
+	return &call{r: r, w: w, p: p, body: body, ifMatch: ifMatch, meta: command.Meta{
+		CorrelationID: CorrelationID(r.Context()), CausationID: w.Header().Get(HeaderRequestID), Actor: p.Subject,
+	}}, nil
+}
+
+// respondOnce runs a command sent with an Idempotency-Key: once, the same request again
+// answering what the first answered, another request with the same key refused.
+func (s *Server) respondOnce(w http.ResponseWriter, r *http.Request, c *call, key string, serve serveFunc) {
+	if len(key) > 255 {
+		writeProblem(w, r, problemFor(malformed("%s is longer than 255 characters", HeaderIdempotencyKey)))
+		return
+	}
+	// A key belongs to its caller and its route: the same key on another order's confirm,
+	// or from another customer, is another request.
+	scope := []string{string(c.p.Role), c.p.Subject, r.Method + " " + r.URL.Path, key}
+	c.meta.Key = command.IdempotencyKey(scope...)
+	replay, mine, reused, err := s.idem.begin(r.Context(), strings.Join(scope, "\x00"), fingerprint(r, c.body))
+	switch {
+	case err != nil:
+		writeProblem(w, r, problemFor(err))
+	case reused:
+		writeProblem(w, r, problemFor(errorf(http.StatusUnprocessableEntity, CodeIdempotencyKeyReused,
+			"The Idempotency-Key was used with another request.", "use a new key for a new request")))
+	case replay != nil:
+		replay.replay(w)
+	default:
+		rec := &recorder{ResponseWriter: w}
+		c.w = rec
+		finished := false
+		defer func() { // a panic: forget the key, so that a retry runs again
+			if !finished {
+				_ = s.idem.finish(mine, &recorded{status: http.StatusInternalServerError})
+			}
+		}()
+		s.respond(rec, r, c, serve)
+		finished = true
+		if err := s.idem.finish(mine, rec.result()); err != nil {
+			// The command is done; only a retry after a restart would run it again.
+			s.logger(r).Warn("idempotency key not kept durably", zap.Error(err))
+		}
+		rec.flush()
+	}
 }
 
 func (s *Server) respond(w http.ResponseWriter, r *http.Request, c *call, serve serveFunc) {

@@ -40,11 +40,18 @@ func Within(t testing.TB, timeout time.Duration, what string, cond func() bool) 
 // last error, which says how far things got.
 func Check(t testing.TB, what string, check func() error) {
 	t.Helper()
+	CheckWithin(t, Timeout, what, check)
+}
+
+// CheckWithin is Check with its own bound; it returns how long check took to pass.
+func CheckWithin(t testing.TB, timeout time.Duration, what string, check func() error) time.Duration {
+	t.Helper()
 	var last error
 	start := time.Now()
-	if !Until(Timeout, func() bool { last = check(); return last == nil }) {
+	if !Until(timeout, func() bool { last = check(); return last == nil }) {
 		t.Fatalf("waited %s for %s: %v", time.Since(start).Round(time.Millisecond), what, last)
 	}
+	return time.Since(start)
 }
 
 // Until polls cond until it holds or timeout has passed, and says whether it held. It never

@@ -57,3 +57,12 @@ func TestUntilAndCheck(t *testing.T) {
 		t.Fatalf("Check failed: %s", r.fatal)
 	}
 }
+
+func TestCheckWithinFailsWithTheLastError(t *testing.T) {
+	r := &recorder{TB: t}
+	var n atomic.Int32
+	CheckWithin(r, 30*time.Millisecond, "three emails", func() error { return fmt.Errorf("%d so far", n.Add(1)) })
+	if !strings.Contains(r.fatal, "three emails") || !strings.Contains(r.fatal, fmt.Sprintf("%d so far", n.Load())) {
+		t.Fatalf("failure %q, after %d looks", r.fatal, n.Load())
+	}
+}

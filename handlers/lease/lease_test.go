@@ -2,6 +2,7 @@ package lease_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,7 +24,7 @@ type replica struct {
 	close  func()
 }
 
-// took, when not nil, hears the name of each replica that takes the role, when it does.
+// took hears the name of each replica that takes the role, when it does.
 func start(t *testing.T, e *jetstream.Embedded, name string, ttl time.Duration, running *atomic.Int32, held *atomic.Value, took chan<- string) *replica {
 	t.Helper()
 	nc, err := jetstream.Connect(context.Background(), e.ClientURL())
@@ -44,9 +45,7 @@ func start(t *testing.T, e *jetstream.Embedded, name string, ttl time.Duration, 
 				t.Errorf("%s runs the role while %d others do", name, n-1)
 			}
 			held.Store(name)
-			if took != nil {
-				took <- name
-			}
+			took <- name
 			<-ctx.Done()
 			running.Add(-1)
 			return nil
@@ -58,7 +57,12 @@ func start(t *testing.T, e *jetstream.Embedded, name string, ttl time.Duration, 
 
 func waitHeld(t *testing.T, held *atomic.Value, name string, within time.Duration) time.Duration {
 	t.Helper()
-	return testwait.Within(t, within, name+" taking the role", func() bool { return held.Load() == name })
+	return testwait.CheckWithin(t, within, name+" taking the role", func() error {
+		if h := held.Load(); h != name {
+			return fmt.Errorf("held by %q", h)
+		}
+		return nil
+	})
 }
 
 // One holder at a time; a holder that dies (its connection gone, nothing given back) is

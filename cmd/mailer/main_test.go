@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,7 @@ import (
 	"github.com/einvoice/spaceorders/handlers/relay"
 
 	esjs "github.com/einvoice/spaceorders/eventstore/jetstream"
+	"github.com/einvoice/spaceorders/internal/testwait"
 )
 
 func TestConfigErrorsNameTheSetting(t *testing.T) {
@@ -108,11 +110,7 @@ func TestRunWritesOutboxAndStopsOnSignal(t *testing.T) {
 		done <- run([]string{"--nats-url", emb.ClientURL(), "--nats-user", "mailer", "--outbox", outbox})
 	}()
 	// The mailer starts before the relay (connected, it waits for the relay's stream).
-	for deadline := time.Now().Add(15 * time.Second); emb.Server.NumClients() <= clients; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the mailer never connected")
-		}
-	}
+	testwait.For(t, "the mailer's connection", func() bool { return emb.Server.NumClients() > clients })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	store, err := esjs.Open(ctx, emb.Conn, esjs.Options{})
@@ -131,33 +129,22 @@ func TestRunWritesOutboxAndStopsOnSignal(t *testing.T) {
 		t.Fatal(err)
 	}
 	eml := filepath.Join(outbox, order.String()+"-instructions.eml")
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if b, err := os.ReadFile(eml); err == nil {
-			if !bytes.Contains(b, []byte("mario@example.it")) {
-				t.Fatalf("eml:\n%s", b)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no .eml in the outbox")
-		}
-		time.Sleep(20 * time.Millisecond)
+	var b []byte
+	testwait.Check(t, "the .eml in the outbox", func() (err error) { b, err = os.ReadFile(eml); return err })
+	if !bytes.Contains(b, []byte("mario@example.it")) {
+		t.Fatalf("eml:\n%s", b)
 	}
 	// The email is a fact in the order's history, written by the mailer through -store.
-	for {
+	testwait.Check(t, "EmailSent in the order's history", func() error {
 		envs, err := store.ReadStream(ctx, eventstore.StreamName("order", order), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(envs) == 2 && envs[1].Type == "EmailSent" {
-			break
+		if len(envs) != 2 || envs[1].Type != "EmailSent" {
+			return fmt.Errorf("%d events", len(envs))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the order's history has no EmailSent: %d events", len(envs))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

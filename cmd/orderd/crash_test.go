@@ -25,6 +25,7 @@ import (
 	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
 	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/tokens"
+	"github.com/einvoice/spaceorders/internal/testwait"
 )
 
 // accepted is a command that got a 2xx: its events must be in the log after any crash.
@@ -133,28 +134,18 @@ func TestCrashLosesNoAcknowledgedCommand(t *testing.T) {
 	d = startOrderd(t, bin, data, addr)
 	op := mintToken(t, bin, data, "operator", "checker")
 	cl := &client{url: "http://" + addr, hc: &http.Client{Timeout: 10 * time.Second}, ctx: context.Background()}
-	deadline := time.Now().Add(20 * time.Second)
 	for id := range paid {
-		for {
+		testwait.For(t, "order "+id.String()+", paid, applied after the restart", func() bool {
 			o := cl.get(t, "/v1/orders/"+id.String(), op)
 			s := cl.get(t, "/v1/subscriptions/"+o["subscriptionId"].(string), op)
-			if len(s["space"].([]any)) == 1 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("order %s paid but not applied after the restart", id)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return len(s["space"].([]any)) == 1
+		})
 	}
 	// Payments whose answers the crash swallowed are in the log too: the process manager
 	// applies them after the restart, and has acted on the whole log when its lag is 0.
-	for !strings.Contains(cl.text(t, "/metrics"), `spaceorders_follower_lag{follower="purchases"} 0`+"\n") {
-		if time.Now().After(deadline) {
-			t.Fatal("the process manager did not catch up with the log after the restart")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testwait.For(t, "the process manager caught up with the log after the restart", func() bool {
+		return strings.Contains(cl.text(t, "/metrics"), `spaceorders_follower_lag{follower="purchases"} 0`+"\n")
+	})
 	if err := d.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -255,21 +246,18 @@ func startOrderd(t *testing.T, bin, data, addr string) *exec.Cmd {
 		}
 		logFile.Close()
 	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	if !testwait.Until(testwait.Timeout, func() bool {
 		res, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				return d
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(logFile.Name())
-			t.Fatalf("orderd not ready: %v\n%s", err, b)
-		}
-		time.Sleep(50 * time.Millisecond)
+		res.Body.Close()
+		return res.StatusCode == 200
+	}) {
+		b, _ := os.ReadFile(logFile.Name())
+		t.Fatalf("orderd not ready within %s:\n%s", testwait.Timeout, b)
 	}
+	return d
 }
 
 // mintToken runs `orderctl token`, the command scripts rely on.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/einvoice/spaceorders/handlers/tokens"
+	"github.com/einvoice/spaceorders/internal/testwait"
 )
 
 // A backup restored into a new data folder, and orderd started on it with its mailer on,
@@ -130,13 +131,12 @@ func TestRestoredBackupSendsNoEmailAgain(t *testing.T) {
 	d = startOrderd(t, bin, restored, addr)
 	defer func() { _ = d.Process.Signal(syscall.SIGTERM); _ = d.Wait() }()
 	// Every confirmation and payment goes through the mailer again, and each is skipped.
-	deadline := time.Now().Add(30 * time.Second)
-	for skipped(t, "http://"+addr) < float64(sent) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the mailer skipped %v notifications as already sent, want %d", skipped(t, "http://"+addr), sent)
+	testwait.Check(t, fmt.Sprintf("the mailer skipping %d notifications as already sent", sent), func() error {
+		if n := skipped(t, "http://"+addr); n < float64(sent) {
+			return fmt.Errorf("%v skipped so far", n)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	if n := countFiles(t, filepath.Join(restored, "outbox")); n != 0 {
 		t.Fatalf("%d emails sent again after the restore", n)
 	}
@@ -170,13 +170,12 @@ func emailsOf(t *testing.T, cl *client, auditor, orderID string) int {
 
 func waitEmails(t *testing.T, cl *client, auditor, orderID string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for emailsOf(t, cl, auditor, orderID) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("order %s: %d emails recorded, want %d", orderID, emailsOf(t, cl, auditor, orderID), n)
+	testwait.Check(t, fmt.Sprintf("%d emails recorded for order %s", n, orderID), func() error {
+		if got := emailsOf(t, cl, auditor, orderID); got < n {
+			return fmt.Errorf("%d so far", got)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func countFiles(t *testing.T, dir string) int {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/eventstore/jetstream"
 	"github.com/einvoice/spaceorders/eventstore/storetest"
+	"github.com/einvoice/spaceorders/internal/testwait"
 )
 
 func startEmbedded(t testing.TB, dir string, relaxed bool) *jetstream.Embedded {
@@ -234,7 +236,10 @@ func TestUnreachableServerAnswersWithinDeadline(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	nc, err := jetstream.Connect(ctx, e.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	disconnected := make(chan struct{})
+	var once sync.Once
+	nc, err := jetstream.Connect(ctx, e.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond),
+		nats.DisconnectErrHandler(func(*nats.Conn, error) { once.Do(func() { close(disconnected) }) }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,8 +251,10 @@ func TestUnreachableServerAnswersWithinDeadline(t *testing.T) {
 	}
 	url := e.ClientURL()
 	e.Close() // the server goes away under the store
-	for nc.Status() == nats.CONNECTED {
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-disconnected:
+	case <-time.After(testwait.Timeout):
+		t.Fatal("the client never noticed the server had gone")
 	}
 
 	check := func(name string, f func(ctx context.Context) error) {

@@ -20,6 +20,7 @@ import (
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/eventstore/kurrentdb"
 	"github.com/einvoice/spaceorders/eventstore/kurrentdb/standin"
+	"github.com/einvoice/spaceorders/internal/testwait"
 )
 
 func ev(typ string) eventstore.EventData {
@@ -249,11 +250,7 @@ func TestSubscriptionResumesAfterStandinDropsIt(t *testing.T) {
 	}
 	srv.DropSubscriptionsAfter(0)
 	// The last resubscription caught up and live: the drop below ends it.
-	for deadline := time.Now().Add(10 * time.Second); srv.LiveSubscriptions() == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no subscription went live after catching up")
-		}
-	}
+	testwait.For(t, "a subscription live after catching up", func() bool { return srv.LiveSubscriptions() > 0 })
 	srv.DropSubscriptions()
 	live := ev("Live")
 	if _, err := s.Append(ctx(t), eventstore.StreamName("order", uuid.New()), eventstore.NoStream, live); err != nil {
@@ -343,31 +340,30 @@ func TestStoreReconnectsWhenStandinComesBack(t *testing.T) {
 	}
 	stop()
 	next := ev("AfterOutage")
-	// Let the client go through its failed discovery (10 attempts, 100 ms apart).
-	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+	// The outage lasts until the client has gone through its failed discovery (10 attempts,
+	// 100 ms apart) and says so: an append refused with "connection closed", the state the
+	// store must get over.
+	testwait.For(t, `an append refused with "connection closed"`, func() bool {
 		c, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
 		_, err := s.Append(c, stream, eventstore.Exact(0), next)
 		cancel()
 		if err == nil {
 			t.Fatal("append succeeded with the server down")
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		var e *esdb.Error
+		return errors.As(err, &e) && e.IsErrorCode(esdb.ErrorCodeConnectionClosed)
+	})
 	addr := strings.TrimSuffix(strings.TrimPrefix(conn, "esdb://"), "?tls=false")
 	_, stop = srv.StartAt(addr)
 	defer stop()
-	var err error
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		var r eventstore.AppendResult
+	var r eventstore.AppendResult
+	testwait.Check(t, "an append once the server is back", func() (err error) {
 		c, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
 		r, err = s.Append(c, stream, eventstore.Exact(0), next)
-		cancel()
-		if err == nil {
-			if r.Version != 1 {
-				t.Fatalf("append after the outage: %+v", r)
-			}
-			return
-		}
+		return err
+	})
+	if r.Version != 1 {
+		t.Fatalf("append after the outage: %+v", r)
 	}
-	t.Fatalf("store never came back: %v", err)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/relay"
 	"github.com/einvoice/spaceorders/handlers/tokens"
+	"github.com/einvoice/spaceorders/internal/testwait"
 )
 
 // running is an App started on a real listener, with a client.
@@ -146,17 +147,6 @@ func (r *running) confirmed(owner string) (subID, orderID string) {
 	return subID, orderID
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out: %s", what)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
 // The relay and the mailer inside orderd write the payment instructions to the outbox; when
 // the payment term has passed, the sweeper expires the order, which leaves the pending list
 // and frees the subscription for a new order.
@@ -173,7 +163,7 @@ func TestConfirmedOrderIsEmailedThenExpiredBySweeper(t *testing.T) {
 		t.Fatalf("outbox %q, want %q", r.a.Outbox, outbox)
 	}
 	var subject string
-	eventually(t, "an email for the order in "+outbox, func() bool {
+	testwait.For(t, "an email for the order in "+outbox, func() bool {
 		files, _ := filepath.Glob(filepath.Join(outbox, "*.eml"))
 		for _, f := range files {
 			b, err := os.ReadFile(f)
@@ -198,7 +188,7 @@ func TestConfirmedOrderIsEmailedThenExpiredBySweeper(t *testing.T) {
 		_ = json.Unmarshal(r.must(r.do("GET", "/v1/pending-payments", fin, nil), 200).body, &p)
 		return len(p.Orders)
 	}
-	eventually(t, "the order in the pending list", func() bool { return pending() == 1 })
+	testwait.For(t, "the order in the pending list", func() bool { return pending() == 1 })
 	// A sweep with the order in the read model the sweeper asks, run here to its end (the
 	// same sweep the background sweeper runs): not due yet, it changes nothing.
 	if n := command.NewSweeper(r.a.Commands, r.a.overdue, time.Hour).Sweep(context.Background()); n != 0 {
@@ -210,10 +200,10 @@ func TestConfirmedOrderIsEmailedThenExpiredBySweeper(t *testing.T) {
 	}
 
 	ahead.Store(int64(time.Duration(domain.DefaultCatalogue().PaymentTermDays+2) * 24 * time.Hour))
-	eventually(t, "the sweeper expires the order", func() bool {
+	testwait.For(t, "the sweeper expires the order", func() bool {
 		return r.do("GET", "/v1/orders/"+orderID, op, nil).field(t, "status") == "expired"
 	})
-	eventually(t, "the order leaves the pending list", func() bool { return pending() == 0 })
+	testwait.For(t, "the order leaves the pending list", func() bool { return pending() == 0 })
 	r.must(r.do("POST", "/v1/orders", r.token(tokens.RoleCustomer, "cust-sweep"),
 		map[string]any{"subscriptionId": subID, "channel": "app"}), 201)
 }
@@ -262,7 +252,7 @@ func TestStoreOnAnExternalNATSServer(t *testing.T) {
 	if info, _ := ev.Info(context.Background()); info.State.Msgs < 5 {
 		t.Fatalf("the external server holds %d commits", info.State.Msgs)
 	}
-	eventually(t, "OrderConfirmed published on the external server", func() bool {
+	testwait.For(t, "OrderConfirmed published on the external server", func() bool {
 		s, err := js.Stream(context.Background(), relay.DefaultStream)
 		if err != nil {
 			return false

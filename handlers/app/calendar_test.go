@@ -21,6 +21,7 @@ import (
 
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/handlers/tokens"
+	"github.com/einvoice/spaceorders/internal/testwait"
 )
 
 // The rules of docs/RULES.md over HTTP, the whole product running, with the clock moved
@@ -235,8 +236,8 @@ func TestRuleAbandonedCartsEndOverHTTP(t *testing.T) {
 	clock.on("2027-05-17")
 	r.problem(r.do("POST", "/v1/orders", cu, map[string]any{"subscriptionId": sub, "channel": "app"}), 409, "order-in-progress")
 	clock.on("2027-05-18")
-	eventually(t, "the sweeper abandons the cart", func() bool { return r.order(id).Status == "abandoned" })
-	eventually(t, "the subscription's slot is free", func() bool {
+	testwait.For(t, "the sweeper abandons the cart", func() bool { return r.order(id).Status == "abandoned" })
+	testwait.For(t, "the subscription's slot is free", func() bool {
 		return r.do("POST", "/v1/orders", cu, map[string]any{"subscriptionId": sub, "channel": "app"}).status == 201
 	})
 }
@@ -338,7 +339,7 @@ func TestRuleMoneyThatArrivesIsNeverRefusedOverHTTP(t *testing.T) {
 	r.must(r.do("POST", "/v1/orders/"+id3+"/confirm", cu3, confirmBody(r.order(id3).Quote.TotalCents)), 200)
 	r.must(r.pay(id3, 1000, "CRO-PART"), 200)
 	clock.on("2027-06-05") // pay-by was 4 June
-	eventually(t, "the sweeper marks the order overdue", func() bool { return r.order(id3).Status == "overdue" })
+	testwait.For(t, "the sweeper marks the order overdue", func() bool { return r.order(id3).Status == "overdue" })
 	var page struct {
 		Orders []struct {
 			OrderID        string `json:"orderId"`
@@ -347,7 +348,7 @@ func TestRuleMoneyThatArrivesIsNeverRefusedOverHTTP(t *testing.T) {
 			AgeDays        int    `json:"ageDays"`
 		} `json:"orders"`
 	}
-	eventually(t, "finance sees the overdue order", func() bool {
+	testwait.For(t, "finance sees the overdue order", func() bool {
 		page = decode[struct {
 			Orders []struct {
 				OrderID        string `json:"orderId"`
@@ -404,7 +405,7 @@ func TestRuleMoneyThatArrivesIsNeverRefusedOverHTTP(t *testing.T) {
 	if summary.CreditsDue.Count != 3 {
 		t.Fatalf("pending summary beside the credits: %+v", summary)
 	}
-	eventually(t, "the cancelled order's subscription is free", func() bool {
+	testwait.For(t, "the cancelled order's subscription is free", func() bool {
 		return r.do("POST", "/v1/orders", cu3, map[string]any{"subscriptionId": sub3, "channel": "app"}).status == 201
 	})
 }
@@ -434,7 +435,7 @@ func TestRuleWorkingDaysAndWordsOverHTTP(t *testing.T) {
 		t.Fatalf("pending: %+v", page)
 	}
 	var text string
-	eventually(t, "the instructions email", func() bool {
+	testwait.For(t, "the instructions email", func() bool {
 		files, _ := filepath.Glob(filepath.Join(cfg.DataDir, "outbox", "*.eml"))
 		for _, f := range files {
 			b, _ := os.ReadFile(f)

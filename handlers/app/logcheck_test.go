@@ -17,6 +17,7 @@ import (
 	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
 	"github.com/einvoice/spaceorders/handlers/checkpoint"
 	"github.com/einvoice/spaceorders/handlers/command"
+	"github.com/einvoice/spaceorders/internal/testwait"
 )
 
 // domainCommits counts the log's commits other than the signed checkpoints of its head.
@@ -123,7 +124,7 @@ func TestRestartOnAQuietLogAddsNoCheckpoint(t *testing.T) {
 	_, order := r.confirmed("cust-quiet")
 	// The instructions recorded first: else the next start's mailer records them, and the
 	// log moves for a reason that is not a checkpoint.
-	eventually(t, "the instructions email recorded", func() bool {
+	testwait.For(t, "the instructions email recorded", func() bool {
 		evs, err := r.a.Store.ReadStream(context.Background(), "order-"+order, 0)
 		return err == nil && evs[len(evs)-1].Type == "EmailSent"
 	})

@@ -25,6 +25,7 @@ import (
 	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
 	"github.com/einvoice/spaceorders/handlers/tokens"
+	"github.com/einvoice/spaceorders/internal/testwait"
 )
 
 // The whole product on a small disk that fills up: commands answer 507 at once with a
@@ -97,7 +98,7 @@ func TestAFullDiskAnswers507AndRecoversWithoutRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	freed := time.Now()
-	eventually(t, "/readyz 200 after space was freed", func() bool { return r.do("GET", "/readyz", "", nil).status == 200 })
+	testwait.For(t, "/readyz 200 after space was freed", func() bool { return r.do("GET", "/readyz", "", nil).status == 200 })
 	t.Logf("ready again %s after space was freed", time.Since(freed).Round(time.Millisecond))
 
 	var last answer
@@ -116,7 +117,7 @@ func TestAFullDiskAnswers507AndRecoversWithoutRestart(t *testing.T) {
 	r.must(r.do("GET", fmt.Sprintf("/v1/subscriptions/%s/quota?after=%d", sub, pos), op, nil), 200)
 	// The relay and the mailer follow again too: a confirmed order is emailed.
 	subOfOrder, orderID := r.confirmed("cust-after-full")
-	eventually(t, "the payment instructions of an order confirmed after the recovery", func() bool {
+	testwait.For(t, "the payment instructions of an order confirmed after the recovery", func() bool {
 		files, _ := filepath.Glob(filepath.Join(r.a.Outbox, "*.eml"))
 		for _, f := range files {
 			if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), orderID) {

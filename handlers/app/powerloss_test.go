@@ -17,6 +17,7 @@ import (
 	"github.com/einvoice/spaceorders/handlers/audit"
 	"github.com/einvoice/spaceorders/handlers/tokens"
 	"github.com/einvoice/spaceorders/internal/lazyfs"
+	"github.com/einvoice/spaceorders/internal/testwait"
 )
 
 // TestPowerLossKeepsEveryAcknowledgedCommand runs the whole of orderd (durable embedded
@@ -101,7 +102,7 @@ func TestPowerLossKeepsEveryAcknowledgedCommand(t *testing.T) {
 	}
 	// The read models follow the log again, from what they had on disk.
 	for _, id := range confirmed {
-		eventually(t, "order "+id+" confirmed in the read model", func() bool {
+		testwait.For(t, "order "+id+" confirmed in the read model", func() bool {
 			ans := r.do("GET", "/v1/orders/"+id, op, nil)
 			return ans.status == 200 && ans.field(t, "status") == "confirmed"
 		})

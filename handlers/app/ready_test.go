@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/einvoice/spaceorders/handlers/httpapi"
 	"github.com/einvoice/spaceorders/handlers/supervise"
+	"github.com/einvoice/spaceorders/internal/testwait"
 )
 
 func readiness(t *testing.T, r *running) (int, map[string]httpapi.Check) {
@@ -54,21 +56,18 @@ func TestReadyzSaysWhichComponentHoldsItBack(t *testing.T) {
 	r := &running{t: t, a: a}
 	t.Cleanup(func() { a.Shutdown(context.Background()) })
 
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		code, c := readiness(t, r)
-		if code == 503 && !c["flaky"].Ready && strings.Contains(c["flaky"].Detail, "smtp: connection refused") {
-			for _, name := range []string{"store", "read-models", "projections", "purchases", "relay", "mailer", "sweeper"} {
-				if !c[name].Ready {
-					t.Errorf("%s not ready: %+v", name, c[name])
-				}
-			}
-			break
+	var c map[string]httpapi.Check
+	testwait.Check(t, "the failing part in /readyz", func() error {
+		var code int
+		if code, c = readiness(t, r); code != 503 || c["flaky"].Ready || !strings.Contains(c["flaky"].Detail, "smtp: connection refused") {
+			return fmt.Errorf("%d %+v", code, c)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a failing part never showed: %d %+v", code, c)
+		return nil
+	})
+	for _, name := range []string{"store", "read-models", "projections", "purchases", "relay", "mailer", "sweeper"} {
+		if !c[name].Ready {
+			t.Errorf("%s not ready: %+v", name, c[name])
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -83,13 +82,10 @@ func TestReadyzWaitsForTheReadModelsToCatchUpAfterStart(t *testing.T) {
 		t.Fatalf("behind the start head: %d %+v", code, c)
 	}
 	r.a.startHead.Add(^uint64(999))
-	deadline := time.Now().Add(10 * time.Second)
-	for code, _ = readiness(t, r); code != 200; code, _ = readiness(t, r) {
-		if time.Now().After(deadline) {
-			t.Fatal("never ready once the models hold the start head")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testwait.For(t, "/readyz 200 once the models hold the start head", func() bool {
+		code, _ := readiness(t, r)
+		return code == 200
+	})
 	// Latched: later appends that the models have not folded yet do not flap it.
 	r.a.startHead.Add(1000)
 	if code, _ := readiness(t, r); code != 200 {
@@ -125,11 +121,10 @@ func TestMetricsShowEachFollowersLag(t *testing.T) {
 	r.confirmed("cust-1")
 	// The mailer's consumer exists once it has started on the relay's stream.
 	var body string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if body = string(r.do("GET", "/metrics", "", nil).body); strings.Contains(body, `spaceorders_follower_lag{follower="mailer"}`) {
-			break
-		}
-	}
+	testwait.For(t, "the mailer's lag in /metrics", func() bool {
+		body = string(r.do("GET", "/metrics", "", nil).body)
+		return strings.Contains(body, `spaceorders_follower_lag{follower="mailer"}`)
+	})
 	for _, f := range []string{"projections/quota", "projections/expiry", "projections/pending-payment", "purchases", "relay", "mailer"} {
 		if !strings.Contains(body, `spaceorders_follower_lag{follower="`+f+`"}`) {
 			t.Errorf("no lag for %s", f)

@@ -16,6 +16,7 @@ import (
 	"github.com/einvoice/spaceorders/eventstore/kurrentdb/standin"
 	"github.com/einvoice/spaceorders/handlers/audit"
 	"github.com/einvoice/spaceorders/handlers/checkpoint"
+	"github.com/einvoice/spaceorders/internal/testwait"
 )
 
 // appendEvents writes n single-event commits on fresh streams.
@@ -67,17 +68,6 @@ func run(t *testing.T, s *checkpoint.Signer) (stop func()) {
 	}
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 10 s: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // Every N events, and at shutdown, the head is signed in the log; every checkpoint verifies
 // with the data folder's public key, and a restarted signer resumes its digest from the
 // folder's state without breaking the sequence.
@@ -91,7 +81,7 @@ func TestSignerSignsTheHeadEveryNEventsAndAtShutdown(t *testing.T) {
 	opts := checkpoint.Options{Every: 5, Interval: time.Hour}
 	stop := run(t, checkpoint.New(store, key, dir, opts))
 	appendEvents(t, store, 12)
-	eventually(t, "two checkpoints after 12 events", func() bool { return len(checkpoints(t, store)) >= 2 })
+	testwait.For(t, "two checkpoints after 12 events", func() bool { return len(checkpoints(t, store)) >= 2 })
 	appendEvents(t, store, 2)
 	stop()
 	cps := checkpoints(t, store)
@@ -146,7 +136,7 @@ func TestSignerSignsEveryIntervalWhileEventsCome(t *testing.T) {
 	stop := run(t, checkpoint.New(store, key, dir, checkpoint.Options{Every: 1_000_000, Interval: 20 * time.Millisecond}))
 	defer stop()
 	appendEvents(t, store, 3)
-	eventually(t, "a checkpoint of the 3 events", func() bool {
+	testwait.For(t, "a checkpoint of the 3 events", func() bool {
 		cps := checkpoints(t, store)
 		return len(cps) == 1 && cps[0].Events == 3
 	})
@@ -154,7 +144,7 @@ func TestSignerSignsEveryIntervalWhileEventsCome(t *testing.T) {
 	// Quiet: only the checkpoint itself came since, which is no reason to sign again. The
 	// next event is, and its checkpoint follows the first one directly in the log.
 	appendEvents(t, store, 1)
-	eventually(t, "a second checkpoint", func() bool { return len(checkpoints(t, store)) == 2 })
+	testwait.For(t, "a second checkpoint", func() bool { return len(checkpoints(t, store)) == 2 })
 	if cps := checkpoints(t, store); cps[1].Position != head+1 || cps[1].Events != 5 {
 		t.Fatalf("second checkpoint %+v: want it to sign the event after the first checkpoint (position %d, 5 events)", cps[1], head+1)
 	}
@@ -177,7 +167,7 @@ func TestSignerOnTheKurrentDBStandin(t *testing.T) {
 	}
 	stop := run(t, checkpoint.New(store, key, dir, checkpoint.Options{Every: 3, Interval: time.Hour}))
 	appendEvents(t, store, 4)
-	eventually(t, "a checkpoint after 3 events", func() bool { return len(checkpoints(t, store)) == 1 })
+	testwait.For(t, "a checkpoint after 3 events", func() bool { return len(checkpoints(t, store)) == 1 })
 	stop()
 	keys, _ := checkpoint.PublicKeys(dir)
 	res, err := audit.CheckStore(context.Background(), store, audit.CheckOptions{Keys: keys})

@@ -10,9 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/einvoice/spaceorders/handlers/tokens"
+	"github.com/einvoice/spaceorders/internal/testwait"
 )
 
 // browserless is a client that keeps cookies and does not follow redirects, to see each
@@ -217,15 +217,10 @@ func TestPagesFiltersAndVerification(t *testing.T) {
 	}
 
 	// The signer follows the log: wait until it has signed the walkthrough's events.
-	var body2 string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if _, body2 = get(t, hc, p.url+"/console/log"); strings.Contains(body2, `id="checkpoint-list"`) {
-			break
-		}
-	}
-	if !strings.Contains(body2, `id="checkpoint-list"`) {
-		t.Fatalf("no signed checkpoint listed:\n%s", body2)
-	}
+	testwait.For(t, "a signed checkpoint listed on /console/log", func() bool {
+		_, body := get(t, hc, p.url+"/console/log")
+		return strings.Contains(body, `id="checkpoint-list"`)
+	})
 	_, body = get(t, hc, p.url+"/console/log?verify=1")
 	i := strings.Index(body, `<code id="digest">`)
 	if i < 0 || !strings.Contains(body, "Intact") || !regexp.MustCompile(`id="signed-verdict">[^<]*: [1-9]`).MatchString(body) {

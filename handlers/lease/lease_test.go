@@ -2,6 +2,7 @@ package lease_test
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/einvoice/spaceorders/eventstore/jetstream"
 	"github.com/einvoice/spaceorders/handlers/lease"
+	"github.com/einvoice/spaceorders/internal/testwait"
 )
 
 // replica is one holder of leases on its own connection to the server, as a replica of
@@ -22,7 +24,8 @@ type replica struct {
 	close  func()
 }
 
-func start(t *testing.T, e *jetstream.Embedded, name string, ttl time.Duration, running *atomic.Int32, held *atomic.Value) *replica {
+// took hears the name of each replica that takes the role, when it does.
+func start(t *testing.T, e *jetstream.Embedded, name string, ttl time.Duration, running *atomic.Int32, held *atomic.Value, took chan<- string) *replica {
 	t.Helper()
 	nc, err := jetstream.Connect(context.Background(), e.ClientURL())
 	if err != nil {
@@ -42,6 +45,7 @@ func start(t *testing.T, e *jetstream.Embedded, name string, ttl time.Duration, 
 				t.Errorf("%s runs the role while %d others do", name, n-1)
 			}
 			held.Store(name)
+			took <- name
 			<-ctx.Done()
 			running.Add(-1)
 			return nil
@@ -53,14 +57,12 @@ func start(t *testing.T, e *jetstream.Embedded, name string, ttl time.Duration, 
 
 func waitHeld(t *testing.T, held *atomic.Value, name string, within time.Duration) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for held.Load() != name {
-		if time.Since(start) > within {
-			t.Fatalf("%s did not take the role within %s (held by %v)", name, within, held.Load())
+	return testwait.CheckWithin(t, within, name+" taking the role", func() error {
+		if h := held.Load(); h != name {
+			return fmt.Errorf("held by %q", h)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return time.Since(start)
+		return nil
+	})
 }
 
 // One holder at a time; a holder that dies (its connection gone, nothing given back) is
@@ -77,17 +79,19 @@ func TestOneHolderAndFailover(t *testing.T) {
 	var running atomic.Int32
 	var held atomic.Value
 	held.Store("")
-	a := start(t, e, "A", ttl, &running, &held)
+	took := make(chan string, 8) // one take each at most, and the last one's
+	a := start(t, e, "A", ttl, &running, &held, took)
 	waitHeld(t, &held, "A", 5*time.Second)
-	b := start(t, e, "B", ttl, &running, &held)
-	c := start(t, e, "C", ttl, &running, &held)
-	// While A renews, nobody else takes it: several TTLs.
-	deadline := time.Now().Add(2 * ttl)
-	for time.Now().Before(deadline) {
-		if h := held.Load(); h != "A" {
-			t.Fatalf("the role moved to %v while A held it", h)
-		}
-		time.Sleep(20 * time.Millisecond)
+	<-took // A's own take, told right after held
+	b := start(t, e, "B", ttl, &running, &held, took)
+	c := start(t, e, "C", ttl, &running, &held, took)
+	// While A renews, nobody else takes it. Time itself is the scenario here, not a wait on
+	// a condition: only once the TTL has passed (twice) would a missing renewal show, and
+	// any take meanwhile is heard on took at once.
+	select {
+	case who := <-took:
+		t.Fatalf("the role moved to %s while A held it", who)
+	case <-time.After(2 * ttl):
 	}
 	for _, s := range b.l.Status() {
 		if s.Held || s.Holder != "A" {
@@ -97,19 +101,11 @@ func TestOneHolderAndFailover(t *testing.T) {
 
 	// A dies: no renewal, no release. Another takes over within the TTL and its renewal.
 	a.close()
-	took := time.Duration(0)
-	start := time.Now()
-	for {
-		if h := held.Load(); h == "B" || h == "C" {
-			took = time.Since(start)
-			break
-		}
-		if time.Since(start) > 5*ttl {
-			t.Fatalf("nobody took the role within %s of A's death", 5*ttl)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Logf("fail-over after a death: %s (TTL %s)", took, ttl)
+	failover := testwait.Within(t, 5*ttl, "B or C taking the role after A's death", func() bool {
+		h := held.Load()
+		return h == "B" || h == "C"
+	})
+	t.Logf("fail-over after a death: %s (TTL %s)", failover, ttl)
 	if err := <-a.done; err == nil {
 		t.Error("A's Run ended without an error on a closed connection")
 	}

@@ -59,6 +59,8 @@ func BenchmarkConfirmationToSMTP(b *testing.B) {
 				next := start
 				for i := range n {
 					if c.every > 0 {
+						// The offered load's pace (one event every c.every): the
+						// scenario, not a wait on a condition.
 						time.Sleep(time.Until(next))
 						next = next.Add(c.every)
 					}

@@ -3,6 +3,7 @@ package mailer_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -21,6 +22,8 @@ import (
 	"github.com/einvoice/spaceorders/handlers/mailer"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/einvoice/spaceorders/internal/testwait"
 )
 
 // startChild runs the mailer in a child process (this test binary, re-executed in test),
@@ -113,11 +116,11 @@ func TestHowOftenACrashAfterAcceptanceResends(t *testing.T) {
 	for range kills {
 		c := startChild(t, h, "TestHowOftenACrashAfterAcceptanceResends")
 		before := len(h.smtp.messages())
-		deadline := time.Now().Add(30 * time.Second)
-		for len(h.smtp.messages()) == before && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
-		}
-		// Anywhere within the next two emails' time.
+		// Once the child sends; one that does not is killed all the same, and the emails
+		// it did not send are counted at the end.
+		testwait.Until(30*time.Second, func() bool { return len(h.smtp.messages()) > before })
+		// Anywhere within the next two emails' time: a random moment is the scenario, not a
+		// wait on a condition.
 		time.Sleep(time.Duration(rand.IntN(60_000)) * time.Microsecond)
 		if err := c.Process.Kill(); err != nil {
 			t.Fatal(err)
@@ -126,20 +129,18 @@ func TestHowOftenACrashAfterAcceptanceResends(t *testing.T) {
 	}
 	last := startChild(t, h, "TestHowOftenACrashAfterAcceptanceResends")
 	defer func() { _ = last.Process.Kill(); _ = last.Wait() }()
-	deadline := time.Now().Add(60 * time.Second)
-	distinct := map[string]int{}
-	for len(distinct) < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d emails arrived", len(distinct), n)
-		}
-		time.Sleep(10 * time.Millisecond)
-		distinct = map[string]int{}
+	testwait.CheckWithin(t, time.Minute, fmt.Sprintf("%d distinct emails", n), func() error {
+		distinct := map[string]bool{}
 		for _, m := range h.smtp.messages() {
-			distinct[m.Header.Get("Message-Id")]++
+			distinct[m.Header.Get("Message-Id")] = true
 		}
-	}
+		if len(distinct) < n {
+			return fmt.Errorf("%d arrived", len(distinct))
+		}
+		return nil
+	})
 	waitSentLog(t, h, n)
-	distinct = map[string]int{}
+	distinct := map[string]int{}
 	for _, m := range h.smtp.messages() {
 		distinct[m.Header.Get("Message-Id")]++
 	}
@@ -176,20 +177,16 @@ func TestHowOftenACrashAfterAcceptanceResends(t *testing.T) {
 // waitSentLog waits until the log records n emails sent, and fails if it records more.
 func waitSentLog(t *testing.T, h *harness, n int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testwait.CheckWithin(t, 30*time.Second, fmt.Sprintf("%d emails sent in the log", n), func() error {
 		got := h.sentLog()
 		if got > n {
 			t.Fatalf("the log records %d emails sent, want %d", got, n)
 		}
-		if got == n {
-			return
+		if got < n {
+			return fmt.Errorf("%d so far", got)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the log records %d emails sent, want %d", got, n)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // runChildMailer is the mailer as a deployment runs it: its own NATS connection and its

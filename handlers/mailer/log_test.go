@@ -3,6 +3,7 @@ package mailer_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,18 +11,18 @@ import (
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/handlers/mailer"
+	"github.com/einvoice/spaceorders/internal/testwait"
 )
 
 // waitCounter waits until the counter reaches want.
 func waitCounter(t *testing.T, what string, read func() float64, want float64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for read() < want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v, want %v", what, read(), want)
+	testwait.Check(t, fmt.Sprintf("%s to reach %v", what, want), func() error {
+		if got := read(); got < want {
+			return fmt.Errorf("%v so far", got)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // Each email accepted by the server is a fact in the order's history: its kind, its

@@ -3,6 +3,7 @@ package mailer_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/handlers/mailer"
 	"github.com/einvoice/spaceorders/handlers/relay"
+	"github.com/einvoice/spaceorders/internal/testwait"
 )
 
 func TestInstructionsInItalianByBankTransfer(t *testing.T) {
@@ -152,10 +154,8 @@ func TestRedeliverySendsNothingTwice(t *testing.T) {
 	}
 	m2, stop2 := h.runMailer(cfg)
 	defer stop2()
-	deadline := time.Now().Add(10 * time.Second)
-	for value(m2.Metrics().Skipped.WithLabelValues("already_sent")) < 16 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitCounter(t, "already_sent skips", func() float64 { return value(m2.Metrics().Skipped.WithLabelValues("already_sent")) }, 16)
+	waitSettled(t, h.js) // nothing left that could be skipped once more
 	if v := value(m2.Metrics().Skipped.WithLabelValues("already_sent")); v != 16 {
 		t.Fatalf("already_sent skips %v, want 16", v)
 	}
@@ -182,10 +182,9 @@ func TestMailerStoppedMidStreamAndRestarted(t *testing.T) {
 		}
 		_, stop := h.runMailer(cfg)
 		before := len(h.smtp.messages())
-		deadline := time.Now().Add(10 * time.Second)
-		for len(h.smtp.messages()) < min(n, before+7) && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
-		}
+		// A round that sends fewer is not a failure by itself: the next one goes on, and
+		// the rounds are counted above.
+		testwait.Until(10*time.Second, func() bool { return len(h.smtp.messages()) >= min(n, before+7) })
 		stop()
 	}
 	// stop returns once the deliveries in flight are done: no email can still arrive.
@@ -207,13 +206,7 @@ func TestSMTPDownThenUp(t *testing.T) {
 	m, stop := h.runMailer(h.config(sender))
 	defer stop()
 	h.confirm(confirmed(t, h.cat, "Holder", "h@example.com", "it", domain.MethodCard))
-	deadline := time.Now().Add(10 * time.Second)
-	for value(m.Metrics().Failed) < 3 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if value(m.Metrics().Failed) < 3 {
-		t.Fatal("no failed attempts while the server was down")
-	}
+	waitCounter(t, "failed attempts while the server is down", func() float64 { return value(m.Metrics().Failed) }, 3)
 	up := startSMTPAt(t, addr)
 	up.waitN(t, 1, 10*time.Second)
 	waitSettled(t, h.js) // the email's notification acknowledged: no retry of it is left
@@ -237,14 +230,13 @@ func TestGivenUpEmailGoesToDeadLetters(t *testing.T) {
 	eventID := h.confirm(c)
 	ctx := context.Background()
 	var dls []mailer.DeadLetter
-	deadline := time.Now().Add(10 * time.Second)
-	for len(dls) == 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	testwait.For(t, "a dead letter", func() bool {
 		var err error
 		if dls, err = mailer.ListDeadLetters(ctx, h.js, ""); err != nil {
 			t.Fatal(err)
 		}
-	}
+		return len(dls) > 0
+	})
 	if len(dls) != 1 {
 		t.Fatalf("%d dead letters", len(dls))
 	}
@@ -292,10 +284,7 @@ func TestOutboxWritesEmlFiles(t *testing.T) {
 	defer stop()
 	c := confirmed(t, h.cat, "Mario Rossi", "mario@example.it", "it", domain.MethodBankTransfer)
 	h.confirm(c)
-	deadline := time.Now().Add(10 * time.Second)
-	for value(m.Metrics().Sent.WithLabelValues(mailer.KindInstructions)) < 1 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitCounter(t, "instructions sent", func() float64 { return value(m.Metrics().Sent.WithLabelValues(mailer.KindInstructions)) }, 1)
 	// Named by the order and the kind of email, so a person finds it; its parts are 8bit
 	// UTF-8, so grep finds the amount as it reads.
 	raw, err := readFile(out.Path(c.OrderID.String() + "-" + mailer.KindInstructions))
@@ -321,16 +310,20 @@ func TestOutboxWritesEmlFiles(t *testing.T) {
 
 func waitStream(t *testing.T, js jetstream.JetStream, n uint64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if s, err := js.Stream(context.Background(), relay.DefaultStream); err == nil {
-			if info, err := s.Info(context.Background()); err == nil && info.State.Msgs >= n {
-				return
-			}
+	testwait.Check(t, fmt.Sprintf("%d messages in the notifications stream", n), func() error {
+		s, err := js.Stream(context.Background(), relay.DefaultStream)
+		if err != nil {
+			return err
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("the notifications stream never reached %d messages", n)
+		info, err := s.Info(context.Background())
+		if err != nil {
+			return err
+		}
+		if info.State.Msgs < n {
+			return fmt.Errorf("%d so far", info.State.Msgs)
+		}
+		return nil
+	})
 }
 
 // waitSettled waits until the mailer's consumer has acknowledged every message of the
@@ -339,8 +332,7 @@ func waitStream(t *testing.T, js jetstream.JetStream, n uint64) {
 func waitSettled(t *testing.T, js jetstream.JetStream) {
 	t.Helper()
 	ctx := context.Background()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testwait.Check(t, "the mailer to settle the notifications stream", func() error {
 		s, err := js.Stream(ctx, relay.DefaultStream)
 		if err != nil {
 			t.Fatal(err)
@@ -357,13 +349,10 @@ func waitSettled(t *testing.T, js jetstream.JetStream) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if ci.AckFloor.Stream >= si.State.LastSeq && ci.NumAckPending == 0 && ci.NumPending == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the mailer settled the stream up to %d of %d (%d pending, %d unacknowledged)",
+		if ci.AckFloor.Stream < si.State.LastSeq || ci.NumAckPending != 0 || ci.NumPending != 0 {
+			return fmt.Errorf("settled up to %d of %d (%d pending, %d unacknowledged)",
 				ci.AckFloor.Stream, si.State.LastSeq, ci.NumPending, ci.NumAckPending)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }

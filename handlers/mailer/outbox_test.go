@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/einvoice/spaceorders/internal/testwait"
 )
 
 func outboxEmail(name string) Email {
@@ -51,11 +53,11 @@ func TestOutboxSendsShareFolderSyncs(t *testing.T) {
 
 	errs := make(chan error, 32)
 	go func() { errs <- o.Send(context.Background(), outboxEmail("first")) }()
-	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(listing) == 1 })
+	testwait.For(t, "the first email's folder fsync", func() bool { mu.Lock(); defer mu.Unlock(); return len(listing) == 1 })
 	for i := range 31 {
 		go func() { errs <- o.Send(context.Background(), outboxEmail(fmt.Sprintf("e%02d", i))) }()
 	}
-	waitFor(t, func() bool {
+	testwait.For(t, "31 emails waiting behind the first fsync", func() bool {
 		o.mu.Lock()
 		defer o.mu.Unlock()
 		return o.next != nil && o.next.members == 31
@@ -76,17 +78,6 @@ func TestOutboxSendsShareFolderSyncs(t *testing.T) {
 		if name := fmt.Sprintf("e%02d.eml", i); !listing[1][name] {
 			t.Fatalf("%s: its Send returned without a folder fsync after its rename", name)
 		}
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition never met")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

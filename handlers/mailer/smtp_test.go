@@ -3,6 +3,7 @@ package mailer_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/einvoice/spaceorders/internal/testwait"
 )
 
 // smtpServer is a real SMTP server on loopback (go-smtp), keeping what it accepts.
@@ -117,17 +120,14 @@ func (s *smtpServer) messages() []received {
 // waitN waits until n messages arrived.
 func (s *smtpServer) waitN(t testing.TB, n int, within time.Duration) []received {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		got := s.messages()
-		if len(got) >= n {
-			return got
+	var got []received
+	testwait.CheckWithin(t, within, fmt.Sprintf("%d emails on the SMTP server", n), func() error {
+		if got = s.messages(); len(got) < n {
+			return fmt.Errorf("%d so far", len(got))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("SMTP server got %d emails, want %d", len(got), n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
+	return got
 }
 
 type session struct {
@@ -169,7 +169,7 @@ func (x *session) Data(r io.Reader) error {
 	}
 	if delay > 0 {
 		// Accepted, but the answer is slow to come: a sender that dies meanwhile never
-		// learns that it went out.
+		// learns that it went out. A slow server is the scenario, not a wait.
 		time.Sleep(delay)
 	}
 	m := received{From: x.from, To: x.to, Raw: raw, At: time.Now()}

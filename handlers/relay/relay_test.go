@@ -3,6 +3,7 @@ package relay_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -19,6 +20,7 @@ import (
 	"github.com/einvoice/spaceorders/eventstore/kurrentdb/standin"
 	"github.com/einvoice/spaceorders/handlers/notifications"
 	"github.com/einvoice/spaceorders/handlers/relay"
+	"github.com/einvoice/spaceorders/internal/testwait"
 )
 
 type env struct {
@@ -134,17 +136,32 @@ func published(t *testing.T, js jetstream.JetStream) []message {
 
 func waitCount(t *testing.T, js jetstream.JetStream, n int) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
+	testwait.Check(t, fmt.Sprintf("%d messages in the notifications stream", n), func() error {
 		s, err := js.Stream(context.Background(), relay.DefaultStream)
-		if err == nil {
-			if info, err := s.Info(context.Background()); err == nil && info.State.Msgs >= uint64(n) {
-				return
-			}
+		if err != nil {
+			return err
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("the notifications stream never reached %d messages", n)
+		info, err := s.Info(context.Background())
+		if err != nil {
+			return err
+		}
+		if info.State.Msgs < uint64(n) {
+			return fmt.Errorf("%d so far", info.State.Msgs)
+		}
+		return nil
+	})
+}
+
+// barrier appends one more order while the relay runs, and waits until the stream holds as
+// many messages as want and the barrier's events. The relay publishes in log order, so a
+// wrongful duplicate of an earlier event would land before the barrier's events, within the
+// count, and show in the stream read next: the test cannot pass by looking too soon, as it
+// could after a pause "long enough" for a duplicate to show.
+func barrier(t *testing.T, e env, want []uuid.UUID) []uuid.UUID {
+	t.Helper()
+	want = append(want, appendOrder(t, e.store)...)
+	waitCount(t, e.js, len(want))
+	return want
 }
 
 func runRelay(t *testing.T, e env) (stop func()) {
@@ -224,11 +241,13 @@ func TestRelayRestartMidStreamSkipsNothingAndRepeatsNothing(t *testing.T) {
 			want = append(want, appendOrder(t, e.store)...)
 		}
 		stop()
+		// Not a wait on a condition: the server's de-duplication window must pass, so
+		// that it cannot hide an event the next run publishes again.
 		time.Sleep(2 * shortDedup.Duplicates)
 	}
 	stop := runRelayWith(t, e, shortDedup)
 	waitCount(t, e.js, len(want))
-	time.Sleep(100 * time.Millisecond) // room for a wrongful duplicate to show up
+	want = barrier(t, e, want)
 	stop()
 	assertExactly(t, published(t, e.js), want)
 }
@@ -284,7 +303,7 @@ func resumesWithinACommit(t *testing.T, e env) {
 	}
 	stop := runRelay(t, e)
 	waitCount(t, e.js, len(want))
-	time.Sleep(100 * time.Millisecond)
+	want = barrier(t, e, want)
 	stop()
 	assertExactly(t, published(t, e.js), want)
 }
@@ -362,7 +381,7 @@ func TestRelayRefusedMessageLeavesNoGap(t *testing.T) {
 	faulty := &refuseOnce{JetStream: e.js, eventID: want[7].String()}
 	stop := runRelay(t, env{e.store, faulty})
 	waitCount(t, e.js, len(want))
-	time.Sleep(100 * time.Millisecond) // room for a wrongful duplicate to show up
+	want = barrier(t, e, want)
 	stop()
 	faulty.mu.Lock()
 	refused := faulty.done

@@ -10,21 +10,11 @@ import (
 
 	"github.com/einvoice/spaceorders/internal/retrying"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/einvoice/spaceorders/internal/testwait"
 )
 
 var quick = Backoff{Min: time.Millisecond, Max: 20 * time.Millisecond}
-
-// eventually waits for cond, failing the test after a generous deadline.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never: %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
 
 func TestAFailingPartIsRestartedAndItsFailuresShow(t *testing.T) {
 	reg := prometheus.NewRegistry()
@@ -39,7 +29,7 @@ func TestAFailingPartIsRestartedAndItsFailuresShow(t *testing.T) {
 	})
 	s.Add("sweeper", func(ctx context.Context) error { <-ctx.Done(); return nil })
 	s.Start(context.Background())
-	eventually(t, "the relay runs after three failures", func() bool {
+	testwait.For(t, "the relay runs after three failures", func() bool {
 		st := s.Status()[0]
 		return st.State == Running && st.Restarts == 3
 	})
@@ -76,7 +66,7 @@ func TestAPartThatReturnsIsRestarted(t *testing.T) {
 		return nil
 	})
 	s.Start(context.Background())
-	eventually(t, "a second run", func() bool { return runs.Load() == 2 && s.Status()[0].State == Running })
+	testwait.For(t, "a second run", func() bool { return runs.Load() == 2 && s.Status()[0].State == Running })
 	if !strings.Contains(s.Status()[0].LastError, "returned") {
 		t.Errorf("last error %q", s.Status()[0].LastError)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/einvoice/spaceorders/eventstore/jetstream"
+	"github.com/einvoice/spaceorders/internal/testwait"
 )
 
 // Cluster is a JetStream cluster of in-process nats-servers on loopback, each in its own
@@ -120,19 +121,12 @@ func (c *Cluster) Kill(name string) {
 // node follows it, for a test about what comes after the cluster's start.
 func (c *Cluster) WaitForLeader() {
 	c.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testwait.For(c.t, "a JetStream leader in the NATS cluster, every node current", func() bool {
 		leader, current := false, true
 		for _, s := range c.Nodes {
 			leader = leader || s.JetStreamIsLeader()
 			current = current && s.JetStreamIsCurrent()
 		}
-		if leader && current {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatal("the NATS cluster elected no JetStream leader within 30 s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return leader && current
+	})
 }

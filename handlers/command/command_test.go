@@ -3,6 +3,7 @@ package command_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/einvoice/spaceorders/domain"
+	"github.com/einvoice/spaceorders/internal/testwait"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/einvoice/spaceorders/eventstore"
@@ -245,23 +247,18 @@ func TestPurchasesApplyOnceAcrossRestarts(t *testing.T) {
 		done := make(chan error)
 		pm := command.NewPurchases(command.New(store, command.Options{}), checkpoint)
 		go func() { done <- pm.Run(ctx) }()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		// Done when the condition holds and the process manager has read the whole log, so
+		// that a second run has nothing left to do.
+		testwait.Check(t, "the process manager to act and read the whole log", func() error {
 			s, _, _, err := command.New(store, command.Options{}).Subscription(t.Context(), subID)
 			if err != nil {
-				t.Fatal(err)
+				return err
 			}
-			// Done when the condition holds and the process manager has read the whole log,
-			// so that a second run has nothing left to do.
-			head, _ := store.Head(t.Context())
-			if cond(s) && pm.Position() >= head {
-				break
+			if head, _ := store.Head(t.Context()); !cond(s) || pm.Position() < head {
+				return fmt.Errorf("subscription %+v, process manager at %d of %d", s, pm.Position(), head)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("process manager did not act: %+v", s)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return nil
+		})
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
 	"github.com/einvoice/spaceorders/handlers/tokens"
+	"github.com/einvoice/spaceorders/internal/testwait"
 )
 
 // The help page's flow, over HTTP, from each channel: open, request, toggle, checkout,
@@ -85,7 +86,7 @@ func TestSeedFlowFromEachChannel(t *testing.T) {
 			}
 
 			var sub map[string]any
-			eventually(t, "the purchase is applied to the subscription", func() bool {
+			testwait.For(t, "the purchase is applied to the subscription", func() bool {
 				sub = must(t, e.do("GET", "/v1/subscriptions/"+subID, cu, nil), 200).json(t)
 				return len(sub["space"].([]any)) == 1
 			})

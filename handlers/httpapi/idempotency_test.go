@@ -14,6 +14,7 @@ import (
 	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
 	"github.com/einvoice/spaceorders/handlers/tokens"
+	"github.com/einvoice/spaceorders/internal/testwait"
 )
 
 // startIn starts the product on the data folder dir; stop shuts it down (the folder holds
@@ -140,7 +141,7 @@ func TestRetryIsNotRefusedByWhatCameAfterItsSuccess(t *testing.T) {
 	first := must(t, e1.do("POST", "/v1/orders", cu, body, "Idempotency-Key", "moved-1"), http.StatusCreated)
 	orderID := first.str(t, "orderId")
 	must(t, e1.do("POST", "/v1/orders/"+orderID+"/cancel", cu, map[string]any{}), http.StatusOK)
-	eventually(t, "slot released", func() bool {
+	testwait.For(t, "slot released", func() bool {
 		return countTypes(e1.events("subscription", subID), "OrderSlotReleased") == 1
 	})
 	second := must(t, e1.do("POST", "/v1/orders", cu, body), http.StatusCreated)
@@ -164,7 +165,7 @@ func TestOrderInProgressIsNotKeptUnderTheKey(t *testing.T) {
 	busy := must(t, e.do("POST", "/v1/orders", cu, body), http.StatusCreated)
 	wantProblem(t, e.do("POST", "/v1/orders", cu, body, "Idempotency-Key", "busy-1"), http.StatusConflict, "order-in-progress")
 	must(t, e.do("POST", "/v1/orders/"+busy.str(t, "orderId")+"/cancel", cu, map[string]any{}), http.StatusOK)
-	eventually(t, "retry succeeds once the slot is free", func() bool {
+	testwait.For(t, "retry succeeds once the slot is free", func() bool {
 		return e.do("POST", "/v1/orders", cu, body, "Idempotency-Key", "busy-1").status == http.StatusCreated
 	})
 }

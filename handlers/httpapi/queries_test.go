@@ -14,6 +14,7 @@ import (
 	"github.com/einvoice/spaceorders/handlers/app"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
 	"github.com/einvoice/spaceorders/handlers/tokens"
+	"github.com/einvoice/spaceorders/internal/testwait"
 	"github.com/einvoice/spaceorders/projections"
 )
 
@@ -229,7 +230,7 @@ func TestReadModelQueriesAfterTheCommands(t *testing.T) {
 func (e *env) waitQuota(subID string, gb int) {
 	e.t.Helper()
 	fin := e.token(tokens.RoleFinance, "fin")
-	eventually(e.t, "quota shows the purchased space", func() bool {
+	testwait.For(e.t, "quota shows the purchased space", func() bool {
 		var q projections.QuotaView
 		_ = json.Unmarshal(e.do("GET", "/v1/subscriptions/"+subID+"/quota", fin, nil).body, &q)
 		return q.PurchasedGB == gb && q.PendingGB == 0

@@ -152,7 +152,7 @@ func TestAPartsOwnRetriesShow(t *testing.T) {
 		t.Errorf("restarts metric %v, want 1", got)
 	}
 	close(recover)
-	eventually(t, "the relay runs again", func() bool { return s.Status()[0].State == Running })
+	testwait.For(t, "the relay runs again", func() bool { return s.Status()[0].State == Running })
 	if got := metric(t, reg, "spaceorders_part_up", "relay"); got != 1 {
 		t.Errorf("up metric %v once recovered, want 1", got)
 	}

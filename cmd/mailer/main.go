@@ -36,6 +36,7 @@ import (
 	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/emaillog"
 	"github.com/einvoice/spaceorders/handlers/mailer"
+	"github.com/einvoice/spaceorders/internal/backoff"
 )
 
 func main() {
@@ -242,6 +243,7 @@ func serveMetrics(addr string, reg *prometheus.Registry, log *zap.Logger) (stop 
 
 // openStore opens the event store, waiting for it while it is not up yet (as for NATS).
 func openStore(ctx context.Context, sc open.Config, log *zap.Logger) (*open.Opened, error) {
+	bo := backoff.New(backoff.Policy{Min: time.Second, Max: 30 * time.Second})
 	for {
 		octx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		store, err := open.Open(octx, sc)
@@ -250,10 +252,8 @@ func openStore(ctx context.Context, sc open.Config, log *zap.Logger) (*open.Open
 			return store, nil
 		}
 		log.Warn("waiting for the event store", zap.String("store", cli.Redact(sc.URL)), zap.Error(err))
-		select {
-		case <-ctx.Done():
+		if backoff.Sleep(ctx, bo.Next()) != nil {
 			return nil, fmt.Errorf("--store (MAILER_STORE): %w", err)
-		case <-time.After(time.Second):
 		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/einvoice/spaceorders/eventstore"
+	"github.com/einvoice/spaceorders/internal/backoff"
 )
 
 // EmbeddedConfig configures the in-process NATS server.
@@ -339,7 +340,9 @@ func (e *Embedded) recoverWrites() {
 	log := e.log.Named("recovery")
 	log.Error("the event store stopped writing: no space left in its folder; writing resumes by itself once space is freed",
 		zap.String("dir", e.cfg.Dir), zap.Uint64("needs_free_bytes", e.cfg.MinFreeBytes))
-	wait := e.cfg.RecoverEvery
+	// Free space is looked at every RecoverEvery; a restart that fails waits longer each
+	// time, up to 30 s.
+	wait, bo := e.cfg.RecoverEvery, backoff.New(backoff.Policy{Min: e.cfg.RecoverEvery, Max: 30 * time.Second})
 	for {
 		select {
 		case <-e.quit:
@@ -362,7 +365,7 @@ func (e *Embedded) recoverWrites() {
 		err = e.restartJetStream()
 		e.restarting.Unlock()
 		if err != nil {
-			wait = min(2*wait, 30*time.Second)
+			wait = bo.Next()
 			log.Error("restarting JetStream after space was freed", zap.Error(err), zap.Duration("next_try", wait))
 			continue
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/einvoice/spaceorders/eventstore"
+	"github.com/einvoice/spaceorders/internal/backoff"
 )
 
 // hdrNumPending is in the 204 status that ends a batched direct get.
@@ -106,7 +107,8 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]e
 	if err != nil {
 		return nil, fmt.Errorf("read %s: last commit without sequence: %w", stream, err)
 	}
-	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+	bo := backoff.New(backoff.Policy{Min: time.Millisecond, Max: 100 * time.Millisecond})
+	for {
 		all, seq, err := s.readBatches(ctx, stream, subject, from)
 		switch {
 		case errors.Is(err, eventstore.ErrStreamNotFound):
@@ -119,10 +121,8 @@ func (s *Store) ReadStream(ctx context.Context, stream string, from uint64) ([]e
 		if seq-1 >= lastSeq {
 			return all, nil
 		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("read %s: the replica answering reads is behind commit %d: %w", stream, lastSeq, ctx.Err())
-		case <-time.After(wait):
+		if err := backoff.Sleep(ctx, bo.Next()); err != nil {
+			return nil, fmt.Errorf("read %s: the replica answering reads is behind commit %d: %w", stream, lastSeq, err)
 		}
 	}
 }

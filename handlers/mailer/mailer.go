@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/einvoice/spaceorders/handlers/notifications"
+	"github.com/einvoice/spaceorders/internal/backoff"
 )
 
 // ErrPermanent marks a failure that no retry can fix (an unknown payment method, a bad
@@ -189,7 +190,8 @@ func (m *Mailer) Metrics() *Metrics { return m.metrics }
 func (m *Mailer) Setup(ctx context.Context) (jetstream.Consumer, error) {
 	// The relay in the same process creates the stream within milliseconds: the first
 	// waits are short, so that the first emails do not wait a second for nothing.
-	for wait := 20 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+	bo := backoff.New(backoff.Policy{Min: 20 * time.Millisecond, Max: time.Second})
+	for {
 		s, err := m.js.Stream(ctx, m.cfg.Stream)
 		if err == nil {
 			m.stream = s
@@ -197,10 +199,8 @@ func (m *Mailer) Setup(ctx context.Context) (jetstream.Consumer, error) {
 		}
 		// Not created yet by the relay, or the server not reachable yet: wait.
 		m.log.Info("waiting for the notifications stream", zap.String("stream", m.cfg.Stream), zap.Error(err))
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(wait):
+		if err := backoff.Sleep(ctx, bo.Next()); err != nil {
+			return nil, err
 		}
 	}
 	if _, err := EnsureDeadLetterStream(ctx, m.js, m.cfg.DeadLetterStream, m.cfg.DeadLetterSubject, m.cfg.Replicas); err != nil {
@@ -476,7 +476,7 @@ const recordAttempts = 6
 // email, by this mailer or another, is recognised and writes nothing.
 func (m *Mailer) record(ctx context.Context, msg jetstream.Msg, n notifications.Envelope, orderID uuid.UUID, rec EmailRecord) error {
 	cause := Cause{EventID: n.EventID, CorrelationID: n.CorrelationID}
-	delay := 100 * time.Millisecond
+	bo := backoff.New(backoff.Policy{Min: 100 * time.Millisecond, Max: 5 * time.Second})
 	for attempt := 1; ; attempt++ {
 		err := m.cfg.Ledger.Record(ctx, orderID, rec, cause)
 		if err == nil {
@@ -486,12 +486,9 @@ func (m *Mailer) record(ctx context.Context, msg jetstream.Msg, n notifications.
 			return fmt.Errorf("%T of order %s: %w", rec, orderID, err)
 		}
 		_ = msg.InProgress() // keep the message ours while the store recovers
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(delay):
+		if err := backoff.Sleep(ctx, bo.Next()); err != nil {
+			return err
 		}
-		delay *= 2
 	}
 }
 

@@ -219,12 +219,14 @@ func Follow(ctx context.Context, store Store, after uint64, opts FollowOptions, 
 		log.Warn("following the log failed: subscribing again", zap.Uint64("after", after),
 			zap.Error(err), zap.Duration("in", wait))
 		// The supervisor running this follower shows it restarting in /readyz and metrics
-		// while it waits, as if the part itself had failed and been restarted.
+		// until the store answers again, as if the part itself had failed.
 		retrying.Failed(ctx, err)
 		if backoff.Sleep(ctx, wait) != nil {
 			return ctx.Err()
 		}
-		retrying.Recovered(ctx)
+		if _, err := store.Head(ctx); err == nil {
+			retrying.Recovered(ctx)
+		}
 	}
 }
 

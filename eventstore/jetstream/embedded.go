@@ -334,15 +334,15 @@ func (e *Embedded) noSpace(msg string) {
 // recoverWrites waits until the data folder has MinFreeBytes free again, then restarts
 // JetStream in the running server: the streams are opened afresh from their files, which
 // clears the write error the server keeps until then. A restart that fails is tried again,
-// with a delay that doubles up to 30 s.
+// with a delay that doubles, with jitter, up to 30 s.
 func (e *Embedded) recoverWrites() {
 	defer e.wg.Done()
 	log := e.log.Named("recovery")
 	log.Error("the event store stopped writing: no space left in its folder; writing resumes by itself once space is freed",
 		zap.String("dir", e.cfg.Dir), zap.Uint64("needs_free_bytes", e.cfg.MinFreeBytes))
-	// Free space is looked at every RecoverEvery; a restart that fails waits longer each
-	// time, up to 30 s.
-	wait, bo := e.cfg.RecoverEvery, backoff.New(backoff.Policy{Min: e.cfg.RecoverEvery, Max: 30 * time.Second})
+	// Free space is looked at every RecoverEvery; after a restart that fails, the wait
+	// doubles (with jitter) up to 30 s.
+	wait, bo := e.cfg.RecoverEvery, backoff.New(backoff.Policy{Min: 2 * e.cfg.RecoverEvery, Max: 30 * time.Second})
 	for {
 		select {
 		case <-e.quit:

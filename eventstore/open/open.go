@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
@@ -107,6 +108,11 @@ func (s *Opened) Close() error {
 	return errors.Join(errs...)
 }
 
+// ConnectTimeout bounds reaching a server (NATS, KurrentDB) when ctx has no deadline of its
+// own. Creating the events stream is not bounded by it: a cluster still electing its leader
+// is waited for within ctx, or jetstream.Ensure's own bound.
+const ConnectTimeout = 15 * time.Second
+
 // Open opens the store c names. An embedded data folder must not be in use by another
 // process: a running orderd's store is reached by its NATS URL.
 func Open(ctx context.Context, c Config) (*Opened, error) {
@@ -126,7 +132,6 @@ func Open(ctx context.Context, c Config) (*Opened, error) {
 }
 
 func (s *Opened) open(ctx context.Context, c Config) error {
-	var err error
 	kind := s.Kind
 	if kind == Embedded || c.EmbeddedNATS {
 		if c.DataDir == "" {
@@ -149,24 +154,36 @@ func (s *Opened) open(ctx context.Context, c Config) error {
 	case Embedded:
 		// The embedded server has already said whether it fsyncs every write; given its
 		// faults, an append on a full disk is refused at once.
-		err = s.openJetStream(ctx, s.Embedded.Conn, jetstream.Options{Logger: c.Logger, SkipSyncReport: true, Faults: s.Embedded})
+		return s.openJetStream(ctx, s.Embedded.Conn, jetstream.Options{Logger: c.Logger, SkipSyncReport: true, Faults: s.Embedded})
 	case NATS:
-		var nc *nats.Conn
-		if nc, err = jetstream.Connect(ctx, c.URL, c.NATSOptions...); err != nil {
+		cctx, cancel := connecting(ctx)
+		nc, err := jetstream.Connect(cctx, c.URL, c.NATSOptions...)
+		cancel()
+		if err != nil {
 			return err
 		}
 		s.closers = append(s.closers, func() error { nc.Close(); return nil })
 		s.Conn = nc
-		err = s.openJetStream(ctx, nc, jetstream.Options{Logger: c.Logger, Replicas: c.Replicas})
+		return s.openJetStream(ctx, nc, jetstream.Options{Logger: c.Logger, Replicas: c.Replicas})
 	case Kurrent:
-		var ks *kurrentdb.Store
-		if ks, err = kurrentdb.Open(ctx, c.URL, kurrentdb.Options{StreamPrefix: c.StreamPrefix}); err != nil {
+		cctx, cancel := connecting(ctx)
+		ks, err := kurrentdb.Open(cctx, c.URL, kurrentdb.Options{StreamPrefix: c.StreamPrefix})
+		cancel()
+		if err != nil {
 			return err
 		}
 		s.Store = ks
 		s.closers = append(s.closers, ks.Close)
 	}
-	return err
+	return nil
+}
+
+// connecting is ctx, bounded by ConnectTimeout unless it has a deadline already.
+func connecting(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, ConnectTimeout)
 }
 
 func (s *Opened) openJetStream(ctx context.Context, nc *nats.Conn, opts jetstream.Options) error {

@@ -245,9 +245,9 @@ func (a *App) openStore(ctx context.Context) error {
 		return err
 	}
 	a.natsConnect = auth.connect
-	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	s, err := open.Open(cctx, open.Config{
+	// Reaching the servers is bounded (open.ConnectTimeout); creating the events stream on
+	// a cluster still electing its leader is waited for longer (jetstream.Ensure).
+	s, err := open.Open(ctx, open.Config{
 		DataDir: cfg.DataDir, URL: cfg.Store, StreamPrefix: cfg.StorePrefix, RelaxedSync: cfg.RelaxedSync,
 		Replicas: cfg.NATSReplicas, EmbeddedNATS: cfg.embeddedNATS(),
 		Server:      jetstream.EmbeddedConfig{Listen: cfg.NATSListen, Users: auth.users, NKeys: auth.nkeys, ConnectOptions: auth.connect},
@@ -268,6 +268,8 @@ func (a *App) openStore(ctx context.Context) error {
 		log.Info("event store: KurrentDB", zap.String("store", cli.Redact(cfg.Store)))
 	}
 	if cfg.NATSURL != "" {
+		cctx, cancel := context.WithTimeout(ctx, open.ConnectTimeout)
+		defer cancel()
 		if a.NATS, err = a.connect(cctx, cfg.NATSURL); err != nil {
 			return fmt.Errorf("--nats-url (ORDERD_NATS_URL): %w", err)
 		}

@@ -289,7 +289,7 @@ func (c Config) validateStore() error {
 // beyond loopback, and its replicas. It runs after validateStore, which checked the store's URL.
 func (c Config) validateNATS() error {
 	kind, _ := c.StoreKind()
-	if kind, _ := open.Kind(c.NATSURL); c.NATSURL != "" && kind != open.NATS {
+	if natsKind, _ := open.Kind(c.NATSURL); c.NATSURL != "" && natsKind != open.NATS {
 		return fmt.Errorf("--nats-url (ORDERD_NATS_URL) %q: want nats://host:4222 (comma-separated for a cluster)", c.NATSURL)
 	}
 	if c.NATSListen != "" && !c.embeddedNATS() {

@@ -15,6 +15,7 @@ import (
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/handlers/mailer"
+	"github.com/einvoice/spaceorders/handlers/notifications"
 	"github.com/einvoice/spaceorders/handlers/relay"
 	"github.com/einvoice/spaceorders/internal/testwait"
 )
@@ -145,7 +146,7 @@ func TestRedeliverySendsNothingTwice(t *testing.T) {
 	}
 	// The same event once more under another message id, as a republish after the
 	// de-duplication window would be.
-	last, err := s.GetLastMsgForSubject(ctx, relay.Subject(relay.DefaultSubjectPrefix, "OrderConfirmed", orders[9].OrderID.String()))
+	last, err := s.GetLastMsgForSubject(ctx, notifications.Subject(relay.DefaultSubjectPrefix, "OrderConfirmed", orders[9].OrderID.String()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,11 @@ var codec = eventstore.DomainCodec()
 // message for the event's type (notifications), with the catalogue's labels and payment
 // details resolved from cat, or, for an event the contract has no type for, a message outside
 // the contract (notifications.VersionOutside) carrying the stored payload as it is.
+//
+// An event of a contract type that cannot be mapped (a payload this build cannot decode, a
+// newer schema version) goes out of the contract too, with the reason in HeaderContractError:
+// one such event must not hold back every notification after it, and a consumer of the
+// contract refuses it visibly (the mailer dead-letters it and records the give-up).
 func Encode(prefix string, cat *domain.Catalogue, env eventstore.Envelope) (*nats.Msg, error) {
 	category, id, err := eventstore.ParseStream(env.Stream)
 	if err != nil {
@@ -38,28 +43,19 @@ func Encode(prefix string, cat *domain.Catalogue, env eventstore.Envelope) (*nat
 		head.SubscriptionID = id
 	}
 	var body []byte
-	if len(notifications.Versions(env.Type)) == 0 {
-		body, err = notifications.EncodeOutside(head, env.Payload)
-	} else {
-		var ev any
-		if ev, err = codec.Decode(env.Type, env.SchemaVersion, env.Payload); err == nil {
-			p, related := Contract(ev, cat)
-			if p == nil {
-				return nil, fmt.Errorf("relay: event %s: the contract has type %s and the relay no mapping for it", env.ID, env.Type)
-			}
-			if related.OrderID != uuid.Nil {
-				head.OrderID = related.OrderID
-			}
-			if related.SubscriptionID != uuid.Nil {
-				head.SubscriptionID = related.SubscriptionID
-			}
-			body, err = notifications.Encode(head, p)
+	var unmapped error
+	if len(notifications.Versions(env.Type)) > 0 {
+		body, unmapped = contractBody(head, cat, env)
+	}
+	if body == nil {
+		if body, err = notifications.EncodeOutside(head, env.Payload); err != nil {
+			return nil, fmt.Errorf("relay: encode event %s (%s): %w", env.ID, env.Type, err)
 		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("relay: encode event %s (%s): %w", env.ID, env.Type, err)
-	}
 	m := nats.NewMsg(notifications.Subject(prefix, env.Type, id.String()))
+	if unmapped != nil {
+		m.Header.Set(HeaderContractError, unmapped.Error())
+	}
 	m.Data = body
 	m.Header.Set(HeaderPosition, strconv.FormatUint(env.Position, 10))
 	m.Header.Set(HeaderIndex, strconv.Itoa(env.Index))
@@ -67,6 +63,25 @@ func Encode(prefix string, cat *domain.Catalogue, env eventstore.Envelope) (*nat
 	m.Header.Set(HeaderStream, env.Stream)
 	m.Header.Set(HeaderStreamVersion, strconv.FormatUint(env.StreamVersion, 10))
 	return m, nil
+}
+
+// contractBody is the contract's message for env, or why there is none.
+func contractBody(head notifications.Envelope, cat *domain.Catalogue, env eventstore.Envelope) ([]byte, error) {
+	ev, err := codec.Decode(env.Type, env.SchemaVersion, env.Payload)
+	if err != nil {
+		return nil, err
+	}
+	p, related := Contract(ev, cat)
+	if p == nil {
+		return nil, fmt.Errorf("the contract has type %s and the relay no mapping for it", env.Type)
+	}
+	if related.OrderID != uuid.Nil {
+		head.OrderID = related.OrderID
+	}
+	if related.SubscriptionID != uuid.Nil {
+		head.SubscriptionID = related.SubscriptionID
+	}
+	return notifications.Encode(head, p)
 }
 
 // Related is what a message is about besides its own aggregate: the subscription of an

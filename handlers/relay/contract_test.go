@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,7 +159,7 @@ func TestRelayResumesAfterALegacyMessage(t *testing.T) {
 		}
 	}
 	_, agg, _ := eventstore.ParseStream(registered.Stream)
-	legacy := nats.NewMsg(relay.Subject(relay.DefaultSubjectPrefix, registered.Type, agg.String()))
+	legacy := nats.NewMsg(notifications.Subject(relay.DefaultSubjectPrefix, registered.Type, agg.String()))
 	legacy.Data, _ = json.Marshal(map[string]any{"eventId": registered.ID, "type": registered.Type, "schemaVersion": 1,
 		"stream": registered.Stream, "streamVersion": registered.StreamVersion, "position": registered.Position,
 		"index": registered.Index, "payload": registered.Payload})
@@ -212,6 +213,36 @@ func BenchmarkEncodeOrderConfirmed(b *testing.B) {
 	for b.Loop() {
 		if _, err := relay.Encode(relay.DefaultSubjectPrefix, cat, env); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// An event of a contract type that this build cannot map (here a schema version from a
+// newer build) does not hold back what follows it: it goes out outside the contract, with
+// the reason in a header, and the next events go out as their messages.
+func TestAnUnmappableEventGoesOutsideTheContractAndHoldsNothingBack(t *testing.T) {
+	e := start(t)
+	stop := runRelayWith(t, e, relay.Options{})
+	order := uuid.New()
+	newer := eventstore.EventData{ID: uuid.New(), Type: "OrderConfirmed", SchemaVersion: 99,
+		Payload: json.RawMessage(`{"orderId":"` + order.String() + `","shape":"of a newer build"}`)}
+	if _, err := e.store.Append(context.Background(), eventstore.StreamName("order", order), eventstore.NoStream, newer); err != nil {
+		t.Fatal(err)
+	}
+	ids := appendOrder(t, e.store)
+	waitCount(t, e.js, 1+len(ids)) // ids: the events appendOrder's order publishes
+	stop()
+	got := published(t, e.js)
+	if len(got) != 1+len(ids) || got[0].EventID != newer.ID || got[0].Version != notifications.VersionOutside ||
+		!strings.Contains(got[0].Header.Get(relay.HeaderContractError), "99") {
+		t.Fatalf("published %+v", got)
+	}
+	if got[0].OrderID != order {
+		t.Errorf("the message outside the contract names order %s, want %s", got[0].OrderID, order)
+	}
+	for _, m := range got[1:] {
+		if m.Version != 1 || m.Header.Get(relay.HeaderContractError) != "" {
+			t.Errorf("after it: %s version %d, error %q", m.Type, m.Version, m.Header.Get(relay.HeaderContractError))
 		}
 	}
 }

@@ -31,6 +31,9 @@ const (
 	HeaderType          = "Orders-Event-Type"
 	HeaderStream        = "Orders-Stream"
 	HeaderStreamVersion = "Orders-Stream-Version"
+	// HeaderContractError is set on an event of a contract type published outside the
+	// contract because it could not be mapped (see Encode): why.
+	HeaderContractError = "Orders-Contract-Error"
 )
 
 // Defaults of Options.
@@ -118,11 +121,6 @@ func (o *Options) defaults() {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
-}
-
-// Subject is where an event of type typ about aggregate id is published.
-func Subject(prefix, typ, aggregateID string) string {
-	return notifications.Subject(prefix, typ, aggregateID)
 }
 
 // StreamConfig is the notifications stream's configuration for opts.
@@ -228,7 +226,9 @@ func streamOf(m *jetstream.RawStreamMsg) (string, uint64, error) {
 
 // Run publishes until ctx ends, resuming after the stream's last message. It follows the
 // log with eventstore.Follow: after an error of the log or the server it starts again, with
-// backoff, from the stream's checkpoint. Run returns only ctx's error.
+// backoff, from the stream's checkpoint. Run returns ctx's error, or what no new attempt can
+// mend: a checkpoint the log does not have (eventstore.ErrInvalidPosition, a log imported
+// into a new store under an old notifications stream).
 func (r *Relay) Run(ctx context.Context) error {
 	var p *pipeline
 	// settle waits for the acknowledgements in flight of the last attempt (unless Run is
@@ -371,6 +371,10 @@ func (p *pipeline) publish(ctx context.Context, env eventstore.Envelope) error {
 	msg, err := Encode(p.r.opts.SubjectPrefix, p.r.opts.Catalogue, env)
 	if err != nil {
 		return err
+	}
+	if why := msg.Header.Get(HeaderContractError); why != "" {
+		p.r.log.Error("event published outside the notifications contract: it could not be mapped",
+			zap.String("event_id", env.ID.String()), zap.String("type", env.Type), zap.String("error", why))
 	}
 	id := env.ID.String()
 	fut, err := p.r.js.PublishMsgAsync(msg, jetstream.WithMsgID(id), jetstream.WithExpectLastSequence(p.next))

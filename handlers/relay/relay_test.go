@@ -126,7 +126,7 @@ func published(t *testing.T, js jetstream.JetStream) []message {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := relay.Subject(relay.DefaultSubjectPrefix, msg.Type, agg.String()); m.Subject != want {
+		if want := notifications.Subject(relay.DefaultSubjectPrefix, msg.Type, agg.String()); m.Subject != want {
 			t.Fatalf("message %d: subject %s, want %s", seq, m.Subject, want)
 		}
 		out = append(out, msg)

@@ -15,11 +15,13 @@ type Policy struct{ Min, Max time.Duration }
 // Default is what a retrying part uses unless told otherwise.
 var Default = Policy{Min: 200 * time.Millisecond, Max: 30 * time.Second}
 
-// OrDefault is p, or Default when p does not make sense (Min not positive, Max below Min).
+// OrDefault is p, or Default when p has no Min; a Max below Min is raised to Min (a wait
+// that does not grow), rather than replaced by Default's much shorter one.
 func (p Policy) OrDefault() Policy {
-	if p.Min <= 0 || p.Max < p.Min {
+	if p.Min <= 0 {
 		return Default
 	}
+	p.Max = max(p.Max, p.Min)
 	return p
 }
 

@@ -8,9 +8,9 @@ import "context"
 
 // Reporter hears of the retries of the part whose context carries it.
 type Reporter interface {
-	// Failed: the part failed and will try again by itself after wait.
+	// Failed: the part failed and will try again by itself.
 	Failed(err error)
-	// Recovered: the part works again after a failure.
+	// Recovered: what the part needs answers again after a failure.
 	Recovered()
 }
 

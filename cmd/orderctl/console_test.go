@@ -2,28 +2,18 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/einvoice/spaceorders/handlers/app"
+	"github.com/einvoice/spaceorders/handlers/app/apptest"
 )
 
 // `orderctl console-link` prints a link that signs in to a running orderd's console.
 func TestConsoleLinkSignsIn(t *testing.T) {
 	dir := t.TempDir()
-	a, err := app.New(context.Background(), app.Config{Addr: "127.0.0.1:0", DataDir: dir, RelaxedSync: true,
-		ShutdownTimeout: 5 * time.Second}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer a.Shutdown(context.Background())
+	a := apptest.Start(t, apptest.Config(dir), nil)
 
 	var out, errs bytes.Buffer
 	if code := run([]string{"console-link", "--data", dir, "--role", "auditor", "--sub", "aud-1", "--server", a.URL()}, &out, &errs); code != 0 {

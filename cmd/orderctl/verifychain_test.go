@@ -16,7 +16,7 @@ import (
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
-	"github.com/einvoice/spaceorders/handlers/app"
+	"github.com/einvoice/spaceorders/handlers/app/apptest"
 	"github.com/einvoice/spaceorders/handlers/audit"
 	"github.com/einvoice/spaceorders/handlers/checkpoint"
 	"github.com/einvoice/spaceorders/handlers/command"
@@ -26,17 +26,9 @@ import (
 // command handler, and stops it (it signs the log head at shutdown).
 func orderdRound(t *testing.T, dir string, fn func(h *command.Handler)) {
 	t.Helper()
-	a, err := app.New(context.Background(), app.Config{Addr: "127.0.0.1:0", DataDir: dir, RelaxedSync: true, ShutdownTimeout: 5 * time.Second}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	a := apptest.Start(t, apptest.Config(dir), nil)
 	fn(a.Commands)
-	if err := a.Shutdown(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	a.Stop()
 }
 
 // confirmedOrder opens a subscription and confirms an order on it; pay pays it too, with

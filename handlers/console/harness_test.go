@@ -2,7 +2,6 @@ package console_test
 
 import (
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/einvoice/spaceorders/handlers/app"
+	"github.com/einvoice/spaceorders/handlers/app/apptest"
 	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
@@ -28,25 +28,10 @@ type product struct {
 func startProduct(t *testing.T) *product {
 	t.Helper()
 	// A checkpoint every 5 events, so that the walkthrough's log has signed ones to show.
-	cfg := app.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), RelaxedSync: true, ShutdownTimeout: 5 * time.Second,
-		CheckpointEvery: 5}
-	a, err := app.New(context.Background(), cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := a.Shutdown(context.Background()); err != nil {
-			t.Error(err)
-		}
-	})
-	key, err := tokens.LoadPrivateKey(a.DevKeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &product{t: t, a: a, url: a.URL(), key: key}
+	cfg := apptest.Config(t.TempDir())
+	cfg.CheckpointEvery = 5
+	r := apptest.Start(t, cfg, nil)
+	return &product{t: t, a: r.App, url: r.URL(), key: r.Key}
 }
 
 func (p *product) token(role tokens.Role, sub string) string {

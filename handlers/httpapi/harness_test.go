@@ -17,6 +17,7 @@ import (
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
 	"github.com/einvoice/spaceorders/handlers/app"
+	"github.com/einvoice/spaceorders/handlers/app/apptest"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
 	"github.com/einvoice/spaceorders/handlers/tokens"
 )
@@ -41,30 +42,16 @@ func startWith(t *testing.T, log *zap.Logger, tune func(*app.Config)) *env {
 	t.Helper()
 	// No mailer: these tests count the log's events and its head, and a mailer appending
 	// EmailSent in the background would move them (the mailer has tests of its own).
-	cfg := app.Config{Addr: "127.0.0.1:0", DataDir: t.TempDir(), RelaxedSync: true, ShutdownTimeout: 5 * time.Second, NoMailer: true}
+	cfg := apptest.Config(t.TempDir())
+	cfg.NoMailer = true
 	if tune != nil {
 		tune(&cfg)
 	}
-	a, err := app.New(context.Background(), cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := a.Shutdown(context.Background()); err != nil {
-			t.Error(err)
-		}
-	})
-	key, err := tokens.LoadPrivateKey(a.DevKeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := apptest.Start(t, cfg, log)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 256
 	t.Cleanup(tr.CloseIdleConnections)
-	return &env{t: t, a: a, url: a.URL(), key: key, hc: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	return &env{t: t, a: r.App, url: r.URL(), key: r.Key, hc: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
 }
 
 func (e *env) token(role tokens.Role, sub string) string {

@@ -10,7 +10,7 @@ import (
 	natsjs "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/einvoice/spaceorders/domain"
-	"github.com/einvoice/spaceorders/handlers/app"
+	"github.com/einvoice/spaceorders/handlers/app/apptest"
 	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/httpapi"
 	"github.com/einvoice/spaceorders/handlers/tokens"
@@ -21,29 +21,10 @@ import (
 // one server at a time, so a restart stops the first before starting the second).
 func startIn(t *testing.T, dir string) (e *env, stop func()) {
 	t.Helper()
-	cfg := app.Config{Addr: "127.0.0.1:0", DataDir: dir, RelaxedSync: true, ShutdownTimeout: 5 * time.Second, NoMailer: true}
-	a, err := app.New(context.Background(), cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop = func() {
-		if !stopped {
-			stopped = true
-			if err := a.Shutdown(context.Background()); err != nil {
-				t.Error(err)
-			}
-		}
-	}
-	t.Cleanup(stop)
-	key, err := tokens.LoadPrivateKey(a.DevKeyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &env{t: t, a: a, url: a.URL(), key: key, hc: &http.Client{Timeout: 30 * time.Second}}, stop
+	cfg := apptest.Config(dir)
+	cfg.NoMailer = true
+	r := apptest.Start(t, cfg, nil)
+	return &env{t: t, a: r.App, url: r.URL(), key: r.Key, hc: &http.Client{Timeout: 30 * time.Second}}, r.Stop
 }
 
 // dropBucket deletes the bucket of idempotency answers, as a replica with a fresh NATS, or

@@ -42,7 +42,7 @@ func runConsoleLink(args []string, stdout, stderr io.Writer) error {
 	}
 	base, err := url.Parse(strings.TrimRight(*server, "/"))
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
-		return usagef("--url %q: give http(s)://host:port", *server)
+		return usagef("--server %q: give http(s)://host:port", *server)
 	}
 	var key ed25519.PrivateKey
 	if *keyFile != "" {

@@ -2,13 +2,12 @@ package main
 
 import (
 	"crypto/ed25519"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"time"
 
+	"github.com/einvoice/spaceorders/handlers/audit"
 	"github.com/einvoice/spaceorders/handlers/tokens"
 )
 
@@ -60,8 +59,8 @@ func runToken(args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
-// keyID is a short fingerprint of the public half, so an operator can tell two keys apart.
+// keyID is a short fingerprint of the public half, so an operator can tell two keys apart:
+// the same one the checkpoints name their keys by.
 func keyID(key ed25519.PrivateKey) string {
-	sum := sha256.Sum256(key.Public().(ed25519.PublicKey))
-	return "sha256:" + hex.EncodeToString(sum[:8])
+	return "sha256:" + audit.KeyID(key.Public().(ed25519.PublicKey))
 }

@@ -387,9 +387,6 @@ func (a *App) ready(ctx context.Context) []httpapi.Check {
 		// A full disk still lets the log be read, but not one command be recorded.
 		store = httpapi.Check{Name: "store", Detail: err.Error()}
 	}
-	if _, err := a.Store.Head(ctx); err != nil {
-		store = httpapi.Check{Name: "store", Detail: err.Error()}
-	}
 	checks := []httpapi.Check{store, a.modelsCaughtUp()}
 	checks = append(checks, a.roleChecks()...)
 	for _, p := range a.parts.Status() {

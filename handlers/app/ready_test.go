@@ -64,7 +64,7 @@ func TestReadyzSaysWhichComponentHoldsItBack(t *testing.T) {
 		}
 		return nil
 	})
-	for _, name := range []string{"store", "read-models", "projections", "purchases", "relay", "mailer", "sweeper"} {
+	for _, name := range []string{"store", "read-models", "projections", "purchases", "relay", "mailer", "sweeper", "checkpoints"} {
 		if !c[name].Ready {
 			t.Errorf("%s not ready: %+v", name, c[name])
 		}

@@ -258,17 +258,6 @@ type done[S any] struct {
 	res   Result
 }
 
-// loadFind is load that also looks for the event marker among the events it reads (all of
-// the stream's when whole is set, else those past the cached version). When it is there,
-// done holds the state as of the end of the commit that holds it.
-func (a *aggregate[S, C]) loadFind(ctx context.Context, id uuid.UUID, fresh, whole bool, marker uuid.UUID) (cached[S], *done[S], error) {
-	e, r, _, err := a.loadRead(ctx, id, fresh, whole)
-	if err != nil {
-		return e, nil, err
-	}
-	return e, a.find(r, marker), nil
-}
-
 // reading is what a load read from the stream: its events (decoded beside them), folded
 // onto base.
 type reading[S any] struct {

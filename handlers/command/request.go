@@ -53,11 +53,11 @@ func (h *Handler) openOrder(ctx context.Context, subID uuid.UUID, sub cached[dom
 		// the two appends), the slot is already this order's and the order is created now.
 		orderID = DerivedID(meta.Key, "order")
 		marker := eventID(meta.Key, h.orders.stream(orderID), stepOf(cmd), 0)
-		_, found, err := h.orders.loadFind(ctx, orderID, true, true, marker)
+		_, read, _, err := h.orders.loadRead(ctx, orderID, true, true)
 		if err != nil {
 			return uuid.Nil, Result{}, domain.Order{}, err
 		}
-		if found != nil {
+		if found := h.orders.find(read, marker); found != nil {
 			return orderID, found.res, found.state, nil
 		}
 	}

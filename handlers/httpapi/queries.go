@@ -273,11 +273,8 @@ func (s *Server) listPending(c *call) (answer, error) {
 	page, err := s.proj.PendingPayments(projections.PendingQuery{
 		Method: q.Get("method"), MinAgeDays: minAge, Cursor: q.Get("cursor"), Limit: limit,
 	}, s.now())
-	if errors.Is(err, projections.ErrBadCursor) {
-		return answer{}, malformed("cursor=%q is not one a previous page gave", q.Get("cursor"))
-	}
 	if err != nil {
-		return answer{}, err
+		return answer{}, badCursor(q, err)
 	}
 	a := PendingList{PendingPage: page, Next: nextPage(c, page.NextCursor)}
 	return answer{json: a, file: "pending-payments-" + page.Today.String() + ".csv", csv: func(w io.Writer) error {
@@ -297,11 +294,8 @@ func (s *Server) creditsDue(c *call) (answer, error) {
 		return answer{}, err
 	}
 	cd, cursor, err := s.proj.CreditsDue(s.now()).Page(q.Get("cursor"), limit)
-	if errors.Is(err, projections.ErrBadCursor) {
-		return answer{}, malformed("cursor=%q is not one a previous page gave", q.Get("cursor"))
-	}
 	if err != nil {
-		return answer{}, err
+		return answer{}, badCursor(q, err)
 	}
 	a := CreditsList{CreditsDue: cd, NextCursor: cursor, Next: nextPage(c, cursor)}
 	return answer{json: a, file: "credits-due-" + cd.Today.String() + ".csv", csv: func(w io.Writer) error {

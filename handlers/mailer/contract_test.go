@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/einvoice/spaceorders/domain"
+	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
 	"github.com/einvoice/spaceorders/handlers/mailer"
 	"github.com/einvoice/spaceorders/handlers/notifications"
 )
@@ -22,7 +23,7 @@ func TestUnknownVersionGoesToTheDeadLettersAtOnce(t *testing.T) {
 	h := newHarness(t, "")
 	c := confirmed(t, h.cat, "Mario Rossi", "mario@example.it", "it", domain.MethodCard)
 	h.confirm(c)
-	waitStream(t, h.js, 1)
+	jstest.WaitMessages(t, h.js, notifications.DefaultStream, 1)
 	ctx := context.Background()
 	s, err := h.js.Stream(ctx, notifications.DefaultStream)
 	if err != nil {

@@ -17,9 +17,11 @@ import (
 
 	"github.com/einvoice/spaceorders/domain"
 	esjs "github.com/einvoice/spaceorders/eventstore/jetstream"
+	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
 	"github.com/einvoice/spaceorders/handlers/command"
 	"github.com/einvoice/spaceorders/handlers/emaillog"
 	"github.com/einvoice/spaceorders/handlers/mailer"
+	"github.com/einvoice/spaceorders/handlers/notifications"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -57,7 +59,7 @@ func TestKilledMailerProcess(t *testing.T) {
 	for range n {
 		h.confirm(confirmed(t, h.cat, "Holder", "h@example.com", "it", domain.MethodBankTransfer))
 	}
-	waitStream(t, h.js, n)
+	jstest.WaitMessages(t, h.js, notifications.DefaultStream, uint64(n))
 	h.smtp.holdAt, h.smtp.held, h.smtp.release = killAt+1, make(chan struct{}), make(chan struct{})
 
 	first := startChild(t, h, "TestKilledMailerProcess")
@@ -112,7 +114,7 @@ func TestHowOftenACrashAfterAcceptanceResends(t *testing.T) {
 	for range n {
 		h.confirm(confirmed(t, h.cat, "Holder", "h@example.com", "it", domain.MethodBankTransfer))
 	}
-	waitStream(t, h.js, uint64(n))
+	jstest.WaitMessages(t, h.js, notifications.DefaultStream, uint64(n))
 	for range kills {
 		c := startChild(t, h, "TestHowOftenACrashAfterAcceptanceResends")
 		before := len(h.smtp.messages())

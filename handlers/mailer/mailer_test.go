@@ -14,6 +14,7 @@ import (
 
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
+	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
 	"github.com/einvoice/spaceorders/handlers/mailer"
 	"github.com/einvoice/spaceorders/handlers/notifications"
 	"github.com/einvoice/spaceorders/handlers/relay"
@@ -80,7 +81,7 @@ func TestPaidOrderGetsNoInstructionsOnlyAReceipt(t *testing.T) {
 	h.confirm(c)
 	paidIDs := h.pay(c)
 	// The relay has published both before the mailer starts (it was down, say).
-	waitStream(t, h.js, 3)
+	jstest.WaitMessages(t, h.js, notifications.DefaultStream, 3)
 	m, stop := h.runMailer(h.config(h.smtpSender()))
 	defer stop()
 	h.smtp.waitN(t, 1, 10*time.Second)
@@ -307,24 +308,6 @@ func TestOutboxWritesEmlFiles(t *testing.T) {
 	if entries, _ := readDir(filepath.Join(dir, ".tmp")); len(entries) != 0 {
 		t.Fatalf("outbox/.tmp holds %v", entries)
 	}
-}
-
-func waitStream(t *testing.T, js jetstream.JetStream, n uint64) {
-	t.Helper()
-	testwait.Check(t, fmt.Sprintf("%d messages in the notifications stream", n), func() error {
-		s, err := js.Stream(context.Background(), relay.DefaultStream)
-		if err != nil {
-			return err
-		}
-		info, err := s.Info(context.Background())
-		if err != nil {
-			return err
-		}
-		if info.State.Msgs < n {
-			return fmt.Errorf("%d so far", info.State.Msgs)
-		}
-		return nil
-	})
 }
 
 // waitSettled waits until the mailer's consumer has acknowledged every message of the

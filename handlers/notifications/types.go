@@ -66,6 +66,9 @@ func Types() []string {
 	return out
 }
 
+// Known says whether typ is a type of the contract.
+func Known(typ string) bool { return len(registry[typ]) > 0 }
+
 // Versions lists the versions of typ this package reads, oldest first (none for an unknown type).
 func Versions(typ string) []int {
 	var out []int

@@ -44,7 +44,7 @@ func Encode(prefix string, cat *domain.Catalogue, env eventstore.Envelope) (*nat
 	}
 	var body []byte
 	var unmapped error
-	if len(notifications.Versions(env.Type)) > 0 {
+	if notifications.Known(env.Type) {
 		body, unmapped = contractBody(head, cat, env)
 	}
 	if body == nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/einvoice/spaceorders/domain"
 	"github.com/einvoice/spaceorders/eventstore"
+	"github.com/einvoice/spaceorders/eventstore/jetstream/jstest"
 	"github.com/einvoice/spaceorders/handlers/notifications"
 	"github.com/einvoice/spaceorders/handlers/relay"
 )
@@ -120,7 +121,7 @@ func TestAllTypesPublishesTheRestOutsideTheContract(t *testing.T) {
 	e := start(t)
 	stop := runRelayWith(t, e, relay.Options{AllTypes: true})
 	ids := appendOrder(t, e.store)
-	waitCount(t, e.js, len(ids)+1)
+	jstest.WaitMessages(t, e.js, relay.DefaultStream, uint64(len(ids)+1))
 	stop()
 	got := published(t, e.js)
 	if len(got) != 4 || got[0].Type != "CheckoutStarted" || got[0].Version != notifications.VersionOutside {
@@ -175,7 +176,7 @@ func TestRelayResumesAfterALegacyMessage(t *testing.T) {
 	// Published in log order: a wrongful republish of the confirmation would come before the
 	// payment, and show as the second message.
 	stop := runRelay(t, e)
-	waitCount(t, e.js, 2)
+	jstest.WaitMessages(t, e.js, relay.DefaultStream, 2)
 	stop()
 	info, _ := mustStream(t, e.js).Info(ctx)
 	if info.State.Msgs != 2 {
@@ -230,7 +231,7 @@ func TestAnUnmappableEventGoesOutsideTheContractAndHoldsNothingBack(t *testing.T
 		t.Fatal(err)
 	}
 	ids := appendOrder(t, e.store)
-	waitCount(t, e.js, 1+len(ids)) // ids: the events appendOrder's order publishes
+	jstest.WaitMessages(t, e.js, relay.DefaultStream, uint64(1+len(ids))) // ids: the events appendOrder's order publishes
 	stop()
 	got := published(t, e.js)
 	if len(got) != 1+len(ids) || got[0].EventID != newer.ID || got[0].Version != notifications.VersionOutside ||

@@ -52,15 +52,9 @@ const (
 // provisioning). Cart editing (CoTerminationToggled, CheckoutStarted, PaymentMethodSelected,
 // OrderModified, SpaceIncreaseRequested) and the order slot bookkeeping are internal steps:
 // publishing them would make their shape a public contract for nothing.
-func DefaultTypes() []string {
-	return []string{
-		"SubscriptionOpened", "SpaceAdded", "ServicesExtended",
-		"OrderConfirmed", "PaymentRegistered", "OrderPaid", "OrderCancelled", "OrderExpired",
-		// The calendar rules' facts that others act on: space aligned (provisioning), money
-		// owed back (payments), orders ended or overdue (finance).
-		"SpaceExtended", "CreditDue", "OrderOverdue", "OrderAbandoned",
-	}
-}
+//
+// They are the contract's types: a type added to the contract is published from then on.
+func DefaultTypes() []string { return notifications.Types() }
 
 // Options configures a Relay. The zero value is the product's default.
 type Options struct {

@@ -3,7 +3,6 @@ package relay_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"sync"
 	"testing"
@@ -20,7 +19,6 @@ import (
 	"github.com/einvoice/spaceorders/eventstore/kurrentdb/standin"
 	"github.com/einvoice/spaceorders/handlers/notifications"
 	"github.com/einvoice/spaceorders/handlers/relay"
-	"github.com/einvoice/spaceorders/internal/testwait"
 )
 
 type env struct {
@@ -134,24 +132,6 @@ func published(t *testing.T, js jetstream.JetStream) []message {
 	return out
 }
 
-func waitCount(t *testing.T, js jetstream.JetStream, n int) {
-	t.Helper()
-	testwait.Check(t, fmt.Sprintf("%d messages in the notifications stream", n), func() error {
-		s, err := js.Stream(context.Background(), relay.DefaultStream)
-		if err != nil {
-			return err
-		}
-		info, err := s.Info(context.Background())
-		if err != nil {
-			return err
-		}
-		if info.State.Msgs < uint64(n) {
-			return fmt.Errorf("%d so far", info.State.Msgs)
-		}
-		return nil
-	})
-}
-
 // barrier appends one more order while the relay runs, and waits until the stream holds as
 // many messages as want and the barrier's events. The relay publishes in log order, so a
 // wrongful duplicate of an earlier event would land before the barrier's events, within the
@@ -160,7 +140,7 @@ func waitCount(t *testing.T, js jetstream.JetStream, n int) {
 func barrier(t *testing.T, e env, want []uuid.UUID) []uuid.UUID {
 	t.Helper()
 	want = append(want, appendOrder(t, e.store)...)
-	waitCount(t, e.js, len(want))
+	jstest.WaitMessages(t, e.js, relay.DefaultStream, uint64(len(want)))
 	return want
 }
 
@@ -210,10 +190,10 @@ func TestRelayPublishesTheLogOnceInOrder(t *testing.T) {
 		want = append(want, appendOrder(t, e.store)...)
 	}
 	stop := runRelay(t, e)
-	waitCount(t, e.js, len(want))
+	jstest.WaitMessages(t, e.js, relay.DefaultStream, uint64(len(want)))
 	// Live: appended while the relay runs.
 	want = append(want, appendOrder(t, e.store)...)
-	waitCount(t, e.js, len(want))
+	jstest.WaitMessages(t, e.js, relay.DefaultStream, uint64(len(want)))
 	stop()
 	got := published(t, e.js)
 	assertExactly(t, got, want)
@@ -236,7 +216,7 @@ func TestRelayRestartMidStreamSkipsNothingAndRepeatsNothing(t *testing.T) {
 	for round := range 6 {
 		stop := runRelayWith(t, e, shortDedup)
 		// Stop at some point mid-stream: after a few messages more than last time.
-		waitCount(t, e.js, min(len(want), (round+1)*17))
+		jstest.WaitMessages(t, e.js, relay.DefaultStream, uint64(min(len(want), (round+1)*17)))
 		for range 5 {
 			want = append(want, appendOrder(t, e.store)...)
 		}
@@ -246,7 +226,7 @@ func TestRelayRestartMidStreamSkipsNothingAndRepeatsNothing(t *testing.T) {
 		time.Sleep(2 * shortDedup.Duplicates)
 	}
 	stop := runRelayWith(t, e, shortDedup)
-	waitCount(t, e.js, len(want))
+	jstest.WaitMessages(t, e.js, relay.DefaultStream, uint64(len(want)))
 	want = barrier(t, e, want)
 	stop()
 	assertExactly(t, published(t, e.js), want)
@@ -302,7 +282,7 @@ func resumesWithinACommit(t *testing.T, e env) {
 		t.Fatalf("checkpoint %+v, %v", cp, err)
 	}
 	stop := runRelay(t, e)
-	waitCount(t, e.js, len(want))
+	jstest.WaitMessages(t, e.js, relay.DefaultStream, uint64(len(want)))
 	want = barrier(t, e, want)
 	stop()
 	assertExactly(t, published(t, e.js), want)
@@ -314,7 +294,7 @@ func TestRepublishIsDroppedByTheServer(t *testing.T) {
 	ctx := context.Background()
 	want := appendOrder(t, e.store)
 	stop := runRelay(t, e)
-	waitCount(t, e.js, len(want))
+	jstest.WaitMessages(t, e.js, relay.DefaultStream, uint64(len(want)))
 	stop()
 	all, _ := e.store.ReadAll(ctx, 0, 100)
 	for _, env := range all[1:] {
@@ -380,7 +360,7 @@ func TestRelayRefusedMessageLeavesNoGap(t *testing.T) {
 	}
 	faulty := &refuseOnce{JetStream: e.js, eventID: want[7].String()}
 	stop := runRelay(t, env{e.store, faulty})
-	waitCount(t, e.js, len(want))
+	jstest.WaitMessages(t, e.js, relay.DefaultStream, uint64(len(want)))
 	want = barrier(t, e, want)
 	stop()
 	faulty.mu.Lock()

@@ -152,13 +152,11 @@ func (s *Supervisor) keep(ctx context.Context, p *part) {
 		s.mu.Lock()
 		s.set(p, Restarting, err)
 		s.mu.Unlock()
-		select {
-		case <-ctx.Done():
+		if backoff.Sleep(ctx, sleep) != nil {
 			s.mu.Lock()
 			s.set(p, Stopped, nil)
 			s.mu.Unlock()
 			return
-		case <-time.After(sleep):
 		}
 		s.mu.Lock()
 		p.status.Restarts++

@@ -196,8 +196,10 @@ func TestPagesFiltersAndVerification(t *testing.T) {
 		t.Fatalf("filtered by bank transfer:\n%s", body)
 	}
 	for _, q := range []string{"method=card", "minAgeDays=3"} {
-		if _, body := get(t, hc, p.url+"/console/pending?"+q); strings.Contains(body, `id="pending-orders"`) {
-			t.Fatalf("%s still lists the order", q)
+		// The page itself, saying it has nothing to list (not an error page without the table).
+		if res, body := get(t, hc, p.url+"/console/pending?"+q); res.StatusCode != 200 || strings.Contains(body, `id="pending-orders"`) ||
+			!strings.Contains(body, `id="orders-h"`) || !strings.Contains(body, "Nothing here.") && !strings.Contains(body, "Nessun elemento.") {
+			t.Fatalf("%s still lists the order, or is no pending page (%d):\n%s", q, res.StatusCode, body)
 		}
 		if _, csv := get(t, hc, p.url+"/console/pending.csv?"+q); strings.Contains(csv, w.order) || !strings.HasPrefix(csv, "order_id,") {
 			t.Fatalf("%s CSV:\n%s", q, csv)

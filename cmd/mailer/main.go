@@ -15,7 +15,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/signal"
@@ -263,7 +262,7 @@ func openStore(ctx context.Context, sc open.Config, log *zap.Logger) (*open.Open
 func connect(url string, log *zap.Logger, creds ...nats.Option) (*nats.Conn, error) {
 	nc, err := nats.Connect(url, append([]nats.Option{nats.Name("spaceorders-mailer"), nats.MaxReconnects(-1),
 		nats.RetryOnFailedConnect(true),
-		nats.CustomReconnectDelay(reconnectDelay),
+		nats.CustomReconnectDelay(backoff.Policy{Min: 250 * time.Millisecond, Max: 30 * time.Second}.Delay),
 		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Warn("cannot reach NATS: trying again", zap.String("url", cli.Redact(url)), zap.Error(err))
 		}),
@@ -277,12 +276,6 @@ func connect(url string, log *zap.Logger, creds ...nats.Option) (*nats.Conn, err
 		log.Warn("cannot reach NATS yet: the mailer waits for it, trying again with backoff", zap.String("url", cli.Redact(url)))
 	}
 	return nc, nil
-}
-
-// reconnectDelay doubles from 250 ms up to 30 s, with jitter, over a run of failed attempts.
-func reconnectDelay(attempts int) time.Duration {
-	d := min(250*time.Millisecond<<min(attempts, 8), 30*time.Second)
-	return d/2 + rand.N(d/2+1)
 }
 
 // natsCreds are the mailer's NATS credentials: those of a user the server admits, such as

@@ -41,10 +41,28 @@ func New(p Policy) *Backoff {
 // that parts failing together (a store gone) do not come back in step. Each call doubles
 // the step, up to Max.
 func (b *Backoff) Next() time.Duration {
-	d := b.wait/2 + rand.N(b.wait/2+1)
+	d := jitter(b.wait)
 	b.wait = min(b.wait*2, b.p.Max)
 	return d
 }
+
+// Delay is the wait before attempt n+1 after n failed in a row (n from 0): what Next
+// answers on its n+1th call, for a caller that counts the attempts itself (nats.go's
+// CustomReconnectDelay).
+func (p Policy) Delay(n int) time.Duration {
+	p = p.OrDefault()
+	d := p.Min
+	for range n {
+		if d >= p.Max {
+			break
+		}
+		d = min(d*2, p.Max)
+	}
+	return jitter(d)
+}
+
+// jitter is a random wait between half and all of d.
+func jitter(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) }
 
 // Reset starts again from Min: the part made progress, so its next failure is a new one.
 func (b *Backoff) Reset() { b.wait = b.p.Min }

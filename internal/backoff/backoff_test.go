@@ -57,3 +57,17 @@ func TestSleepEndsWithTheContext(t *testing.T) {
 		t.Fatalf("Sleep: %v", err)
 	}
 }
+
+// Delay counts the attempts as Next does: attempt n waits between half and all of Min
+// doubled n times, capped at Max.
+func TestDelayFollowsNext(t *testing.T) {
+	p := Policy{Min: 100 * time.Millisecond, Max: time.Second}
+	for n, step := range []time.Duration{100, 200, 400, 800, 1000, 1000} {
+		step *= time.Millisecond
+		for range 20 {
+			if d := p.Delay(n); d < step/2 || d > step {
+				t.Fatalf("Delay(%d) = %s, want between %s and %s", n, d, step/2, step)
+			}
+		}
+	}
+}

@@ -201,14 +201,7 @@ func (a *App) build(ctx context.Context, auth *tokens.Verifier) error {
 // idempotencyBucket is the NATS bucket of the idempotency keys, or nil (keys in memory
 // only) when the server refuses it.
 func (a *App) idempotencyBucket(ctx context.Context, js natsjs.JetStream) natsjs.KeyValue {
-	bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	var idem natsjs.KeyValue
-	err := jetstream.Ensure(bctx, "idempotency bucket", a.Config.NATSReplicas, func(ctx context.Context) error {
-		var err error
-		idem, err = httpapi.NewIdempotencyBucket(ctx, js, 24*time.Hour, a.Config.NATSReplicas)
-		return err
-	})
+	idem, err := httpapi.NewIdempotencyBucket(ctx, js, 24*time.Hour, a.Config.NATSReplicas)
 	if err != nil {
 		// Commands still work; only a retry after a restart would run again.
 		a.Log.Warn("idempotency keys kept in memory only: the NATS server refused their bucket", zap.Error(err))

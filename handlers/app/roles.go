@@ -43,9 +43,7 @@ func (c Config) replicaName() string {
 // NATS, which every replica of a deployment shares.
 func (a *App) openLeases(ctx context.Context, js natsjs.JetStream) error {
 	cfg := a.Config
-	bctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	kv, err := lease.OpenBucket(bctx, js, cfg.LeaseTTL, cfg.NATSReplicas)
+	kv, err := lease.OpenBucket(ctx, js, cfg.LeaseTTL, cfg.NATSReplicas)
 	if err != nil {
 		return fmt.Errorf("--nats-url (ORDERD_NATS_URL): %w", err)
 	}

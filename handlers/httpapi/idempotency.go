@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/einvoice/spaceorders/domain"
+	storejs "github.com/einvoice/spaceorders/eventstore/jetstream"
 )
 
 // HeaderIdempotencyKey names a command so that a retry gets the first answer again.
@@ -84,13 +85,20 @@ const claimPatience = 3 * time.Second
 // NewIdempotencyBucket creates (or updates) the key-value bucket that keeps Idempotency-Key
 // answers durably, for ttl, on js's server, with that many replicas on a cluster.
 func NewIdempotencyBucket(ctx context.Context, js jetstream.JetStream, ttl time.Duration, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      IdempotencyBucket,
-		Description: "answers of commands sent with an Idempotency-Key, by caller and key",
-		TTL:         ttl,
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    max(replicas, 1),
+	var kv jetstream.KeyValue
+	// A cluster may still be electing its leader, or another replica creating the bucket:
+	// Ensure waits and retries, within ctx's deadline or its own bound, as for every stream.
+	err := storejs.Ensure(ctx, "idempotency bucket", replicas, func(ctx context.Context) error {
+		var err error
+		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      IdempotencyBucket,
+			Description: "answers of commands sent with an Idempotency-Key, by caller and key",
+			TTL:         ttl,
+			History:     1,
+			Storage:     jetstream.FileStorage,
+			Replicas:    max(replicas, 1),
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("idempotency bucket %s: %w", IdempotencyBucket, err)

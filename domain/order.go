@@ -96,6 +96,12 @@ func (o Order) SubscriptionActive(day Date) bool {
 // again) plus the catalogue's days.
 func (o Order) AbandonsOn(cat *Catalogue) Date { return o.Quote.OrderDate.AddDays(cat.AbandonDays()) }
 
+// Abandoned says whether o is a cart or order form nobody touched from its AbandonsOn day
+// to today: the one rule by which a cart ends for lack of use.
+func (o Order) Abandoned(cat *Catalogue, today Date) bool {
+	return (o.Status == StatusCart || o.Status == StatusCheckout) && !today.Before(o.AbandonsOn(cat))
+}
+
 // Order commands.
 
 // RequestSpaceIncrease opens the cart. Subscription is its state when the order is made:
@@ -328,7 +334,7 @@ func abandonOrder(cat *Catalogue, o Order, now time.Time) ([]Event, error) {
 	if err := o.mustBe(StatusCart, StatusCheckout); err != nil {
 		return nil, err
 	}
-	if DateOf(now).Before(o.AbandonsOn(cat)) {
+	if !o.Abandoned(cat, DateOf(now)) {
 		return nil, fmt.Errorf("%w: last touched on %s, abandoned from %s", ErrCartNotAbandoned, o.Quote.OrderDate, o.AbandonsOn(cat))
 	}
 	return []Event{OrderAbandoned{LastActiveOn: o.Quote.OrderDate, AbandonedAt: now}}, nil
@@ -338,10 +344,10 @@ func abandonOrder(cat *Catalogue, o Order, now time.Time) ([]Event, error) {
 func sweepOrder(cat *Catalogue, o Order, now time.Time) ([]Event, error) {
 	today := DateOf(now)
 	switch {
-	case (o.Status == StatusCart || o.Status == StatusCheckout) && !today.Before(o.AbandonsOn(cat)):
-		return []Event{OrderAbandoned{LastActiveOn: o.Quote.OrderDate, AbandonedAt: now}}, nil
+	case o.Abandoned(cat, today):
+		return abandonOrder(cat, o, now)
 	case o.Status == StatusConfirmed && today.After(o.PayBy) && o.PaidCents == 0:
-		return []Event{OrderExpired{ExpiredAt: now}}, nil
+		return expireOrder(o, now)
 	case o.Status == StatusConfirmed && today.After(o.PayBy):
 		return []Event{OrderOverdue{PayBy: o.PayBy, PaidCents: o.PaidCents, DueCents: o.DueCents(), OverdueAt: now}}, nil
 	}

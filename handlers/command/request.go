@@ -105,8 +105,7 @@ func (h *Handler) reserveSlot(ctx context.Context, subID, orderID uuid.UUID, met
 		return err
 	}
 	o, lerr := h.orders.load(ctx, held, true)
-	if lerr == nil && o.exists && (o.state.Status == domain.StatusCart || o.state.Status == domain.StatusCheckout) &&
-		!domain.DateOf(h.now()).Before(o.state.AbandonsOn(h.cat)) {
+	if lerr == nil && o.exists && o.state.Abandoned(h.cat, domain.DateOf(h.now())) {
 		// An abandoned cart the sweeper has not ended yet: end it now, with its own event,
 		// rather than answer order-in-progress for a cart nobody will finish.
 		abandon := meta

@@ -256,13 +256,6 @@ func (e *Embedded) ClientURL() string {
 // (group commit), that is, whether RelaxedSync is off.
 func (e *Embedded) Durable() bool { return e.groupCommit }
 
-// SyncAlways reports whether the server itself fsyncs every write: never for the embedded
-// server, whose event store fsyncs its own stream (Durable).
-func (e *Embedded) SyncAlways() bool {
-	c := e.Server.JetStreamConfig()
-	return c != nil && c.SyncAlways
-}
-
 // Close closes the connection and shuts the server down, waiting until its files are closed
 // so that the same Dir can be opened again at once.
 func (e *Embedded) Close() error {

@@ -126,16 +126,16 @@ func copyFile(from, to string) error {
 // nothing back) and measures the time until the other runs both the relay and the sweeper.
 func failOver(reps []*app.App, leaseTTL time.Duration) error {
 	holder, other := reps[0], reps[1]
-	if !holds(holder, "relay") {
+	if !holder.Leases.Holds("relay") {
 		holder, other = other, holder
 	}
-	if !holds(holder, "relay") {
+	if !holder.Leases.Holds("relay") {
 		return errors.New("no replica holds the relay's role")
 	}
 	start := time.Now()
 	holder.NATS.Close()
 	// A benchmark measuring the take-over: polling at 5 ms is the resolution it reports.
-	for !holds(other, "relay") || !holds(other, "sweeper") {
+	for !other.Leases.Holds("relay") || !other.Leases.Holds("sweeper") {
 		if time.Since(start) > 10*leaseTTL {
 			return fmt.Errorf("replica %s did not take the roles over within %s", other.Config.ReplicaName, 10*leaseTTL)
 		}
@@ -144,15 +144,6 @@ func failOver(reps []*app.App, leaseTTL time.Duration) error {
 	fmt.Printf("\nfail-over: replica %s ran the relay and the sweeper %s after %s died (lease TTL %s)\n",
 		other.Config.ReplicaName, time.Since(start).Round(time.Millisecond), holder.Config.ReplicaName, leaseTTL)
 	return nil
-}
-
-func holds(a *app.App, role string) bool {
-	for _, s := range a.Leases.Status() {
-		if s.Role == role && s.Held {
-			return true
-		}
-	}
-	return false
 }
 
 // startCluster starts n nats-servers with JetStream in folders under dir, joined by routes.

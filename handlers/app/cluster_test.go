@@ -190,7 +190,7 @@ func TestTwoReplicasOnANATSCluster(t *testing.T) {
 	// runs on A, the replica that stays: the mailer's own once-only rule, over a crash, is
 	// its package's test (a message a dead mailer held comes back after its ack wait, 60 s).
 	b := startApp(t, replica("B", dirB, false))
-	testwait.For(t, "B holds the relay's role", func() bool { return holds(b, "relay") })
+	testwait.For(t, "B holds the relay's role", func() bool { return b.a.Leases.Holds("relay") })
 	a := startApp(t, replica("A", dirA, true))
 
 	// Every stream and bucket has 3 replicas.
@@ -240,7 +240,7 @@ func TestTwoReplicasOnANATSCluster(t *testing.T) {
 				// Bounded only against a hang: how fast it fails over is measured by
 				// orderbench --cluster, not asserted on a loaded machine. On a worker's
 				// goroutine, which may not end the test: Until, then Error.
-				if !testwait.Until(time.Minute, func() bool { return holds(a, "relay") && holds(a, "sweeper") }) {
+				if !testwait.Until(time.Minute, func() bool { return a.a.Leases.Holds("relay") && a.a.Leases.Holds("sweeper") }) {
 					t.Error("A never took over the relay and the sweeper from the crashed B")
 					return
 				}
@@ -380,16 +380,6 @@ func TestTwoReplicasOnANATSCluster(t *testing.T) {
 	}
 }
 
-// holds says whether the replica holds role's lease.
-func holds(r *running, role string) bool {
-	for _, s := range r.a.Leases.Status() {
-		if s.Role == role && s.Held {
-			return true
-		}
-	}
-	return false
-}
-
 // clusterLog is what the whole log says of grants, payments and emails, by order.
 type clusterLog struct {
 	granted  map[string]int // SpaceAdded by order id
@@ -456,7 +446,7 @@ func TestReplicasAnswerFromTheStreamNotTheirCache(t *testing.T) {
 		return cfg
 	}
 	a := startApp(t, replica("A", dirA))
-	testwait.For(t, "A holds the relay's role", func() bool { return holds(a, "relay") })
+	testwait.For(t, "A holds the relay's role", func() bool { return a.a.Leases.Holds("relay") })
 	b := startApp(t, replica("B", dirB))
 
 	cu := a.token(tokens.RoleCustomer, "cust-fresh")

@@ -97,6 +97,14 @@ func (l *Leases) Status() []Status {
 	return out
 }
 
+// Holds says whether this replica holds role's lease now.
+func (l *Leases) Holds(role string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s, ok := l.roles[role]
+	return ok && s.held
+}
+
 func (l *Leases) set(role string, held bool, holder string) {
 	l.mu.Lock()
 	s := l.roles[role]

@@ -115,17 +115,7 @@ func TestCrashLosesNoAcknowledgedCommand(t *testing.T) {
 		}()
 	}
 	// Kill once some flows are done, in the middle of others.
-	for range 12 {
-		select {
-		case <-flows:
-		case <-time.After(30 * time.Second):
-			t.Fatal("no flow completed in 30 s")
-		}
-	}
-	if err := d.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = d.Wait()
+	killAfter(t, d, flows, 12, "flows")
 	cancel()
 	wg.Wait()
 	t.Logf("killed after %d acknowledged commands, %d paid orders", len(acks), len(paid))
@@ -333,6 +323,23 @@ func (c *client) get(t *testing.T, path, token string) map[string]any {
 		t.Fatalf("GET %s: %d %v", path, res.StatusCode, err)
 	}
 	return m
+}
+
+// killAfter kills orderd with SIGKILL once n of what its clients report have come
+// (whatever is then in flight is cut off), and waits for it to be gone.
+func killAfter[T any](t *testing.T, d *exec.Cmd, done <-chan T, n int, what string) {
+	t.Helper()
+	for i := range n {
+		select {
+		case <-done:
+		case <-time.After(testwait.Timeout):
+			t.Fatalf("%d %s of %d in %s: the clients are stuck", i, what, n, testwait.Timeout)
+		}
+	}
+	if err := d.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = d.Wait()
 }
 
 // text is the body of a GET that needs no token (/metrics).

@@ -124,17 +124,7 @@ func TestKeyedRequestsRetriedAfterSIGKILL(t *testing.T) {
 		})
 	}
 	// Kill once the clients are well under way, with about 60 requests in flight.
-	for range 4 * clients {
-		select {
-		case <-answered:
-		case <-time.After(60 * time.Second):
-			t.Fatal("the clients got no answers")
-		}
-	}
-	if err := d.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = d.Wait()
+	killAfter(t, d, answered, 4*clients, "answers")
 	cancel()
 	wg.Wait()
 	mu.Lock()

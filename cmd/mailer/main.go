@@ -62,7 +62,7 @@ func exitCode(err error, stderr io.Writer) int {
 // (--nats-url, --store, --mail-from, --smtp-*), with the MAILER_ prefix in the environment.
 type config struct {
 	natsURL, store, storePrefix, from, outbox, catalogue, metrics string
-	nats                                                          natsCreds
+	nats                                                          cli.NATSCredentials
 	smtp                                                          mailer.SMTPConfig
 	concurrency, attempts, replicas                               int
 }
@@ -70,7 +70,7 @@ type config struct {
 func settings(c *config) *cli.Settings {
 	s := cli.NewSettings("mailer", "MAILER_", "[settings]\n       mailer deadletters [settings]   list the emails given up")
 	s.String(&c.natsURL, "nats-url", nats.DefaultURL, "NATS server URL(s), comma-separated: where the relay publishes the notifications")
-	c.nats.add(s)
+	c.nats.Add(s, "MAILER_NATS_PASSWORD")
 	s.Int(&c.replicas, "nats-replicas", 1, "replicas of the streams the mailer makes on NATS (its dead letters): orderd's --nats-replicas")
 	s.String(&c.store, "store", "", "event store, as orderd's --store: nats://host:4222[,...] or esdb://host:2113?tls=false (default: the --nats-url server)")
 	s.String(&c.storePrefix, "store-prefix", "", "KurrentDB only: orderd's --store-prefix")
@@ -151,7 +151,7 @@ func runMailer(c config, log *zap.Logger) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	creds, err := c.nats.options()
+	creds, err := natsOptions(c.nats)
 	if err != nil {
 		return err
 	}
@@ -278,30 +278,14 @@ func connect(url string, log *zap.Logger, creds ...nats.Option) (*nats.Conn, err
 	return nc, nil
 }
 
-// natsCreds are the mailer's NATS credentials: those of a user the server admits, such as
-// orderd's embedded server listening beyond loopback (--nats-user, --nats-nkey-seed).
-type natsCreds struct{ user, password, seed string }
-
-func (c *natsCreds) add(s *cli.Settings) {
-	s.String(&c.user, "nats-user", "", "NATS user to connect as; the password only from MAILER_NATS_PASSWORD")
-	s.Secret(&c.password, "MAILER_NATS_PASSWORD", "password of --nats-user")
-	s.String(&c.seed, "nats-nkey-seed", "", "file of a NATS user nkey seed to connect with")
-}
-
-func (c natsCreds) options() ([]nats.Option, error) {
-	var opts []nats.Option
-	if (c.user == "") != (c.password == "") {
+// natsOptions are the mailer's NATS credentials as connection options.
+func natsOptions(c cli.NATSCredentials) ([]nats.Option, error) {
+	opts, err := c.Options()
+	if errors.Is(err, cli.ErrUserWithoutPassword) {
 		return nil, cli.UsageError{Err: errors.New("--nats-user (MAILER_NATS_USER) and MAILER_NATS_PASSWORD go together: set both or neither")}
 	}
-	if c.user != "" {
-		opts = append(opts, nats.UserInfo(c.user, c.password))
-	}
-	if c.seed != "" {
-		o, err := nats.NkeyOptionFromSeed(c.seed)
-		if err != nil {
-			return nil, fmt.Errorf("--nats-nkey-seed (MAILER_NATS_NKEY_SEED): %w", err)
-		}
-		opts = append(opts, o)
+	if err != nil {
+		return nil, fmt.Errorf("--nats-nkey-seed (MAILER_NATS_NKEY_SEED): %w", err)
 	}
 	return opts, nil
 }
@@ -309,17 +293,17 @@ func (c natsCreds) options() ([]nats.Option, error) {
 func deadLetters(args []string) error {
 	var (
 		url    string
-		creds  natsCreds
+		creds  cli.NATSCredentials
 		asJSON bool
 	)
 	s := cli.NewSettings("mailer deadletters", "MAILER_", "[settings]")
 	s.String(&url, "nats-url", nats.DefaultURL, "NATS server URL(s), comma-separated")
-	creds.add(s)
+	creds.Add(s, "MAILER_NATS_PASSWORD")
 	s.Bool(&asJSON, "json", false, "print JSON, one dead letter per line")
 	if err := s.Parse(args, os.Getenv, os.Stdout); err != nil {
 		return err
 	}
-	opts, err := creds.options()
+	opts, err := natsOptions(creds)
 	if err != nil {
 		return err
 	}

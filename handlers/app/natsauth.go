@@ -2,12 +2,11 @@ package app
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nkeys"
 
 	"github.com/einvoice/spaceorders/eventstore/jetstream"
+	"github.com/einvoice/spaceorders/handlers/cli"
 )
 
 // natsAuth is who the embedded NATS server admits (--nats-user with ORDERD_NATS_PASSWORD,
@@ -21,30 +20,21 @@ type natsAuth struct {
 
 func (c Config) natsAuth() (natsAuth, error) {
 	var a natsAuth
+	creds := cli.NATSCredentials{User: c.NATSUser, Password: c.NATSPassword, Seed: c.NATSNKeySeed}
+	connect, err := creds.Options()
+	if err != nil {
+		return a, fmt.Errorf("--nats-user, --nats-nkey-seed (ORDERD_NATS_*): %w", err)
+	}
+	pub, err := creds.PublicKey()
+	if err != nil {
+		return a, fmt.Errorf("--nats-nkey-seed (ORDERD_NATS_NKEY_SEED): %w", err)
+	}
+	a.connect = connect
 	if c.NATSUser != "" {
 		a.users = []jetstream.User{{Name: c.NATSUser, Password: c.NATSPassword}}
-		a.connect = []nats.Option{nats.UserInfo(c.NATSUser, c.NATSPassword)}
 	}
-	if c.NATSNKeySeed != "" {
-		b, err := os.ReadFile(c.NATSNKeySeed)
-		if err != nil {
-			return a, fmt.Errorf("--nats-nkey-seed (ORDERD_NATS_NKEY_SEED): %w", err)
-		}
-		kp, err := nkeys.ParseDecoratedUserNKey(b)
-		if err != nil {
-			return a, fmt.Errorf("--nats-nkey-seed (ORDERD_NATS_NKEY_SEED) %s: not a NATS user nkey seed: %w", c.NATSNKeySeed, err)
-		}
-		pub, err := kp.PublicKey()
-		kp.Wipe()
-		if err != nil {
-			return a, fmt.Errorf("--nats-nkey-seed (ORDERD_NATS_NKEY_SEED) %s: %w", c.NATSNKeySeed, err)
-		}
-		opt, err := nats.NkeyOptionFromSeed(c.NATSNKeySeed)
-		if err != nil {
-			return a, fmt.Errorf("--nats-nkey-seed (ORDERD_NATS_NKEY_SEED) %s: %w", c.NATSNKeySeed, err)
-		}
+	if pub != "" {
 		a.nkeys = []string{pub}
-		a.connect = []nats.Option{opt}
 	}
 	return a, nil
 }

@@ -246,6 +246,8 @@ func TestGivenUpEmailGoesToDeadLetters(t *testing.T) {
 	if d.EventID != eventID.String() || d.Type != "OrderConfirmed" || d.Attempts != 3 || !strings.Contains(d.Error, "451") {
 		t.Fatalf("dead letter %+v", d)
 	}
+	// The mailer counts the dead letter once it is written, so a moment after it shows.
+	testwait.For(t, "the dead-lettered metric at 1", func() bool { return value(m.Metrics().DeadLettered) >= 1 })
 	if v := value(m.Metrics().DeadLettered); v != 1 {
 		t.Fatalf("dead-lettered metric %v", v)
 	}

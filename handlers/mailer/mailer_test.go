@@ -247,7 +247,7 @@ func TestGivenUpEmailGoesToDeadLetters(t *testing.T) {
 		t.Fatalf("dead letter %+v", d)
 	}
 	// The mailer counts the dead letter once it is written, so a moment after it shows.
-	testwait.For(t, "the dead-lettered metric at 1", func() bool { return value(m.Metrics().DeadLettered) >= 1 })
+	waitCounter(t, "dead-lettered", func() float64 { return value(m.Metrics().DeadLettered) }, 1)
 	if v := value(m.Metrics().DeadLettered); v != 1 {
 		t.Fatalf("dead-lettered metric %v", v)
 	}

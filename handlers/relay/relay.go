@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -129,19 +130,34 @@ func StreamConfig(opts Options) jetstream.StreamConfig {
 		Replicas:    opts.Replicas,
 		MaxAge:      opts.MaxAge,
 		Duplicates:  opts.Duplicates,
-		// The mailer asks for the last message of a subject ("was this order paid?").
+		// LastPublished reads the stream's last message to resume after it.
 		AllowDirect: true,
 	}
 }
 
-// EnsureStream creates or updates the notifications stream.
+// EnsureStream creates the notifications stream, or updates it when its configuration
+// differs from opts'. The relay calls it on every resume, and an update that changes
+// nothing is not sent: nats-server v2.15 rewrites a stream's store configuration on any
+// update without the lock a concurrent consumer creation reads it under (the race
+// detector caught the relay's update meeting the mailer's consumer creation).
 func EnsureStream(ctx context.Context, js jetstream.JetStream, opts Options) (jetstream.Stream, error) {
 	cfg := StreamConfig(opts)
+	if s, err := js.Stream(ctx, cfg.Name); err == nil && sameStream(s.CachedInfo().Config, cfg) {
+		return s, nil
+	}
 	s, err := js.CreateOrUpdateStream(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("relay: stream %s: %w", cfg.Name, err)
 	}
 	return s, nil
+}
+
+// sameStream says whether the stream's configuration (as the server holds it, defaults
+// filled in) already has every setting want sets.
+func sameStream(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Description == want.Description &&
+		have.Storage == want.Storage && have.Retention == want.Retention && have.Replicas == want.Replicas &&
+		have.MaxAge == want.MaxAge && have.Duplicates == want.Duplicates && have.AllowDirect == want.AllowDirect
 }
 
 // Relay follows the event log and publishes integration messages.

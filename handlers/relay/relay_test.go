@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -370,4 +371,45 @@ func TestRelayRefusedMessageLeavesNoGap(t *testing.T) {
 		t.Fatal("the fault was never injected")
 	}
 	assertExactly(t, published(t, e.js), want)
+}
+
+// The relay ensures its stream on every resume; an unchanged stream is not updated again
+// (an update races the server's consumer creation), a changed one is.
+func TestEnsureStreamUpdatesOnlyWhatChanged(t *testing.T) {
+	emb, _ := jstest.Start(t, jstest.Relaxed)
+	js, err := jetstream.New(emb.Conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var updates atomic.Int32
+	sub, err := emb.Conn.Subscribe("$JS.API.STREAM.UPDATE."+relay.DefaultStream, func(*nats.Msg) { updates.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	ctx := context.Background()
+	ensure := func(opts relay.Options) {
+		t.Helper()
+		if _, err := relay.EnsureStream(ctx, js, opts); err != nil {
+			t.Fatal(err)
+		}
+		if err := emb.Conn.Flush(); err != nil { // the subscription has seen every request sent
+			t.Fatal(err)
+		}
+	}
+	ensure(relay.Options{})
+	first := updates.Load()
+	ensure(relay.Options{})
+	ensure(relay.Options{})
+	if n := updates.Load(); n != first {
+		t.Fatalf("%d update requests for an unchanged stream", n-first)
+	}
+	ensure(relay.Options{MaxAge: time.Hour})
+	if n := updates.Load(); n != first+1 {
+		t.Fatalf("%d update requests for a changed stream, want 1", n-first)
+	}
+	s, err := js.Stream(ctx, relay.DefaultStream)
+	if err != nil || s.CachedInfo().Config.MaxAge != time.Hour {
+		t.Fatalf("stream after the change: %v", err)
+	}
 }

@@ -235,6 +235,17 @@ func startOrderd(t *testing.T, bin, data, addr string) *exec.Cmd {
 			_ = d.Wait()
 		}
 		logFile.Close()
+		if t.Failed() { // what orderd said, for the failure's reader
+			if b, err := os.ReadFile(logFile.Name()); err == nil {
+				var lines []string // the requests' lines left out: the clients' own failures say those
+				for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+					if !strings.Contains(l, `"logger":"http"`) {
+						lines = append(lines, l)
+					}
+				}
+				t.Logf("orderd's log but its requests, last lines:\n%s", strings.Join(lines[max(0, len(lines)-60):], "\n"))
+			}
+		}
 	})
 	if !testwait.Until(testwait.Timeout, func() bool {
 		res, err := http.Get("http://" + addr + "/readyz")

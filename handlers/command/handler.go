@@ -138,11 +138,25 @@ func (h *Handler) Subscription(ctx context.Context, id uuid.UUID) (s domain.Subs
 	return e.state, e.ver, e.exists, err
 }
 
-// Order loads an order; ok is false when it does not exist. It is the order as the store
-// has it now: the cache of the store's only writer, or, when others write it too (Shared),
-// the cache checked against the stream's last version, or caught up from the store.
+// Order loads an order; ok is false when it does not exist.
 func (h *Handler) Order(ctx context.Context, id uuid.UUID) (o domain.Order, version uint64, ok bool, err error) {
 	e, err := h.orders.load(ctx, id, false)
+	return e.state, e.ver, e.exists, err
+}
+
+// OrderNow loads an order as the store has it now, not as this process last saw it: for a
+// check that no write may slip past (the mailer's "is it still due? was it sent?"). The
+// cache is not enough even for the store's only writer: a follower acting on a commit (the
+// mailer, on the relay's notification of it) can run before the command that appended it
+// has put the new state in the cache, and saw a confirmed order still at checkout.
+func (h *Handler) OrderNow(ctx context.Context, id uuid.UUID) (o domain.Order, version uint64, ok bool, err error) {
+	e, err := h.orders.load(ctx, id, true)
+	return e.state, e.ver, e.exists, err
+}
+
+// SubscriptionNow loads a subscription as the store has it now (see OrderNow).
+func (h *Handler) SubscriptionNow(ctx context.Context, id uuid.UUID) (s domain.Subscription, version uint64, ok bool, err error) {
+	e, err := h.subs.load(ctx, id, true)
 	return e.state, e.ver, e.exists, err
 }
 

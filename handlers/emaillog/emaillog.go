@@ -22,7 +22,7 @@ func New(cmds *command.Handler) mailer.Ledger { return mailerLedger{cmds} }
 type mailerLedger struct{ cmds *command.Handler }
 
 func (l mailerLedger) Order(ctx context.Context, id uuid.UUID) (mailer.OrderView, bool, error) {
-	o, _, ok, err := l.cmds.Order(ctx, id)
+	o, _, ok, err := l.cmds.OrderNow(ctx, id)
 	if err != nil || !ok {
 		return mailer.OrderView{}, ok, err
 	}

@@ -77,3 +77,36 @@ func TestEachNotificationIsRecordedOnce(t *testing.T) {
 		t.Fatalf("EmailSent metadata %+v, want caused by %s", m, cause.EventID)
 	}
 }
+
+// The ledger answers the order as the log has it, even when the handler's cache is behind
+// (a follower acting on a commit can run before the command that appended it has cached its
+// new state): a confirmed order must not be seen at checkout, or its instructions are
+// skipped for good.
+func TestTheOrderIsTheLogsNotTheCaches(t *testing.T) {
+	_, store := jstest.Start(t, jstest.Relaxed)
+	ctx := context.Background()
+	ledger := New(command.New(store, command.Options{}))
+	order := uuid.New()
+	codec := eventstore.DomainCodec()
+	started, err := codec.Encode(uuid.New(), domain.CheckoutStarted{}, eventstore.Metadata{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := eventstore.StreamName("order", order)
+	if _, err := store.Append(ctx, stream, eventstore.NoStream, started); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ledger.Order(ctx, order); err != nil { // cached as it is now
+		t.Fatal(err)
+	}
+	conf, err := codec.Encode(uuid.New(), domain.OrderConfirmed{OrderID: order, PaymentMethod: "card"}, eventstore.Metadata{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Append(ctx, stream, eventstore.Exact(0), conf); err != nil { // not through the cache
+		t.Fatal(err)
+	}
+	if v, ok, err := ledger.Order(ctx, order); err != nil || !ok || v.Status != mailer.StatusConfirmed {
+		t.Fatalf("order view %+v, %v, %v: want it confirmed, as the log has it", v, ok, err)
+	}
+}

@@ -83,7 +83,11 @@ func (s *Server) visibleOrder(c *call) (uuid.UUID, domain.Order, uint64, error) 
 	if err != nil {
 		return id, domain.Order{}, 0, err
 	}
-	o, ver, ok, err := s.cmds.Order(c.ctx(), id)
+	load := s.cmds.Order
+	if c.fresh {
+		load = s.cmds.OrderNow
+	}
+	o, ver, ok, err := load(c.ctx(), id)
 	if err != nil {
 		return id, o, ver, err
 	}
@@ -94,9 +98,11 @@ func (s *Server) visibleOrder(c *call) (uuid.UUID, domain.Order, uint64, error) 
 }
 
 func (s *Server) getOrder(c *call) (int, any, error) {
-	if err := checkAfter(c.r); err != nil {
+	fresh, err := freshAfter(c.r)
+	if err != nil {
 		return 0, nil, err
 	}
+	c.fresh = fresh
 	_, o, ver, err := s.visibleOrder(c)
 	if err != nil {
 		return 0, nil, err

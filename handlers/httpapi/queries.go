@@ -129,18 +129,19 @@ func (s *Server) waitFor(r *http.Request, models []string) error {
 	return s.proj.WaitFor(ctx, pos, models...)
 }
 
-// checkAfter refuses a malformed ?after=<position> on the read of one aggregate (an order,
-// a subscription). A well-formed one needs nothing more: such a read is always the store's
-// as it is now, which holds every position any replica has answered (command.Handler.Order).
-func checkAfter(r *http.Request) error {
+// freshAfter says whether a read of one aggregate (an order, a subscription) was given
+// ?after=<position>: it is then answered from the store as it is now, which holds every
+// position any replica has answered, instead of from this process's cache, which another
+// replica's writes may have left behind.
+func freshAfter(r *http.Request) (bool, error) {
 	v := r.URL.Query().Get("after")
 	if v == "" {
-		return nil
+		return false, nil
 	}
 	if _, err := strconv.ParseUint(v, 10, 64); err != nil {
-		return malformed("after=%q is not a log position (a command's answer has it as \"position\")", v)
+		return false, malformed("after=%q is not a log position (a command's answer has it as \"position\")", v)
 	}
-	return nil
+	return true, nil
 }
 
 // wantsCSV: the client asked for text/csv (and not JSON before it).

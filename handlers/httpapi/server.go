@@ -285,6 +285,8 @@ type call struct {
 	body    []byte
 	ifMatch *uint64
 	meta    command.Meta
+	// fresh: load the aggregate as the store has it now (a read given ?after=).
+	fresh bool
 }
 
 func (c *call) ctx() context.Context { return c.r.Context() }

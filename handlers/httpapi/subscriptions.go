@@ -58,7 +58,11 @@ func (s *Server) today() domain.Date { return domain.DateOf(s.now()) }
 // visibleSubscription loads a subscription the caller may see: another customer's is
 // answered as unknown, so that its existence is not disclosed.
 func (s *Server) visibleSubscription(c *call, id uuid.UUID) (domain.Subscription, uint64, error) {
-	sub, ver, ok, err := s.cmds.Subscription(c.ctx(), id)
+	load := s.cmds.Subscription
+	if c.fresh {
+		load = s.cmds.SubscriptionNow
+	}
+	sub, ver, ok, err := load(c.ctx(), id)
 	if err != nil {
 		return sub, ver, err
 	}
@@ -107,7 +111,7 @@ func (s *Server) getSubscription(c *call) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if err = checkAfter(c.r); err != nil {
+	if c.fresh, err = freshAfter(c.r); err != nil {
 		return 0, nil, err
 	}
 	sub, ver, err := s.visibleSubscription(c, id)
